@@ -1,0 +1,319 @@
+"""The job config: one JSON document in SSM at `/ec2batch/<job>/config`, one schema, here.
+
+Terraform writes the same document with `jsonencode` (terraform/modules/scheduled-job/config.tf);
+the launcher and the agent read it with `load_config`; `ec2batch validate FILE` runs `parse_config`.
+Every error names the field (`config.instance_types[1]`) and what would be accepted.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from .errors import ConfigError, UnknownJob
+from .names import JOB_NAME_PATTERN, JobNames
+
+STRATEGIES = ("reuse", "ephemeral")
+CONCURRENCY_POLICIES = ("forbid", "allow")
+NOTIFY_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "SKIPPED")
+BOOT_WITHOUT_RUN = ("run", "poweroff")
+MAX_RUNTIME_LIMIT = 14 * 24 * 3600  # two weeks: longer than any batch job we want to keep paying for
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
+_SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret's value lives; the value itself is never stored in the config."""
+
+    source: str  # "ssm" (SecureString parameter) or "secretsmanager"
+    name: str  # parameter name, or secret id/ARN
+    key: str | None = None  # for a JSON secret in Secrets Manager: the key to take
+
+    def to_document(self) -> dict[str, str]:
+        doc = {self.source: self.name}
+        if self.key is not None:
+            doc["key"] = self.key
+        return doc
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory_mb: int | None = None
+    cpus: float | None = None
+    shm_size_mb: int | None = None
+
+
+@dataclass(frozen=True)
+class Notifications:
+    topic_arn: str | None = None
+    on: tuple[str, ...] = ("FAILED", "TIMED_OUT")
+
+
+@dataclass(frozen=True)
+class JobConfig:
+    job: str
+    image: str
+    command: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    secrets: Mapping[str, SecretRef] = field(default_factory=dict)
+    max_runtime_seconds: int = 3600
+    stop_grace_seconds: int = 30
+    strategy: str = "reuse"
+    concurrency: str = "forbid"
+    starting_deadline_seconds: int = 900
+    instance_types: tuple[str, ...] = ()
+    subnet_ids: tuple[str, ...] = ()
+    limits: Limits = field(default_factory=Limits)
+    notifications: Notifications = field(default_factory=Notifications)
+    boot_without_run: str = "poweroff"
+    keep_running_for_debug: bool = False
+
+    @property
+    def names(self) -> JobNames:
+        return JobNames(self.job)
+
+    def to_document(self) -> dict[str, Any]:
+        """The JSON document as stored in SSM (the inverse of `parse_config`)."""
+        doc = asdict(self)
+        doc["command"] = list(self.command) if self.command is not None else None
+        doc["instance_types"] = list(self.instance_types)
+        doc["subnet_ids"] = list(self.subnet_ids)
+        doc["env"] = dict(self.env)
+        doc["notifications"]["on"] = list(self.notifications.on)
+        doc["secrets"] = {k: v.to_document() for k, v in self.secrets.items()}
+        doc["limits"] = {k: v for k, v in asdict(self.limits).items() if v is not None}
+        return doc
+
+
+class _Checker:
+    """Collects every problem instead of stopping at the first, so one run of `validate` shows them all."""
+
+    def __init__(self, doc: Mapping[str, Any]) -> None:
+        self.doc = doc
+        self.problems: list[str] = []
+
+    def fail(self, path: str, message: str) -> None:
+        self.problems.append(f"{path}: {message}")
+
+    def unknown_keys(self, obj: Mapping[str, Any], known: set[str], path: str) -> None:
+        for key in obj:
+            if key not in known:
+                self.fail(f"{path}.{key}", f"unknown field; known fields are {', '.join(sorted(known))}")
+
+    def obj(self, value: Any, path: str) -> Mapping[str, Any]:
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            self.fail(path, f"must be an object, got {type(value).__name__}")
+            return {}
+        return value
+
+    def string(self, value: Any, path: str, *, pattern: re.Pattern[str] | None = None, hint: str = "") -> str | None:
+        if not isinstance(value, str) or not value:
+            self.fail(path, f"must be a non-empty string, got {value!r}")
+            return None
+        if pattern is not None and not pattern.match(value):
+            self.fail(path, f"{value!r} is not valid{': ' + hint if hint else ''}")
+            return None
+        return value
+
+    def choice(self, value: Any, path: str, allowed: tuple[str, ...]) -> str | None:
+        if value not in allowed:
+            self.fail(path, f"{value!r} is not one of {', '.join(allowed)}")
+            return None
+        return value
+
+    def integer(self, value: Any, path: str, low: int, high: int) -> int | None:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.fail(path, f"must be a whole number from {low} to {high}, got {value!r}")
+            return None
+        if not low <= value <= high:
+            self.fail(path, f"{value} is out of range: allowed {low} to {high}")
+            return None
+        return value
+
+    def string_list(self, value: Any, path: str, *, pattern: re.Pattern[str], hint: str) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, list):
+            self.fail(path, f"must be a list of strings, got {type(value).__name__}")
+            return ()
+        items = [self.string(item, f"{path}[{i}]", pattern=pattern, hint=hint) for i, item in enumerate(value)]
+        if len(set(value)) != len(value):
+            self.fail(path, "has duplicates")
+        return tuple(item for item in items if item is not None)
+
+
+_TOP_LEVEL = {f for f in JobConfig.__dataclass_fields__}
+
+
+def parse_config(doc: Any) -> JobConfig:
+    """Validate a config document; raise ConfigError listing every bad field."""
+    c = _Checker(doc if isinstance(doc, Mapping) else {})
+    if not isinstance(doc, Mapping):
+        raise ConfigError([f"config: must be a JSON object, got {type(doc).__name__}"])
+    c.unknown_keys(doc, _TOP_LEVEL, "config")
+    job = c.string(
+        doc.get("job"), "config.job", pattern=re.compile(JOB_NAME_PATTERN), hint="pattern " + JOB_NAME_PATTERN
+    )
+    image = c.string(doc.get("image"), "config.image")
+    command = _command(c, doc.get("command"))
+    env = _env(c, doc.get("env"))
+    secrets = _secrets(c, doc.get("secrets"))
+    for name in set(env) & set(secrets):
+        c.fail(f"config.secrets.{name}", "also set in config.env; a variable comes from one place only")
+    max_runtime = c.integer(doc.get("max_runtime_seconds", 3600), "config.max_runtime_seconds", 60, MAX_RUNTIME_LIMIT)
+    grace = c.integer(doc.get("stop_grace_seconds", 30), "config.stop_grace_seconds", 0, 3600)
+    strategy = c.choice(doc.get("strategy", "reuse"), "config.strategy", STRATEGIES)
+    concurrency = c.choice(doc.get("concurrency", "forbid"), "config.concurrency", CONCURRENCY_POLICIES)
+    deadline = c.integer(doc.get("starting_deadline_seconds", 900), "config.starting_deadline_seconds", 10, 86400)
+    types = c.string_list(
+        doc.get("instance_types"), "config.instance_types", pattern=_INSTANCE_TYPE, hint="expected like m7i.2xlarge"
+    )
+    if not types and "instance_types" in doc:
+        c.fail("config.instance_types", "must list at least one instance type (the first is preferred)")
+    subnets = c.string_list(doc.get("subnet_ids"), "config.subnet_ids", pattern=_SUBNET, hint="expected subnet-<hex>")
+    limits = _limits(c, doc.get("limits"))
+    notifications = _notifications(c, doc.get("notifications"))
+    boot = c.choice(doc.get("boot_without_run", "poweroff"), "config.boot_without_run", BOOT_WITHOUT_RUN)
+    debug = doc.get("keep_running_for_debug", False)
+    if not isinstance(debug, bool):
+        c.fail("config.keep_running_for_debug", f"must be true or false, got {debug!r}")
+    if c.problems:
+        raise ConfigError(c.problems)
+    return JobConfig(
+        job=job,  # type: ignore[arg-type]
+        image=image,  # type: ignore[arg-type]
+        command=command,
+        env=env,
+        secrets=secrets,
+        max_runtime_seconds=max_runtime,  # type: ignore[arg-type]
+        stop_grace_seconds=grace,  # type: ignore[arg-type]
+        strategy=strategy,  # type: ignore[arg-type]
+        concurrency=concurrency,  # type: ignore[arg-type]
+        starting_deadline_seconds=deadline,  # type: ignore[arg-type]
+        instance_types=types,
+        subnet_ids=subnets,
+        limits=limits,
+        notifications=notifications,
+        boot_without_run=boot,  # type: ignore[arg-type]
+        keep_running_for_debug=bool(debug),
+    )
+
+
+def _command(c: _Checker, value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        c.fail("config.command", 'must be a non-empty list of strings (exec form, e.g. ["python", "job.py"])')
+        return None
+    return tuple(value)
+
+
+def _env(c: _Checker, value: Any) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for key, val in c.obj(value, "config.env").items():
+        if not _ENV_NAME.match(key):
+            c.fail(
+                f"config.env.{key}", "is not a valid variable name (letters, digits, '_', not starting with a digit)"
+            )
+        elif not isinstance(val, str):
+            c.fail(f"config.env.{key}", f"must be a string, got {type(val).__name__}")
+        else:
+            env[key] = val
+    return env
+
+
+def _secrets(c: _Checker, value: Any) -> dict[str, SecretRef]:
+    secrets: dict[str, SecretRef] = {}
+    for key, ref in c.obj(value, "config.secrets").items():
+        path = f"config.secrets.{key}"
+        if not _ENV_NAME.match(key):
+            c.fail(path, "is not a valid variable name (letters, digits, '_', not starting with a digit)")
+            continue
+        ref = c.obj(ref, path)
+        c.unknown_keys(ref, {"ssm", "secretsmanager", "key"}, path)
+        sources = [s for s in ("ssm", "secretsmanager") if s in ref]
+        if len(sources) != 1:
+            c.fail(path, "must name exactly one of ssm (a SecureString parameter) or secretsmanager (a secret id)")
+            continue
+        name = c.string(ref[sources[0]], f"{path}.{sources[0]}")
+        key_in_json = ref.get("key")
+        if key_in_json is not None and (sources[0] != "secretsmanager" or not isinstance(key_in_json, str)):
+            c.fail(f"{path}.key", "is only for a JSON secret in secretsmanager, and must be a string")
+        if name:
+            secrets[key] = SecretRef(source=sources[0], name=name, key=key_in_json)
+    return secrets
+
+
+def _limits(c: _Checker, value: Any) -> Limits:
+    raw = c.obj(value, "config.limits")
+    c.unknown_keys(raw, {"memory_mb", "cpus", "shm_size_mb"}, "config.limits")
+    memory = (
+        c.integer(raw["memory_mb"], "config.limits.memory_mb", 64, 24 * 1024 * 1024) if "memory_mb" in raw else None
+    )
+    shm = c.integer(raw["shm_size_mb"], "config.limits.shm_size_mb", 1, 1024 * 1024) if "shm_size_mb" in raw else None
+    cpus = raw.get("cpus")
+    if cpus is not None and (isinstance(cpus, bool) or not isinstance(cpus, int | float) or not 0 < cpus <= 448):
+        c.fail("config.limits.cpus", f"must be a number above 0 and at most 448, got {cpus!r}")
+        cpus = None
+    return Limits(memory_mb=memory, cpus=float(cpus) if cpus is not None else None, shm_size_mb=shm)
+
+
+def _notifications(c: _Checker, value: Any) -> Notifications:
+    raw = c.obj(value, "config.notifications")
+    c.unknown_keys(raw, {"topic_arn", "on"}, "config.notifications")
+    topic = raw.get("topic_arn")
+    if topic is not None and (not isinstance(topic, str) or not topic.startswith("arn:")):
+        c.fail("config.notifications.topic_arn", f"must be an SNS topic ARN (arn:aws:sns:...), got {topic!r}")
+        topic = None
+    on = raw.get("on", ["FAILED", "TIMED_OUT"])
+    statuses: list[str] = []
+    if not isinstance(on, list):
+        c.fail("config.notifications.on", f"must be a list of statuses from {', '.join(NOTIFY_STATUSES)}")
+    else:
+        statuses = [s for i, s in enumerate(on) if c.choice(s, f"config.notifications.on[{i}]", NOTIFY_STATUSES)]
+    return Notifications(topic_arn=topic, on=tuple(statuses))
+
+
+def parse_config_text(text: str, source: str = "config") -> JobConfig:
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError([f"{source}: not valid JSON ({exc.msg} at line {exc.lineno} column {exc.colno})"]) from exc
+    return parse_config(doc)
+
+
+def load_config(ssm: Any, job: str) -> JobConfig:
+    """Read and validate a job's config from SSM (one GetParameter call)."""
+    name = JobNames(job).config_parameter
+    try:
+        response = ssm.get_parameter(Name=name)
+    except ssm.exceptions.ParameterNotFound as exc:
+        raise UnknownJob(f"unknown job {job!r}: no config at SSM parameter {name}") from exc
+    config = parse_config_text(response["Parameter"]["Value"], source=name)
+    if config.job != job:
+        raise ConfigError([f"config.job: {config.job!r} does not match the parameter's job {job!r} ({name})"])
+    return config
+
+
+def store_config(ssm: Any, config: JobConfig, *, tags: bool = True) -> None:
+    """Write the config document the way Terraform does (used by the local stack and tests)."""
+    names = config.names
+    ssm.put_parameter(
+        Name=names.config_parameter,
+        Value=json.dumps(config.to_document(), sort_keys=True),
+        Type="String",
+        Overwrite=True,
+    )
+    if tags:
+        ssm.add_tags_to_resource(
+            ResourceType="Parameter",
+            ResourceId=names.config_parameter,
+            Tags=[{"Key": k, "Value": v} for k, v in names.tags().items()],
+        )

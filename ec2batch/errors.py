@@ -1,0 +1,31 @@
+"""Domain exceptions. Each message is one line a person can act on."""
+
+from __future__ import annotations
+
+
+class Ec2BatchError(Exception):
+    """Base class: the CLI prints these as one line, never as a traceback."""
+
+
+class ConfigError(Ec2BatchError):
+    """A job config that does not match the schema; lists every bad field."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid job config: " + "; ".join(problems))
+
+
+class EventError(Ec2BatchError):
+    """A launcher event of an unknown or malformed shape."""
+
+
+class ScheduleError(Ec2BatchError):
+    """A schedule expression or time zone AWS would reject."""
+
+
+class UnknownJob(Ec2BatchError):
+    """No config for the job in SSM."""
+
+
+class TransitionRejected(Ec2BatchError):
+    """A ledger write that would move a run backwards, or a run that does not exist."""

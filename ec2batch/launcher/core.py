@@ -1,0 +1,222 @@
+"""What the launcher does with each event: record the run, then (maybe) get it a machine.
+
+Order matters: the run is written to the ledger *before* any machine is touched, with a conditional
+write that is also the idempotency check and (under `forbid`) the concurrency lock. Whatever happens
+after that, the run ends up STARTING (a machine is on its way) or FAILED with the reason and every
+attempt, and the concurrency slot is freed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from ..aws import Clients
+from ..config import JobConfig, load_config
+from ..errors import EventError, TransitionRejected
+from ..jsonlog import fields
+from ..ledger import (
+    FAILED,
+    PENDING,
+    SKIPPED,
+    STARTING,
+    CreateOutcome,
+    Ledger,
+    Run,
+    iso,
+    new_run_id,
+    scheduled_run_id,
+    utcnow,
+)
+from ..names import JobNames
+from ..notify import notify
+from .events import ManualRun, PlanRequest, ScheduleFire, TimerFire, parse_event
+from .machines import InstanceBusy, Machines, NoMachine
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Result:
+    """The launcher's answer (the Lambda's return value, what `run-now` prints)."""
+
+    job: str
+    run_id: str
+    status: str
+    outcome: str  # started | duplicate | skipped | failed
+    instance_id: str | None = None
+    reason: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if v is not None}
+
+
+class Launcher:
+    def __init__(
+        self,
+        clients: Clients,
+        *,
+        only_job: str | None = None,
+        clock: Callable[[], datetime] = utcnow,
+        machines: Machines | None = None,
+    ) -> None:
+        self.clients = clients
+        self.only_job = only_job
+        self.clock = clock
+        self.machines = machines or Machines(clients.ec2)
+
+    @classmethod
+    def from_environment(cls, clients: Clients | None = None) -> Launcher:
+        """The Lambda's launcher: EC2BATCH_JOB pins it to its own job (one function per job in Terraform)."""
+        wait = int(os.environ.get("EC2BATCH_STOPPING_WAIT_SECONDS", "120"))
+        clients = clients or Clients()
+        return cls(
+            clients,
+            only_job=os.environ.get("EC2BATCH_JOB") or None,
+            machines=Machines(clients.ec2, stopping_wait_seconds=wait),
+        )
+
+    def ledger(self, job: str) -> Ledger:
+        return Ledger(self.clients.dynamodb, JobNames(job).ledger_table, clock=self.clock)
+
+    # ---------------------------------------------------------------- dispatch
+    def handle(self, event: Any) -> dict[str, Any] | list[dict[str, Any]]:
+        parsed = parse_event(event)
+        if isinstance(parsed, list):
+            return [self.on_timer(timer).as_dict() for timer in parsed]
+        self._check_job(parsed.job)
+        if isinstance(parsed, ScheduleFire):
+            return self.on_schedule(parsed).as_dict()
+        if isinstance(parsed, ManualRun):
+            return self.on_manual(parsed).as_dict()
+        if isinstance(parsed, PlanRequest):
+            return self.on_plan(parsed)
+        raise EventError(f"unhandled event {parsed!r}")  # pragma: no cover - parse_event covers every shape
+
+    def _check_job(self, job: str) -> None:
+        if self.only_job and job != self.only_job:
+            raise EventError(f"this launcher serves job {self.only_job!r}, not {job!r}")
+
+    # ---------------------------------------------------------------- triggers
+    def on_schedule(self, fire: ScheduleFire) -> Result:
+        config = load_config(self.clients.ssm, fire.job)
+        now = self.clock()
+        run = Run(
+            job=fire.job,
+            run_id=scheduled_run_id(fire.scheduled_time),
+            status=PENDING,
+            trigger="schedule",
+            triggered_at=iso(now),
+            scheduled_at=iso(fire.scheduled_time),
+        )
+        late = (now - fire.scheduled_time).total_seconds()
+        if late > config.starting_deadline_seconds:
+            missed = Run(
+                **{
+                    **run.__dict__,
+                    "status": SKIPPED,
+                    "ended_at": iso(now),
+                    "reason": f"missed: triggered {late:.0f}s after its scheduled time "
+                    f"(starting deadline {config.starting_deadline_seconds}s)",
+                }
+            )
+            return self._after_create(config, self.ledger(fire.job).record_terminal_at_creation(missed))
+        return self._trigger(config, run, token=None)
+
+    def on_manual(self, request: ManualRun) -> Result:
+        config = load_config(self.clients.ssm, request.job)
+        now = self.clock()
+        run = Run(
+            job=request.job,
+            run_id=new_run_id("manual", now, request.token),
+            status=PENDING,
+            trigger="manual",
+            triggered_at=iso(now),
+            command=request.command,
+            env=dict(request.env),
+        )
+        return self._trigger(config, run, token=request.token)
+
+    def on_plan(self, request: PlanRequest) -> dict[str, Any]:
+        from .timers import plan
+
+        return plan(self, request.job)
+
+    def on_timer(self, timer: TimerFire) -> Result:
+        from .timers import fire
+
+        self._check_job(timer.job)
+        return fire(self, timer)
+
+    # ---------------------------------------------------------------- the common path
+    def _trigger(self, config: JobConfig, run: Run, token: str | None) -> Result:
+        created = self.ledger(run.job).create_run(run, exclusive=config.concurrency == "forbid", token=token)
+        if created.kind != "created":
+            return self._after_create(config, created)
+        return self.start_run(config, created.run)
+
+    def _after_create(self, config: JobConfig, created: CreateOutcome) -> Result:
+        run = created.run
+        if created.kind == "duplicate":
+            log.info(
+                "duplicate trigger: run already recorded, nothing started",
+                extra=fields(job=run.job, run_id=run.run_id, status=run.status),
+            )
+            return Result(run.job, run.run_id, run.status, "duplicate", run.instance_id, run.reason)
+        log.info("run skipped", extra=fields(job=run.job, run_id=run.run_id, reason=run.reason))
+        notify(self.clients.sns, config, run)
+        return Result(run.job, run.run_id, run.status, "skipped", reason=run.reason)
+
+    def start_run(self, config: JobConfig, run: Run) -> Result:
+        """Get a machine for a recorded run (PENDING) and record the outcome; never leaves it PENDING."""
+        ledger = self.ledger(run.job)
+        try:
+            placement, attempts = self.machines.get_machine(
+                config, run.run_id, parallel_allowed=config.concurrency == "allow"
+            )
+        except NoMachine as exc:
+            return self._fail(config, ledger, run, exc.reason, attempts=exc.attempts)
+        except InstanceBusy as exc:
+            return self._fail(
+                config,
+                ledger,
+                run,
+                f"{exc}: it did not stop in time and no run owns it; stop it, or set concurrency to allow",
+            )
+        except Exception as exc:
+            self._fail(config, ledger, run, f"launcher error: {type(exc).__name__}: {exc}")
+            raise
+        details = {
+            "instance_id": placement.instance_id,
+            "instance_type": placement.instance_type,
+            "subnet_id": placement.subnet_id,
+            "attempts": tuple(attempts),
+            "log_stream": config.names.run_log_stream(run.run_id),
+        }
+        try:
+            updated = ledger.transition(run.job, run.run_id, STARTING, **details)
+        except TransitionRejected:
+            # The instance booted and its agent moved the run on before we wrote STARTING: keep its
+            # status, add what only we know.
+            updated = ledger.update_fields(run.job, run.run_id, unless_terminal=False, **details)
+        log.info(
+            "machine requested",
+            extra=fields(
+                job=run.job,
+                run_id=run.run_id,
+                action=placement.action,
+                instance_id=placement.instance_id,
+                attempts=len(attempts),
+            ),
+        )
+        return Result(run.job, run.run_id, updated.status, "started", placement.instance_id)
+
+    def _fail(self, config: JobConfig, ledger: Ledger, run: Run, reason: str, attempts: Any = ()) -> Result:
+        failed = ledger.transition(run.job, run.run_id, FAILED, reason=reason, attempts=tuple(attempts))
+        log.error("run failed to start", extra=fields(job=run.job, run_id=run.run_id, reason=reason))
+        notify(self.clients.sns, config, failed)
+        return Result(run.job, run.run_id, FAILED, "failed", reason=reason)

@@ -1,0 +1,176 @@
+"""The launcher's input events, parsed into typed values. Anything else is refused, never half-handled.
+
+Shapes (tests/events/*.json has one of each):
+- schedule fire, the Input of the EventBridge Scheduler target (Terraform writes it; the Scheduler fills in
+  its context attributes): {"action": "schedule", "job": "daily-report",
+  "scheduled_time": "<aws.scheduler.scheduled-time>", "execution_id": "<aws.scheduler.execution-id>"}
+- manual run (`ec2batch run-now`): {"action": "run", "job": ..., "command": [...], "env": {...}, "token": ...}
+- plan (the 15-minute planner schedule): {"action": "plan", "job": ...}
+- SQS timer messages (exact-time starts and deadlines): {"Records": [{"eventSource": "aws:sqs", "body": ...}]}
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ..errors import EventError
+from ..names import InvalidJobName, validate_job_name
+from ..schedule import parse_iso
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+TIMER_KINDS = ("start", "deadline")
+
+
+@dataclass(frozen=True)
+class ScheduleFire:
+    job: str
+    scheduled_time: datetime
+    execution_id: str | None = None
+
+
+@dataclass(frozen=True)
+class ManualRun:
+    job: str
+    command: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class PlanRequest:
+    job: str
+
+
+@dataclass(frozen=True)
+class TimerFire:
+    """A delayed SQS message came due: start a planned run, or enforce a running run's deadline."""
+
+    job: str
+    run_id: str
+    kind: str
+    due: datetime
+    message_id: str | None = None
+
+
+Event = ScheduleFire | ManualRun | PlanRequest
+
+
+def parse_event(event: Any) -> Event | list[TimerFire]:
+    if not isinstance(event, Mapping):
+        raise EventError(f"launcher event must be a JSON object, got {type(event).__name__}")
+    if "Records" in event:
+        return [_timer(record, i) for i, record in enumerate(_list(event["Records"], "Records"))]
+    action = event.get("action")
+    if action == "schedule":
+        _only(event, {"action", "job", "scheduled_time", "execution_id", "schedule_arn", "attempt"})
+        return ScheduleFire(
+            job=_job(event),
+            scheduled_time=_time(event.get("scheduled_time"), "scheduled_time"),
+            execution_id=event.get("execution_id"),
+        )
+    if action == "run":
+        _only(event, {"action", "job", "command", "env", "token"})
+        return ManualRun(
+            job=_job(event),
+            command=_command(event.get("command")),
+            env=_env(event.get("env")),
+            token=_token(event.get("token")),
+        )
+    if action == "plan":
+        _only(event, {"action", "job"})
+        return PlanRequest(job=_job(event))
+    raise EventError(
+        f"unknown launcher event (action={action!r}): expected action schedule, run or plan, or SQS Records"
+    )
+
+
+def timer_body(job: str, run_id: str, kind: str, due: datetime) -> str:
+    """The SQS message body the planner sends; `_timer` parses it back."""
+    return json.dumps({"job": job, "run_id": run_id, "kind": kind, "due": due.isoformat()})
+
+
+def _timer(record: Any, index: int) -> TimerFire:
+    where = f"Records[{index}]"
+    if not isinstance(record, Mapping) or record.get("eventSource") != "aws:sqs":
+        raise EventError(f"{where}: only SQS records are accepted (eventSource aws:sqs)")
+    try:
+        body = json.loads(record.get("body", ""))
+    except json.JSONDecodeError as exc:
+        raise EventError(f"{where}.body: not JSON ({exc.msg})") from exc
+    if not isinstance(body, Mapping):
+        raise EventError(f"{where}.body: must be a JSON object")
+    kind = body.get("kind")
+    if kind not in TIMER_KINDS:
+        raise EventError(f"{where}.body.kind: {kind!r} is not one of {', '.join(TIMER_KINDS)}")
+    run_id = body.get("run_id")
+    if not isinstance(run_id, str) or not run_id:
+        raise EventError(f"{where}.body.run_id: must be a non-empty string")
+    return TimerFire(
+        job=_job(body),
+        run_id=run_id,
+        kind=kind,
+        due=_time(body.get("due"), f"{where}.body.due"),
+        message_id=record.get("messageId"),
+    )
+
+
+def _only(event: Mapping[str, Any], allowed: set[str]) -> None:
+    extra = sorted(set(event) - allowed)
+    if extra:
+        raise EventError(
+            f"unknown field(s) {', '.join(extra)} in {event.get('action')} event; allowed: {', '.join(sorted(allowed))}"
+        )
+
+
+def _job(event: Mapping[str, Any]) -> str:
+    try:
+        return validate_job_name(event.get("job"))  # type: ignore[arg-type]
+    except InvalidJobName as exc:
+        raise EventError(f"job: {exc}") from exc
+
+
+def _time(value: Any, name: str) -> datetime:
+    if not isinstance(value, str):
+        raise EventError(f"{name}: must be an ISO 8601 time string, got {value!r}")
+    try:
+        return parse_iso(value)
+    except Exception as exc:
+        raise EventError(f"{name}: {exc}") from exc
+
+
+def _list(value: Any, name: str) -> list[Any]:
+    if not isinstance(value, list) or not value:
+        raise EventError(f"{name}: must be a non-empty list")
+    return value
+
+
+def _command(value: Any) -> tuple[str, ...] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise EventError("command: must be a non-empty list of strings")
+    return tuple(value)
+
+
+def _env(value: Any) -> dict[str, str]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise EventError("env: must be an object of NAME: value strings")
+    for key, val in value.items():
+        if not _ENV_NAME.match(str(key)) or not isinstance(val, str):
+            raise EventError(f"env.{key}: names are letters, digits and '_'; values are strings")
+    return dict(value)
+
+
+def _token(value: Any) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value) <= 128:
+        raise EventError("token: must be a string of 1 to 128 characters")
+    return value

@@ -1,0 +1,239 @@
+"""Getting a machine for a run: start the job's stopped instance, or launch one from its template.
+
+Capacity errors (the instance type has no capacity in that zone right now, an account limit, a type the
+zone does not offer) are expected in real life and never raised by moto; on one of them we move on to
+the next instance type and subnet. Any other error stops the attempt: retrying a permission error on
+every type only hides it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import ClientError, WaiterError
+
+from ..config import JobConfig
+from ..jsonlog import fields
+from ..ledger import Attempt, iso, utcnow
+from ..names import LIFECYCLE_EPHEMERAL, LIFECYCLE_REUSE, TAG_JOB, TAG_LIFECYCLE, TAG_RUN_ID
+
+log = logging.getLogger(__name__)
+
+CAPACITY_ERRORS = frozenset(
+    {
+        "InsufficientInstanceCapacity",
+        "InsufficientCapacity",
+        "InsufficientHostCapacity",
+        "InsufficientReservedInstanceCapacity",
+        "InsufficientFreeAddressesInSubnet",
+        "InstanceLimitExceeded",
+        "VcpuLimitExceeded",
+        "Unsupported",
+    }
+)
+BUSY_STATES = ("pending", "running")
+
+
+@dataclass(frozen=True)
+class Placement:
+    instance_id: str
+    instance_type: str | None
+    subnet_id: str | None
+    action: str
+
+
+class NoMachine(Exception):
+    """Every attempt failed; `attempts` says how."""
+
+    def __init__(self, reason: str, attempts: list[Attempt]) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.attempts = attempts
+
+
+class InstanceBusy(Exception):
+    """The job's reusable instance is running and no run owns it (for `forbid`, a reason to fail loudly)."""
+
+    def __init__(self, instance_id: str, state: str) -> None:
+        super().__init__(f"instance {instance_id} is {state}")
+        self.instance_id = instance_id
+        self.state = state
+
+
+class Machines:
+    def __init__(self, ec2: Any, *, stopping_wait_seconds: int = 120, sleep: Callable[[float], None] = time.sleep):
+        self.ec2 = ec2
+        self.stopping_wait_seconds = stopping_wait_seconds
+        self.sleep = sleep
+
+    def get_machine(self, config: JobConfig, run_id: str, *, parallel_allowed: bool) -> tuple[Placement, list[Attempt]]:
+        """Start or launch a machine for `run_id`; returns where it runs and every attempt made."""
+        attempts: list[Attempt] = []
+        if config.strategy == "ephemeral":
+            return self._launch_fallback(config, run_id, LIFECYCLE_EPHEMERAL, attempts), attempts
+        instance = self.find_reusable(config.job)
+        if instance is None:
+            # First run (or the instance was deleted): the launched instance stays for the next runs.
+            return self._launch_fallback(config, run_id, LIFECYCLE_REUSE, attempts), attempts
+        state = instance["State"]["Name"]
+        if state in BUSY_STATES and parallel_allowed:
+            return self._launch_fallback(config, run_id, LIFECYCLE_EPHEMERAL, attempts), attempts
+        if state in ("stopping", *BUSY_STATES):
+            # The previous run is powering off; a stopped instance can be started again in seconds.
+            state = self._wait_stopped(instance["InstanceId"])
+            if state != "stopped":
+                raise InstanceBusy(instance["InstanceId"], state)
+        placement = self._start(instance, run_id, attempts)
+        if placement is not None:
+            return placement, attempts
+        skip = (instance.get("InstanceType"), instance.get("SubnetId"))
+        return self._launch_fallback(config, run_id, LIFECYCLE_EPHEMERAL, attempts, skip=skip), attempts
+
+    def find_reusable(self, job: str) -> dict[str, Any] | None:
+        response = self.ec2.describe_instances(
+            Filters=[
+                {"Name": f"tag:{TAG_JOB}", "Values": [job]},
+                {"Name": f"tag:{TAG_LIFECYCLE}", "Values": [LIFECYCLE_REUSE]},
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+            ]
+        )
+        instances = [i for r in response["Reservations"] for i in r["Instances"]]
+        # If several exist (a Terraform-made one and a launched one, say), prefer a stopped one, then the oldest.
+        instances.sort(key=lambda i: (i["State"]["Name"] != "stopped", i.get("LaunchTime", 0)))
+        return instances[0] if instances else None
+
+    def _wait_stopped(self, instance_id: str) -> str:
+        delay = 5
+        try:
+            self.ec2.get_waiter("instance_stopped").wait(
+                InstanceIds=[instance_id],
+                WaiterConfig={"Delay": delay, "MaxAttempts": max(1, self.stopping_wait_seconds // delay)},
+            )
+            return "stopped"
+        except WaiterError:
+            response = self.ec2.describe_instances(InstanceIds=[instance_id])
+            return response["Reservations"][0]["Instances"][0]["State"]["Name"]
+
+    def _start(self, instance: dict[str, Any], run_id: str, attempts: list[Attempt]) -> Placement | None:
+        instance_id = instance["InstanceId"]
+        # The agent reads its run id from this tag at boot, so it is written before the start.
+        self.ec2.create_tags(Resources=[instance_id], Tags=[{"Key": TAG_RUN_ID, "Value": run_id}])
+        attempt = Attempt(
+            action="start",
+            instance_type=instance.get("InstanceType"),
+            subnet_id=instance.get("SubnetId"),
+            instance_id=instance_id,
+            at=iso(utcnow()),
+        )
+        try:
+            self.ec2.start_instances(InstanceIds=[instance_id])
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            attempts.append(
+                Attempt(**{**attempt.__dict__, "error": f"{code}: {exc.response['Error'].get('Message', '')}"})
+            )
+            log.warning("start failed", extra=fields(run_id=run_id, instance_id=instance_id, error=code))
+            if code not in CAPACITY_ERRORS:
+                raise NoMachine(f"could not start {instance_id}: {code}", attempts) from exc
+            return None
+        attempts.append(attempt)
+        return Placement(instance_id, attempt.instance_type, attempt.subnet_id, "start")
+
+    def _launch_fallback(
+        self,
+        config: JobConfig,
+        run_id: str,
+        lifecycle: str,
+        attempts: list[Attempt],
+        skip: tuple[str | None, str | None] | None = None,
+    ) -> Placement:
+        types: list[str | None] = list(config.instance_types) or [None]
+        subnets: list[str | None] = list(config.subnet_ids) or [None]
+        for instance_type in types:
+            for subnet_id in subnets:
+                if skip and (instance_type, subnet_id) == skip:
+                    continue  # the same type in the same place just failed to start
+                placement = self._launch(config, run_id, lifecycle, instance_type, subnet_id, attempts)
+                if placement is not None:
+                    return placement
+        tried = ", ".join(
+            f"{a.action} {a.instance_type or 'template type'} in {a.subnet_id or 'template subnet'} ({a.error})"
+            for a in attempts
+        )
+        raise NoMachine(f"no capacity after {len(attempts)} attempt(s): {tried}", attempts)
+
+    def _launch(
+        self,
+        config: JobConfig,
+        run_id: str,
+        lifecycle: str,
+        instance_type: str | None,
+        subnet_id: str | None,
+        attempts: list[Attempt],
+    ) -> Placement | None:
+        tags = [
+            {"Key": TAG_JOB, "Value": config.job},
+            {"Key": TAG_RUN_ID, "Value": run_id},
+            {"Key": TAG_LIFECYCLE, "Value": lifecycle},
+            {"Key": "Name", "Value": config.names.base},
+        ]
+        request: dict[str, Any] = {
+            "LaunchTemplate": {"LaunchTemplateName": config.names.launch_template, "Version": "$Latest"},
+            "MinCount": 1,
+            "MaxCount": 1,
+            # An instance made for one run deletes itself at power-off; the reusable one stops and waits.
+            "InstanceInitiatedShutdownBehavior": "terminate" if lifecycle == LIFECYCLE_EPHEMERAL else "stop",
+            "TagSpecifications": [
+                {"ResourceType": "instance", "Tags": tags},
+                {"ResourceType": "volume", "Tags": tags[:1]},
+            ],
+        }
+        if instance_type:
+            request["InstanceType"] = instance_type
+        if subnet_id:
+            request["SubnetId"] = subnet_id
+        at = iso(utcnow())
+        try:
+            response = self.ec2.run_instances(**request)
+        except ClientError as exc:
+            code = exc.response["Error"]["Code"]
+            attempts.append(
+                Attempt(
+                    action="launch",
+                    instance_type=instance_type,
+                    subnet_id=subnet_id,
+                    error=f"{code}: {exc.response['Error'].get('Message', '')}",
+                    at=at,
+                )
+            )
+            log.warning(
+                "launch failed",
+                extra=fields(run_id=run_id, instance_type=instance_type, subnet_id=subnet_id, error=code),
+            )
+            if code not in CAPACITY_ERRORS:
+                raise NoMachine(
+                    f"could not launch from template {config.names.launch_template}: {code}", attempts
+                ) from exc
+            return None
+        instance = response["Instances"][0]
+        placement = Placement(instance["InstanceId"], instance.get("InstanceType"), instance.get("SubnetId"), "launch")
+        attempts.append(
+            Attempt(
+                action="launch",
+                instance_type=placement.instance_type,
+                subnet_id=placement.subnet_id,
+                instance_id=placement.instance_id,
+                at=at,
+            )
+        )
+        return placement
+
+    def stop(self, instance_id: str, *, terminate: bool) -> None:
+        if terminate:
+            self.ec2.terminate_instances(InstanceIds=[instance_id])
+        else:
+            self.ec2.stop_instances(InstanceIds=[instance_id], Force=True)

@@ -1,0 +1,456 @@
+"""The run ledger: one DynamoDB item per run, keyed (job, run_id), run ids sortable by time.
+
+Everything that changes a run is a conditional write, so two writers (a duplicate schedule
+delivery, the launcher and the agent, two racing triggers) can never move a run backwards or
+start it twice. Besides runs, a job's partition holds two kinds of bookkeeping items whose sort
+keys start with `~` (after every digit, so they never show up in a time-ordered listing):
+- `~active`: the concurrency slot under the `forbid` policy; it names the run that holds it;
+- `~token#<sha256>`: a manual run's idempotency token, naming the run it created.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets as _random
+import time
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from .errors import TransitionRejected
+
+# Statuses, by rank: a run only ever moves to a higher rank. All terminal statuses share the top rank,
+# so a finished run can never be finished again differently.
+PLANNED, PENDING, STARTING, RUNNING = "PLANNED", "PENDING", "STARTING", "RUNNING"
+SUCCEEDED, FAILED, TIMED_OUT, SKIPPED, CANCELLED = "SUCCEEDED", "FAILED", "TIMED_OUT", "SKIPPED", "CANCELLED"
+TERMINAL = (SUCCEEDED, FAILED, TIMED_OUT, SKIPPED, CANCELLED)
+RANK = {PLANNED: 0, PENDING: 1, STARTING: 2, RUNNING: 3, **{s: 4 for s in TERMINAL}}
+STATUSES = tuple(RANK)
+
+TRIGGERS = ("schedule", "manual", "at", "boot")
+SLOT_KEY = "~active"
+TOKEN_PREFIX = "~token#"
+TOKEN_TTL_SECONDS = 7 * 24 * 3600
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def parse_time(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y%m%dT%H%M%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
+def scheduled_run_id(scheduled_at: datetime) -> str:
+    """A schedule fire's run id is a function of its scheduled time: a redelivery maps to the same run."""
+    return f"{_stamp(scheduled_at)}-schedule"
+
+
+def new_run_id(trigger: str, at: datetime, token: str | None = None) -> str:
+    """Time first so ids sort by time; a random (or token-derived) tail keeps ids unique."""
+    tail = hashlib.sha256(token.encode()).hexdigest()[:8] if token else _random.token_hex(4)
+    return f"{_stamp(at)}-{trigger}-{tail}"
+
+
+def token_key(token: str) -> str:
+    return TOKEN_PREFIX + hashlib.sha256(token.encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One try at getting a machine: start the job's instance, or launch one from the template."""
+
+    action: str  # "start" | "launch"
+    instance_type: str | None = None
+    subnet_id: str | None = None
+    instance_id: str | None = None
+    error: str | None = None
+    at: str = ""
+
+
+@dataclass(frozen=True)
+class Run:
+    job: str
+    run_id: str
+    status: str
+    trigger: str
+    triggered_at: str
+    scheduled_at: str | None = None
+    start_requested_at: str | None = None
+    instance_running_at: str | None = None
+    container_started_at: str | None = None
+    ended_at: str | None = None
+    instance_id: str | None = None
+    instance_type: str | None = None
+    subnet_id: str | None = None
+    attempts: tuple[Attempt, ...] = ()
+    exit_code: int | None = None
+    reason: str | None = None
+    image_digest: str | None = None
+    log_stream: str | None = None
+    command: tuple[str, ...] | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
+    billed_seconds: int | None = None
+    cost_usd: float | None = None
+    updated_at: str | None = None
+
+    @property
+    def terminal(self) -> bool:
+        return self.status in TERMINAL
+
+    def duration_seconds(self) -> float | None:
+        start = self.container_started_at or self.instance_running_at
+        if not start or not self.ended_at:
+            return None
+        return (parse_time(self.ended_at) - parse_time(start)).total_seconds()
+
+
+def run_to_item(run: Run) -> dict[str, Any]:
+    item: dict[str, Any] = {}
+    for f in fields(run):
+        value = getattr(run, f.name)
+        if value is None or value == () or value == {}:
+            continue
+        if f.name == "attempts":
+            value = [{k: v for k, v in a.__dict__.items() if v is not None} for a in value]
+        elif f.name == "command":
+            value = list(value)
+        elif f.name == "cost_usd":
+            value = _decimal(value)
+        item[f.name] = value
+    return {k: _ser.serialize(v) for k, v in item.items()}
+
+
+def run_from_item(item: Mapping[str, Any]) -> Run:
+    raw = {k: _de.deserialize(v) for k, v in item.items()}
+    known = {f.name for f in fields(Run)}
+    data = {k: v for k, v in raw.items() if k in known}
+    data["attempts"] = tuple(Attempt(**a) for a in data.get("attempts", []))
+    if "command" in data:
+        data["command"] = tuple(data["command"])
+    for name in ("exit_code", "billed_seconds"):
+        if name in data:
+            data[name] = int(data[name])
+    if "cost_usd" in data:
+        data["cost_usd"] = float(data["cost_usd"])
+    return Run(**data)
+
+
+def _decimal(value: float) -> Any:
+    from decimal import Decimal
+
+    return Decimal(str(round(value, 6)))
+
+
+@dataclass(frozen=True)
+class CreateOutcome:
+    """What `create_run` did: `created`, `duplicate` (the same trigger seen before) or `blocked`."""
+
+    kind: str
+    run: Run
+    active_run_id: str | None = None
+
+
+class Ledger:
+    """All reads and writes of the run ledger. `dynamodb` is a low-level boto3 client."""
+
+    def __init__(self, dynamodb: Any, table: str, clock: Callable[[], datetime] = utcnow) -> None:
+        self.db = dynamodb
+        self.table = table
+        self.clock = clock
+
+    # ---------------------------------------------------------------- reads
+    def get(self, job: str, run_id: str) -> Run | None:
+        response = self.db.get_item(TableName=self.table, Key=_key(job, run_id), ConsistentRead=True)
+        return run_from_item(response["Item"]) if "Item" in response else None
+
+    def require(self, job: str, run_id: str) -> Run:
+        run = self.get(job, run_id)
+        if run is None:
+            raise TransitionRejected(f"no run {run_id!r} for job {job!r} in ledger table {self.table}")
+        return run
+
+    def list_runs(self, job: str, limit: int = 20, statuses: Iterable[str] | None = None) -> list[Run]:
+        """Newest first; follows DynamoDB pagination until `limit` runs are found."""
+        wanted = set(statuses) if statuses else None
+        runs: list[Run] = []
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "#j = :j AND run_id < :meta",
+            "ExpressionAttributeNames": {"#j": "job"},
+            "ExpressionAttributeValues": {":j": {"S": job}, ":meta": {"S": "~"}},
+            "ScanIndexForward": False,
+        }
+        while len(runs) < limit:
+            page = self.db.query(**kwargs)
+            for item in page["Items"]:
+                run = run_from_item(item)
+                if wanted is None or run.status in wanted:
+                    runs.append(run)
+            if "LastEvaluatedKey" not in page:
+                break
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+        return runs[:limit]
+
+    def active_run_id(self, job: str) -> str | None:
+        response = self.db.get_item(TableName=self.table, Key=_key(job, SLOT_KEY), ConsistentRead=True)
+        return response.get("Item", {}).get("active_run", {}).get("S")
+
+    # ---------------------------------------------------------------- creation
+    def create_run(self, run: Run, *, exclusive: bool, token: str | None = None) -> CreateOutcome:
+        """Record a new run atomically with its idempotency token and (if `exclusive`) the job's slot.
+
+        - the same run id or token seen before -> `duplicate`, nothing written;
+        - `exclusive` and another live run holds the slot -> the run is recorded SKIPPED -> `blocked`;
+        - a slot left behind by a finished run is taken over (its holder died before releasing it).
+        """
+        stale: str | None = None
+        for _ in range(5):
+            items = [{"Put": {**self._put(run), "ConditionExpression": "attribute_not_exists(run_id)"}}]
+            if token:
+                items.append({"Put": self._token_put(run, token)})
+            if exclusive:
+                items.append({"Update": self._slot_take(run, stale)})
+            try:
+                self.db.transact_write_items(TransactItems=items)
+                return CreateOutcome("created", run)
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                    raise
+                reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+            if reasons and reasons[0] == "ConditionalCheckFailed":
+                return CreateOutcome("duplicate", self.require(run.job, run.run_id))
+            if token and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return CreateOutcome("duplicate", self._run_for_token(run.job, token))
+            if exclusive and reasons and reasons[-1] == "ConditionalCheckFailed":
+                holder = self.active_run_id(run.job)
+                holder_run = self.get(run.job, holder) if holder else None
+                if holder is None or holder_run is None or holder_run.terminal:
+                    stale = holder  # free, or held by a finished run: take it over conditionally
+                    continue
+                return self._record_blocked(run, holder, token)
+            if "TransactionConflict" in reasons:
+                time.sleep(0.05)
+                continue
+            raise TransitionRejected(f"could not record run {run.run_id}: transaction cancelled ({reasons})")
+        raise TransitionRejected(f"could not record run {run.run_id}: the concurrency slot kept changing")
+
+    def _record_blocked(self, run: Run, holder: str, token: str | None) -> CreateOutcome:
+        skipped = replace(run, status=SKIPPED, reason=f"run {holder} active", ended_at=iso(self.clock()))
+        return self.record_terminal_at_creation(skipped, token=token, kind="blocked", holder=holder)
+
+    def record_terminal_at_creation(
+        self, run: Run, *, token: str | None = None, kind: str = "created", holder: str | None = None
+    ) -> CreateOutcome:
+        """Record a run that ends as soon as it is seen (SKIPPED: missed, or blocked by `holder`).
+
+        The token is stored with it, so a retry with the same token finds this run instead of trying again.
+        """
+        items = [{"Put": {**self._put(run), "ConditionExpression": "attribute_not_exists(run_id)"}}]
+        if token:
+            items.append({"Put": self._token_put(run, token)})
+        try:
+            self.db.transact_write_items(TransactItems=items)
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "TransactionCanceledException":
+                raise
+            reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+            if token and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
+                return CreateOutcome("duplicate", self._run_for_token(run.job, token))
+            return CreateOutcome("duplicate", self.require(run.job, run.run_id))
+        return CreateOutcome(kind, run, active_run_id=holder)
+
+    def claim_slot(self, job: str, run_id: str) -> str | None:
+        """Take the slot for an existing run; returns the live holder's run id if another run has it."""
+        stale: str | None = None
+        for _ in range(5):
+            try:
+                self.db.update_item(TableName=self.table, Key=_key(job, SLOT_KEY), **self._slot_expr(run_id, stale))
+                return None
+            except ClientError as exc:
+                if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                    raise
+            holder = self.active_run_id(job)
+            if holder == run_id:
+                return None
+            holder_run = self.get(job, holder) if holder else None
+            if holder is None or holder_run is None or holder_run.terminal:
+                stale = holder
+                continue
+            return holder
+        raise TransitionRejected(f"could not take the concurrency slot of job {job!r}: it kept changing")
+
+    def release_slot(self, job: str, run_id: str) -> None:
+        try:
+            self.db.update_item(
+                TableName=self.table,
+                Key=_key(job, SLOT_KEY),
+                UpdateExpression="REMOVE active_run",
+                ConditionExpression="active_run = :r",
+                ExpressionAttributeValues={":r": {"S": run_id}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise  # not holding it is fine: `allow` runs never take the slot
+
+    # ---------------------------------------------------------------- transitions
+    def transition(self, job: str, run_id: str, status: str, **changes: Any) -> Run:
+        """Move a run forward to `status`, setting `changes`; refuses (TransitionRejected) to go back or sideways.
+
+        Reaching a terminal status also sets `ended_at` and frees the concurrency slot.
+        """
+        if status not in RANK:
+            raise ValueError(f"unknown status {status!r}")
+        now = iso(self.clock())
+        stamp_field = {STARTING: "start_requested_at", RUNNING: "instance_running_at"}.get(status)
+        if status in TERMINAL:
+            stamp_field = "ended_at"
+        if stamp_field and stamp_field not in changes:
+            changes[stamp_field] = now
+        lower = [s for s, r in RANK.items() if r < RANK[status]]
+        run = self._update(
+            job,
+            run_id,
+            {"status": status, **changes},
+            condition="#status IN (" + ", ".join(f":from{i}" for i in range(len(lower))) + ")",
+            condition_values={f":from{i}": s for i, s in enumerate(lower)},
+            rejected=f"run {run_id} cannot move to {status}",
+        )
+        if status in TERMINAL:
+            self.release_slot(job, run_id)
+        return run
+
+    def update_fields(self, job: str, run_id: str, *, unless_terminal: bool = True, **changes: Any) -> Run:
+        """Set fields without changing status (instance details, digest, attempts, cost)."""
+        terminal = {f":t{i}": s for i, s in enumerate(TERMINAL)}
+        condition = "attribute_exists(run_id)"
+        if unless_terminal:
+            condition += " AND NOT (#status IN (" + ", ".join(terminal) + "))"
+        return self._update(
+            job,
+            run_id,
+            changes,
+            condition=condition,
+            condition_values=terminal if unless_terminal else {},
+            rejected=f"run {run_id} is finished or missing",
+        )
+
+    def _update(
+        self,
+        job: str,
+        run_id: str,
+        changes: Mapping[str, Any],
+        *,
+        condition: str,
+        condition_values: Mapping[str, str],
+        rejected: str,
+    ) -> Run:
+        changes = {**changes, "updated_at": iso(self.clock())}
+        names = {"#status": "status"}
+        values: dict[str, Any] = {k: {"S": v} for k, v in condition_values.items()}
+        sets, removes = [], []
+        for i, (name, value) in enumerate(changes.items()):
+            names[f"#f{i}"] = name
+            if value is None:
+                removes.append(f"#f{i}")
+                continue
+            values[f":v{i}"] = _ser.serialize(_encode(name, value))
+            sets.append(f"#f{i} = :v{i}")
+        expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        try:
+            response = self.db.update_item(
+                TableName=self.table,
+                Key=_key(job, run_id),
+                UpdateExpression=expression,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            current = self.get(job, run_id)
+            state = f"it is {current.status}" if current else "it does not exist"
+            raise TransitionRejected(f"{rejected}: {state}") from exc
+        return run_from_item(response["Attributes"])
+
+    # ---------------------------------------------------------------- helpers
+    def _put(self, run: Run) -> dict[str, Any]:
+        return {"TableName": self.table, "Item": run_to_item(run)}
+
+    def _token_put(self, run: Run, token: str) -> dict[str, Any]:
+        expires = int(self.clock().timestamp()) + TOKEN_TTL_SECONDS
+        return {
+            "TableName": self.table,
+            "Item": {
+                "job": {"S": run.job},
+                "run_id": {"S": token_key(token)},
+                "target_run": {"S": run.run_id},
+                "expires_at": {"N": str(expires)},
+            },
+            "ConditionExpression": "attribute_not_exists(run_id)",
+        }
+
+    def _slot_take(self, run: Run, stale: str | None) -> dict[str, Any]:
+        return {"TableName": self.table, "Key": _key(run.job, SLOT_KEY), **self._slot_expr(run.run_id, stale)}
+
+    @staticmethod
+    def _slot_expr(run_id: str, stale: str | None) -> dict[str, Any]:
+        values = {":r": {"S": run_id}}
+        condition = "attribute_not_exists(active_run)"
+        if stale:
+            condition = "active_run = :stale"
+            values[":stale"] = {"S": stale}
+        return {
+            "UpdateExpression": "SET active_run = :r",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+
+    def _run_for_token(self, job: str, token: str) -> Run:
+        response = self.db.get_item(TableName=self.table, Key=_key(job, token_key(token)), ConsistentRead=True)
+        target = response["Item"]["target_run"]["S"]
+        return self.require(job, target)
+
+
+def _key(job: str, run_id: str) -> dict[str, Any]:
+    return {"job": {"S": job}, "run_id": {"S": run_id}}
+
+
+def _encode(name: str, value: Any) -> Any:
+    if name == "attempts":
+        return [{k: v for k, v in a.__dict__.items() if v is not None} for a in value]
+    if name == "command" and value is not None:
+        return list(value)
+    if isinstance(value, float):
+        return _decimal(value)
+    return value
+
+
+def table_definition(table: str) -> dict[str, Any]:
+    """CreateTable arguments; Terraform's aws_dynamodb_table in the module mirrors these."""
+    return {
+        "TableName": table,
+        "KeySchema": [{"AttributeName": "job", "KeyType": "HASH"}, {"AttributeName": "run_id", "KeyType": "RANGE"}],
+        "AttributeDefinitions": [
+            {"AttributeName": "job", "AttributeType": "S"},
+            {"AttributeName": "run_id", "AttributeType": "S"},
+        ],
+        "BillingMode": "PAY_PER_REQUEST",
+    }

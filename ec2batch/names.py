@@ -1,0 +1,149 @@
+"""The one place where every AWS name and tag of a job is derived.
+
+Terraform (terraform/modules/scheduled-job/locals.tf) spells the same templates in HCL;
+tests/unit/test_names.py proves both give identical names for the same job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+PREFIX = "ec2batch"
+JOB_NAME_PATTERN = r"^[a-z][a-z0-9-]{1,30}$"
+_JOB_NAME_RE = re.compile(JOB_NAME_PATTERN)
+
+# Tags. `TAG_JOB` goes on everything the job owns; `TAG_RUN_ID` on the instance for its current run.
+TAG_JOB = "ec2batch:job"
+TAG_RUN_ID = "ec2batch:run-id"
+# Marks an instance the launcher made for one run only (ephemeral strategy, capacity fallback,
+# or an extra parallel run); the launcher never starts such an instance again.
+TAG_LIFECYCLE = "ec2batch:lifecycle"
+LIFECYCLE_REUSE = "reuse"
+LIFECYCLE_EPHEMERAL = "ephemeral"
+
+# Docker labels the agent puts on the job's container, so a restarted agent finds it again.
+LABEL_JOB = "ec2batch.job"
+LABEL_RUN_ID = "ec2batch.run-id"
+
+# Parameter-store root under which every job's config lives (`ec2batch jobs` lists it).
+SSM_ROOT = f"/{PREFIX}/"
+
+
+class InvalidJobName(ValueError):
+    """A job name that cannot be used to derive AWS names."""
+
+
+def validate_job_name(job: str) -> str:
+    if not isinstance(job, str) or not _JOB_NAME_RE.match(job):
+        raise InvalidJobName(
+            f"job name {job!r} is invalid: use 2-31 characters, lowercase letters, digits and '-', "
+            "starting with a letter (pattern " + JOB_NAME_PATTERN + ")"
+        )
+    return job
+
+
+@dataclass(frozen=True)
+class JobNames:
+    """Every AWS resource name of one job."""
+
+    job: str
+
+    def __post_init__(self) -> None:
+        validate_job_name(self.job)
+
+    @property
+    def base(self) -> str:
+        return f"{PREFIX}-{self.job}"
+
+    @property
+    def config_parameter(self) -> str:
+        return f"/{PREFIX}/{self.job}/config"
+
+    @property
+    def log_group(self) -> str:
+        return f"/{PREFIX}/{self.job}"
+
+    @property
+    def ecr_repository(self) -> str:
+        return f"{PREFIX}/{self.job}"
+
+    @property
+    def ledger_table(self) -> str:
+        return f"{self.base}-runs"
+
+    @property
+    def launch_template(self) -> str:
+        return self.base
+
+    @property
+    def launcher_function(self) -> str:
+        return f"{self.base}-launcher"
+
+    @property
+    def launcher_log_group(self) -> str:
+        return f"/aws/lambda/{self.launcher_function}"
+
+    @property
+    def notification_topic(self) -> str:
+        return self.base
+
+    @property
+    def timer_queue(self) -> str:
+        return f"{self.base}-timers"
+
+    @property
+    def dead_letter_queue(self) -> str:
+        return f"{self.base}-dlq"
+
+    @property
+    def schedule(self) -> str:
+        return self.base
+
+    @property
+    def planner_schedule(self) -> str:
+        return f"{self.base}-planner"
+
+    @property
+    def schedule_group(self) -> str:
+        return PREFIX
+
+    @property
+    def instance_role(self) -> str:
+        return f"{self.base}-instance"
+
+    @property
+    def instance_profile(self) -> str:
+        return f"{self.base}-instance"
+
+    @property
+    def launcher_role(self) -> str:
+        return f"{self.base}-launcher"
+
+    @property
+    def scheduler_role(self) -> str:
+        return f"{self.base}-scheduler"
+
+    @property
+    def security_group(self) -> str:
+        return self.base
+
+    def run_log_stream(self, run_id: str) -> str:
+        """The container's stream; the agent's own lines go to `agent_log_stream`."""
+        return f"{run_id}/job"
+
+    def agent_log_stream(self, run_id: str) -> str:
+        return f"{run_id}/agent"
+
+    def tags(self) -> dict[str, str]:
+        """Tags every taggable resource of the job carries."""
+        return {TAG_JOB: self.job}
+
+    def as_dict(self) -> dict[str, str]:
+        """All names at once: used by `ec2batch names` and the Terraform parity test."""
+        names = {
+            key: getattr(self, key)
+            for key, value in type(self).__dict__.items()
+            if isinstance(value, property) and key != "job"
+        }
+        return dict(sorted(names.items()))

@@ -1,0 +1,164 @@
+"""Shared fixtures: in-process moto (state fresh per test), a provisioned example job, fault injection."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from ec2batch.aws import Clients
+from ec2batch.config import JobConfig, parse_config
+from ec2batch.local.provision import Provisioned, provision_job
+
+EVENTS = Path(__file__).parent / "events"
+REGION = "eu-central-1"
+
+
+def load_event(name: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def atomic_moto_requests() -> Iterator[None]:
+    """Make each request to in-process moto atomic, as each request to AWS is.
+
+    moto's backends are plain Python objects without locks: two threads racing a conditional write can
+    both pass the condition, which DynamoDB never allows. The race tests (20 duplicate deliveries, two
+    triggers under `forbid`) need the service's per-request atomicity, not moto's lack of it.
+    """
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    original = BotocoreStubber.process_request
+    lock = threading.RLock()
+
+    def process_request(self: BotocoreStubber, request: Any) -> Any:
+        with lock:
+            return original(self, request)
+
+    BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+    yield
+    BotocoreStubber.process_request = original  # type: ignore[method-assign]
+
+
+@pytest.fixture(scope="session")
+def boto_session() -> boto3.Session:
+    # One botocore session for the whole run: it caches the service models that take ~0.1 s per client to load.
+    return boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch, boto_session: boto3.Session) -> Iterator[Clients]:
+    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "EC2BATCH_JOB"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
+    # moto's catalogue of public AMIs makes every EC2 call slow; we register our own image like the local stack.
+    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    with mock_aws():
+        yield Clients(boto_session)
+
+
+class Job:
+    """The example job, provisioned in moto, with a queue subscribed to its notifications."""
+
+    def __init__(self, clients: Clients, config: JobConfig, provisioned: Provisioned, inbox_url: str) -> None:
+        self.clients = clients
+        self.config = config
+        self.provisioned = provisioned
+        self.inbox_url = inbox_url
+
+    @property
+    def name(self) -> str:
+        return self.config.job
+
+    def notifications(self) -> list[dict[str, Any]]:
+        messages = self.clients.sqs.receive_message(QueueUrl=self.inbox_url, MaxNumberOfMessages=10).get("Messages", [])
+        return [json.loads(json.loads(m["Body"])["Message"]) for m in messages]
+
+    def instances(self, *states: str) -> list[dict[str, Any]]:
+        filters = [{"Name": "tag:ec2batch:job", "Values": [self.name]}]
+        if states:
+            filters.append({"Name": "instance-state-name", "Values": list(states)})
+        response = self.clients.ec2.describe_instances(Filters=filters)
+        return [i for r in response["Reservations"] for i in r["Instances"]]
+
+
+def make_job(clients: Clients, **overrides: Any) -> Job:
+    ec2 = clients.ec2
+    vpc_id = ec2.describe_vpcs()["Vpcs"][0]["VpcId"]
+    subnets = [
+        ec2.create_subnet(VpcId=vpc_id, CidrBlock=f"172.31.{200 + i}.0/24", AvailabilityZone=f"{REGION}{zone}")[
+            "Subnet"
+        ]["SubnetId"]
+        for i, zone in enumerate("ab")
+    ]
+    topic_arn = f"arn:aws:sns:{REGION}:123456789012:ec2batch-{overrides.get('job', 'daily-report')}"
+    doc = {
+        "job": "daily-report",
+        "image": "123456789012.dkr.ecr.eu-central-1.amazonaws.com/ec2batch/daily-report:latest",
+        "command": ["python", "-m", "report"],
+        "instance_types": ["m7i.large", "m6i.large"],
+        "subnet_ids": subnets,
+        "notifications": {"topic_arn": topic_arn, "on": ["FAILED", "TIMED_OUT", "SKIPPED"]},
+        **overrides,
+    }
+    config = parse_config(doc)
+    image_id = ec2.register_image(
+        Name="ec2batch-instance-test",
+        RootDeviceName="/dev/xvda",
+        Architecture="x86_64",
+        VirtualizationType="hvm",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 30}}],
+    )["ImageId"]
+    provisioned = provision_job(clients, config, image_id=image_id, subnet_id=subnets[0])
+    inbox = clients.sqs.create_queue(QueueName=f"inbox-{config.job}")["QueueUrl"]
+    inbox_arn = clients.sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    clients.sns.subscribe(TopicArn=provisioned.topic_arn, Protocol="sqs", Endpoint=inbox_arn)
+    return Job(clients, config, provisioned, inbox)
+
+
+@pytest.fixture
+def job(aws: Clients) -> Job:
+    return make_job(aws)
+
+
+@pytest.fixture
+def calls(aws: Clients) -> Counter[str]:
+    """Counts every AWS API call made through the shared clients, as `service.Operation`."""
+    counter: Counter[str] = Counter()
+
+    def count(model: Any, **_: Any) -> None:
+        counter[f"{model.service_model.service_name}.{model.name}"] += 1
+
+    for service in ("ec2", "dynamodb", "ssm", "sns"):
+        getattr(aws, service).meta.events.register("before-call", count)
+    return counter
+
+
+def inject_error(client: Any, operation: str, codes: list[str]) -> list[str]:
+    """Make the next len(codes) calls of `operation` fail with these error codes (moto never raises them)."""
+    remaining = list(codes)
+    seen: list[str] = []
+
+    def fail(**kwargs: Any) -> None:
+        if remaining:
+            code = remaining.pop(0)
+            seen.append(code)
+            raise ClientError({"Error": {"Code": code, "Message": f"injected {code}"}}, operation)
+
+    client.meta.events.register(f"before-call.{client.meta.service_model.endpoint_prefix}.{operation}", fail)
+    return seen
+
+
+@pytest.fixture
+def injector() -> Callable[[Any, str, list[str]], list[str]]:
+    return inject_error
