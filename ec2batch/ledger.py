@@ -323,6 +323,9 @@ class Ledger:
         if stamp_field and stamp_field not in changes:
             changes[stamp_field] = now
         lower = [s for s, r in RANK.items() if r < RANK[status]]
+        if not lower:
+            current = self.get(job, run_id)
+            raise TransitionRejected(f"run {run_id} cannot move to {status}: it is {current.status if current else '?'}")
         run = self._update(
             job,
             run_id,
@@ -372,6 +375,8 @@ class Ledger:
             values[f":v{i}"] = _ser.serialize(_encode(name, value))
             sets.append(f"#f{i} = :v{i}")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
+        if "#status" not in condition:
+            del names["#status"]  # DynamoDB rejects names the expressions do not use
         try:
             response = self.db.update_item(
                 TableName=self.table,

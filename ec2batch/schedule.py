@@ -20,6 +20,7 @@ from aws_croniter import AwsCroniter
 from aws_croniter.exceptions import AwsCroniterExpressionError
 
 from .errors import ScheduleError
+from .timeutil import parse_iso  # noqa: F401  (re-exported: `from ec2batch.schedule import parse_iso`)
 
 _CRON = re.compile(r"^cron\((.*)\)$")
 _RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
@@ -83,7 +84,8 @@ def _parse(expression: str) -> tuple[str, object]:
         try:
             return "cron", AwsCroniter(body)
         except (AwsCroniterExpressionError, ValueError) as exc:
-            raise ScheduleError(f"invalid cron expression {expression!r}: {exc}") from exc
+            reason = str(exc).replace("'.One", "'. One")  # aws-croniter runs two sentences together
+            raise ScheduleError(f"invalid cron expression {expression!r}: {reason}") from exc
     if m := _RATE.match(expression):
         n, unit = int(m.group(1)), m.group(2)
         if n < 1:
@@ -138,14 +140,3 @@ def _take(it: Iterator[datetime], count: int) -> Iterator[datetime]:
             yield next(it)
         except StopIteration:
             return
-
-
-def parse_iso(text: str) -> datetime:
-    """ISO 8601 with an offset or `Z`; a naive time is refused rather than guessed."""
-    try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError as exc:
-        raise ScheduleError(f"{text!r} is not an ISO 8601 time (e.g. 2026-11-24T14:02:30+01:00)") from exc
-    if moment.tzinfo is None:
-        raise ScheduleError(f"{text!r} has no UTC offset; add one (e.g. Z or +01:00)")
-    return moment.astimezone(UTC)

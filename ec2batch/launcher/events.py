@@ -20,7 +20,7 @@ from typing import Any
 
 from ..errors import EventError
 from ..names import InvalidJobName, validate_job_name
-from ..schedule import parse_iso
+from ..timeutil import parse_iso
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TIMER_KINDS = ("start", "deadline")

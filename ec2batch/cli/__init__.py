@@ -1,0 +1,108 @@
+"""The `ec2batch` command: a thin layer that parses, calls the library, and prints.
+
+Every error a person can cause or fix is printed as one line (`error: ...`) with exit code 1; usage
+errors exit 2 (click's convention). A traceback means a bug.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any
+
+import click
+from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
+
+from ..aws import Clients
+from ..errors import Ec2BatchError, UnknownJob
+
+
+class Context:
+    """What every command gets: AWS clients made once, on first use."""
+
+    def __init__(self, profile: str | None, region: str | None) -> None:
+        self.profile = profile
+        self.region = region
+        self._clients: Clients | None = None
+
+    @property
+    def clients(self) -> Clients:
+        if self._clients is None:
+            import boto3
+
+            self._clients = Clients(boto3.Session(profile_name=self.profile, region_name=self.region))
+        return self._clients
+
+
+def friendly_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn the errors a person can act on into one line."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except UnknownJob as exc:
+            ctx = click.get_current_context().find_object(Context)
+            raise click.ClickException(f"{exc}; {_known_jobs_hint(ctx)}") from exc
+        except Ec2BatchError as exc:
+            raise click.ClickException(str(exc)) from exc
+        except NoCredentialsError as exc:
+            raise click.ClickException(
+                "no AWS credentials found: set AWS_PROFILE (or pass --profile), run `aws configure`, "
+                "or export AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY"
+            ) from exc
+        except NoRegionError as exc:
+            raise click.ClickException("no AWS region set: pass --region or set AWS_REGION") from exc
+        except EndpointConnectionError as exc:
+            raise click.ClickException(
+                f"cannot reach AWS at {exc.kwargs.get('endpoint_url')}: check AWS_ENDPOINT_URL "
+                "(for the local stack: `ec2batch local status`)"
+            ) from exc
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            raise click.ClickException(
+                f"AWS refused {exc.operation_name}: {error.get('Code')}: {error.get('Message')}"
+            ) from exc
+
+    return wrapper
+
+
+def _known_jobs_hint(ctx: Context | None) -> str:
+    if ctx is None:
+        return "run `ec2batch jobs` to list the known jobs"
+    from ..jobs import list_jobs
+
+    try:
+        jobs = list_jobs(ctx.clients.ssm)
+    except Exception:
+        return "run `ec2batch jobs` to list the known jobs"
+    return f"known jobs: {', '.join(jobs)}" if jobs else "no jobs are deployed in this account and region"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--profile", envvar="AWS_PROFILE", help="AWS profile (default: the standard credential chain).")
+@click.option("--region", envvar="AWS_REGION", help="AWS region (default: the profile's or AWS_DEFAULT_REGION).")
+@click.version_option(package_name="ec2batch")
+@click.pass_context
+def main(ctx: click.Context, profile: str | None, region: str | None) -> None:
+    """Scheduled container jobs on a dedicated EC2 instance that runs only while the job does.
+
+    AWS_ENDPOINT_URL points every call elsewhere (the local stack sets it).
+    """
+    ctx.obj = Context(profile, region)
+
+
+def _register() -> None:
+    from . import jobs, local, runs, schedules
+
+    for module in (runs, schedules, jobs, local):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()
+
+
+def run() -> None:  # pragma: no cover - console entry point alias
+    sys.exit(main())

@@ -1,0 +1,288 @@
+"""Commands about runs: run-now, status, runs, logs."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import time
+from typing import Any
+
+import click
+
+from ..config import load_config
+from ..errors import Ec2BatchError
+from ..invoke import invoke_launcher
+from ..jobs import find_instances, get_schedule
+from ..ledger import Ledger, Run, parse_time, utcnow
+from ..names import JobNames, validate_job_name
+from ..runlogs import follow_stream, read_stream
+from . import Context, friendly_errors
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+def job_argument(func: Any) -> Any:
+    def check(_ctx: click.Context, _param: click.Parameter, value: str) -> str:
+        try:
+            return validate_job_name(value)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc)) from exc
+
+    return click.argument("job", callback=check)(func)
+
+
+def json_option(func: Any) -> Any:
+    return click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")(func)
+
+
+def ledger_for(ctx: Context, job: str) -> Ledger:
+    return Ledger(ctx.clients.dynamodb, JobNames(job).ledger_table)
+
+
+def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
+    env: dict[str, str] = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{item!r} is not NAME=value", param_hint="--env")
+        env[name] = value
+    return env
+
+
+@click.command("run-now")
+@job_argument
+@click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Add or override a variable (repeatable).")
+@click.option("--command", "command", metavar="CMD", help='Override the command, e.g. --command "python -m report".')
+@click.option("--token", help="Idempotency token: the same token always means the same run.")
+@click.option("--wait", is_flag=True, help="Wait for the run to end; exit 1 unless it SUCCEEDED.")
+@click.option("--follow", is_flag=True, help="Print the job's log lines as they arrive (implies --wait).")
+@click.option("--timeout", type=int, default=None, help="With --wait: give up waiting after this many seconds.")
+@json_option
+@pass_ctx
+@friendly_errors
+def run_now(
+    ctx: Context,
+    job: str,
+    env: tuple[str, ...],
+    command: str | None,
+    token: str | None,
+    wait: bool,
+    follow: bool,
+    timeout: int | None,
+    as_json: bool,
+) -> None:
+    """Trigger a run of JOB now, through the job's launcher (the schedule's own path).
+
+    \b
+    Example:
+      ec2batch run-now daily-report --env REPORT_DAY=2026-11-23 --follow
+    """
+    event: dict[str, Any] = {"action": "run", "job": job}
+    if env:
+        event["env"] = _parse_env(env)
+    if command:
+        event["command"] = shlex.split(command)
+    if token:
+        event["token"] = token
+    result = invoke_launcher(ctx.clients, job, event)
+    if as_json and not (wait or follow):
+        click.echo(json.dumps(result))
+        return
+    click.echo(_describe_result(result), err=as_json)
+    if not (wait or follow) or result.get("outcome") in ("skipped", "failed"):
+        if result.get("outcome") in ("skipped", "failed"):
+            raise SystemExit(1)
+        return
+    run = _wait(ctx, job, result["run_id"], follow=follow, timeout=timeout)
+    if as_json:
+        click.echo(json.dumps(_run_json(run)))
+    else:
+        click.echo(summary(run))
+    if run.status != "SUCCEEDED":
+        raise SystemExit(1)
+
+
+def _describe_result(result: dict[str, Any]) -> str:
+    outcome = result.get("outcome")
+    text = f"run {result.get('run_id')}: {outcome}"
+    if result.get("instance_id"):
+        text += f" on {result['instance_id']}"
+    text += f" ({result.get('status')})"
+    if result.get("reason"):
+        text += f": {result['reason']}"
+    return text
+
+
+def _wait(ctx: Context, job: str, run_id: str, *, follow: bool, timeout: int | None) -> Run:
+    ledger = ledger_for(ctx, job)
+    deadline = time.monotonic() + timeout if timeout else None
+    state: dict[str, Any] = {"run": ledger.require(job, run_id), "status": None}
+
+    def finished() -> bool:
+        run = state["run"] = ledger.require(job, run_id)
+        if run.status != state["status"]:
+            state["status"] = run.status
+            click.echo(f"[{_clock()}] {run.status}" + (f": {run.reason}" if run.reason else ""), err=True)
+        if deadline and time.monotonic() > deadline:
+            raise Ec2BatchError(f"gave up waiting after {timeout}s; the run goes on (ec2batch runs {job})")
+        return run.terminal
+
+    names = JobNames(job)
+    if follow:
+        for line in follow_stream(ctx.clients.logs, names.log_group, names.run_log_stream(run_id), finished):
+            click.echo(line.message)
+    else:
+        while not finished():
+            time.sleep(2)
+    return state["run"]
+
+
+def _clock() -> str:
+    return utcnow().strftime("%H:%M:%S")
+
+
+def summary(run: Run) -> str:
+    """The run's outcome and how long each step took, on a few lines."""
+    lines = [f"run {run.run_id} {run.status}" + (f" (exit {run.exit_code})" if run.exit_code is not None else "")]
+    if run.reason:
+        lines.append(f"  reason: {run.reason}")
+    steps = [
+        ("triggered", run.triggered_at),
+        ("instance running", run.instance_running_at),
+        ("container started", run.container_started_at),
+        ("ended", run.ended_at),
+    ]
+    start = parse_time(run.triggered_at)
+    for label, stamp in steps:
+        if stamp:
+            offset = (parse_time(stamp) - start).total_seconds()
+            lines.append(f"  {label:<18} {stamp}  (+{offset:.1f}s)")
+    if run.instance_id:
+        lines.append(f"  instance: {run.instance_id} ({run.instance_type or '?'})")
+    if run.image_digest:
+        lines.append(f"  image: {run.image_digest}")
+    return "\n".join(lines)
+
+
+def _run_json(run: Run) -> dict[str, Any]:
+    data = {k: v for k, v in run.__dict__.items() if v not in (None, (), {})}
+    data["attempts"] = [a.__dict__ for a in run.attempts]
+    data["duration_seconds"] = run.duration_seconds()
+    return data
+
+
+@click.command("runs")
+@job_argument
+@click.option("--limit", type=click.IntRange(1, 1000), default=20, show_default=True, help="How many runs.")
+@json_option
+@pass_ctx
+@friendly_errors
+def runs(ctx: Context, job: str, limit: int, as_json: bool) -> None:
+    """List JOB's runs, newest first (planned runs included).
+
+    \b
+    Example:
+      ec2batch runs daily-report --limit 5
+    """
+    load_config(ctx.clients.ssm, job)  # an unknown job is an error, not an empty table
+    found = ledger_for(ctx, job).list_runs(job, limit=limit)
+    if as_json:
+        click.echo(json.dumps([_run_json(r) for r in found], indent=1))
+        return
+    if not found:
+        click.echo(f"no runs of {job} yet")
+        return
+    click.echo(table(found))
+
+
+def table(runs: list[Run]) -> str:
+    header = ("RUN ID", "TRIGGER", "STATUS", "SCHEDULED", "STARTED", "DURATION", "EXIT", "REASON")
+    rows = [header]
+    for run in runs:
+        duration = run.duration_seconds()
+        rows.append(
+            (
+                run.run_id,
+                run.trigger,
+                run.status,
+                _short(run.scheduled_at),
+                _short(run.container_started_at or run.instance_running_at or run.start_requested_at),
+                f"{duration:.0f}s" if duration is not None else "-",
+                str(run.exit_code) if run.exit_code is not None else "-",
+                (run.reason or "")[:60],
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _short(stamp: str | None) -> str:
+    return parse_time(stamp).strftime("%Y-%m-%d %H:%M:%S") if stamp else "-"
+
+
+@click.command("status")
+@job_argument
+@json_option
+@pass_ctx
+@friendly_errors
+def status(ctx: Context, job: str, as_json: bool) -> None:
+    """Show JOB's config, schedule, machine and latest run."""
+    clients = ctx.clients
+    config = load_config(clients.ssm, job)
+    ledger = ledger_for(ctx, job)
+    latest = ledger.list_runs(job, limit=1)
+    schedule = get_schedule(clients.scheduler, job)
+    instances = find_instances(clients.ec2, job)
+    info = {
+        "job": job,
+        "image": config.image,
+        "strategy": config.strategy,
+        "concurrency": config.concurrency,
+        "schedule": f"{schedule.expression} ({schedule.timezone}, {schedule.state})" if schedule else None,
+        "active_run": ledger.active_run_id(job),
+        "instances": [f"{i['InstanceId']} {i['State']['Name']} {i.get('InstanceType', '')}" for i in instances],
+        "latest_run": f"{latest[0].run_id} {latest[0].status}" if latest else None,
+    }
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    for key, value in info.items():
+        if isinstance(value, list):
+            value = ", ".join(value) or "none"
+        click.echo(f"{key.replace('_', ' ') + ':':<13} {value if value is not None else 'none'}")
+
+
+@click.command("logs")
+@job_argument
+@click.argument("run_id", required=False)
+@click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
+@click.option("--agent", is_flag=True, help="Show the agent's own log (pull, start, power-off) instead.")
+@pass_ctx
+@friendly_errors
+def logs(ctx: Context, job: str, run_id: str | None, follow: bool, agent: bool) -> None:
+    """Print a run's log lines from CloudWatch (the latest run if RUN_ID is left out).
+
+    \b
+    Example:
+      ec2batch logs daily-report --follow
+    """
+    ledger = ledger_for(ctx, job)
+    if run_id is None:
+        latest = [r for r in ledger.list_runs(job, limit=10) if r.status not in ("PLANNED", "SKIPPED")]
+        if not latest:
+            raise Ec2BatchError(f"{job} has no run with logs yet")
+        run_id = latest[0].run_id
+    else:
+        ledger.require(job, run_id)
+    names = JobNames(job)
+    stream = names.agent_log_stream(run_id) if agent else names.run_log_stream(run_id)
+    if follow:
+        for line in follow_stream(ctx.clients.logs, names.log_group, stream, lambda: ledger.require(job, run_id).terminal):
+            click.echo(line.message)
+        return
+    lines, _ = read_stream(ctx.clients.logs, names.log_group, stream)
+    for line in lines:
+        click.echo(line.message)
+
+
+COMMANDS = [run_now, status, runs, logs]

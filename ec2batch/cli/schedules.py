@@ -1,0 +1,59 @@
+"""`ec2batch next`: when a schedule fires, with EventBridge Scheduler's time-zone rules."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from ..errors import Ec2BatchError
+from ..jobs import get_schedule
+from ..ledger import utcnow
+from ..schedule import Schedule, parse_iso, zone
+from . import Context, friendly_errors
+
+pass_ctx = click.make_pass_decorator(Context)
+
+
+@click.command("next")
+@click.argument("job", required=False)
+@click.option("--expression", "-e", help="A schedule expression instead of a deployed job's, e.g. 'cron(0 2 * * ? *)'.")
+@click.option("--tz", help="IANA time zone (default: the job's schedule's, or UTC).")
+@click.option("--after", help="Start from this ISO 8601 time instead of now.")
+@click.option("--count", "-n", type=click.IntRange(1, 1000), default=5, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of UTC ISO 8601 times.")
+@pass_ctx
+@friendly_errors
+def next_(
+    ctx: Context, job: str | None, expression: str | None, tz: str | None, after: str | None, count: int,
+    as_json: bool,
+) -> None:
+    """Show the next fire times of JOB's schedule, or of --expression.
+
+    \b
+    Examples:
+      ec2batch next daily-report
+      ec2batch next -e 'cron(30 2 * * ? *)' --tz Europe/Berlin --after 2026-03-28T00:00:00Z -n 3
+    """
+    if (job is None) == (expression is None):
+        raise click.UsageError("give either JOB or --expression")
+    if job is not None:
+        found = get_schedule(ctx.clients.scheduler, job)
+        if found is None:
+            raise Ec2BatchError(f"job {job!r} has no schedule (EventBridge Scheduler schedule ec2batch-{job})")
+        expression, tz = found.expression, tz or found.timezone
+    timezone = tz or "UTC"
+    start = parse_iso(after) if after else utcnow()
+    times = Schedule(expression, timezone).next_fire_times(start, count)  # type: ignore[arg-type]
+    if as_json:
+        click.echo(json.dumps([t.isoformat().replace("+00:00", "Z") for t in times]))
+        return
+    if not times:
+        click.echo(f"{expression} does not fire after {start.isoformat()}")
+        return
+    local = zone(timezone)
+    for moment in times:
+        click.echo(f"{moment:%Y-%m-%d %H:%M:%S} UTC   {moment.astimezone(local):%Y-%m-%d %H:%M:%S %Z} ({timezone})")
+
+
+COMMANDS = [next_]

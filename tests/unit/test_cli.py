@@ -1,0 +1,172 @@
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from click.testing import CliRunner
+
+from ec2batch.cli import main
+from ec2batch.ledger import RUNNING, SUCCEEDED, Ledger
+from tests.conftest import Job
+
+
+@pytest.fixture
+def cli(aws, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("EC2BATCH_LAUNCHER", "inprocess")
+    runner = CliRunner()
+
+    def invoke(*args: str):
+        return runner.invoke(main, list(args), catch_exceptions=False)
+
+    return invoke
+
+
+def agent_finishes(job: Job, exit_code: int, lines: list[str]) -> threading.Thread:
+    """Play the agent's part for the newest run: running, log lines, outcome."""
+    ledger = Ledger(job.clients.dynamodb, job.config.names.ledger_table)
+    names = job.config.names
+
+    def play() -> None:
+        for _ in range(50):
+            runs = ledger.list_runs(job.name, limit=1)
+            if runs:
+                break
+            time.sleep(0.1)
+        run_id = runs[0].run_id
+        ledger.transition(job.name, run_id, RUNNING)
+        job.clients.logs.create_log_stream(logGroupName=names.log_group, logStreamName=names.run_log_stream(run_id))
+        now = int(time.time() * 1000)
+        job.clients.logs.put_log_events(
+            logGroupName=names.log_group,
+            logStreamName=names.run_log_stream(run_id),
+            logEvents=[{"timestamp": now + i, "message": line} for i, line in enumerate(lines)],
+        )
+        status = SUCCEEDED if exit_code == 0 else "FAILED"
+        ledger.transition(job.name, run_id, status, exit_code=exit_code)
+
+    thread = threading.Thread(target=play)
+    thread.start()
+    return thread
+
+
+def test_run_now_prints_the_run_and_records_its_overrides(job: Job, cli) -> None:
+    result = cli("run-now", job.name, "--env", "DAY=2026-11-23", "--command", "python -m report --rows 10", "--json")
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.output)
+    assert payload["outcome"] == "started"
+    run = Ledger(job.clients.dynamodb, job.config.names.ledger_table).require(job.name, payload["run_id"])
+    assert run.env == {"DAY": "2026-11-23"}
+    assert run.command == ("python", "-m", "report", "--rows", "10")
+
+
+def test_run_now_follow_streams_the_logs_and_exits_zero_on_success(job: Job, cli) -> None:
+    thread = agent_finishes(job, 0, ["rows: 1000", "report written"])
+    result = cli("run-now", job.name, "--follow")
+    thread.join()
+    assert result.exit_code == 0, result.output
+    assert "rows: 1000\nreport written\n" in result.output
+    assert "SUCCEEDED (exit 0)" in result.output
+
+
+def test_run_now_wait_exits_non_zero_when_the_run_fails(job: Job, cli) -> None:
+    thread = agent_finishes(job, 3, ["boom"])
+    result = cli("run-now", job.name, "--wait")
+    thread.join()
+    assert result.exit_code == 1
+    assert "FAILED (exit 3)" in result.output
+
+
+def test_run_now_same_token_twice_is_one_run(job: Job, cli) -> None:
+    first = json.loads(cli("run-now", job.name, "--token", "t-1", "--json").output)
+    second = json.loads(cli("run-now", job.name, "--token", "t-1", "--json").output)
+    assert first["run_id"] == second["run_id"]
+    assert second["outcome"] == "duplicate"
+
+
+def test_runs_lists_newest_first_as_a_table_and_json(job: Job, cli) -> None:
+    cli("run-now", job.name)
+    cli("run-now", job.name)  # forbid: the second is skipped
+    text = cli("runs", job.name).output.splitlines()
+    assert text[0].split() == ["RUN", "ID", "TRIGGER", "STATUS", "SCHEDULED", "STARTED", "DURATION", "EXIT", "REASON"]
+    assert "SKIPPED" in text[1] and "STARTING" in text[2]
+    data = json.loads(cli("runs", job.name, "--json", "--limit", "1").output)
+    assert [r["status"] for r in data] == ["SKIPPED"]
+
+
+def test_unknown_job_is_one_line_listing_the_known_ones(job: Job, cli) -> None:
+    result = cli("runs", "nightly")
+    assert result.exit_code == 1
+    assert result.output.strip().splitlines() == [
+        "Error: unknown job 'nightly': no config at SSM parameter /ec2batch/nightly/config; known jobs: daily-report"
+    ]
+
+
+def test_no_credentials_is_one_line_saying_how_to_give_them(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-central-1")
+    result = CliRunner().invoke(main, ["jobs"])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: no AWS credentials found: set AWS_PROFILE")
+    assert "Traceback" not in result.output
+
+
+def test_logs_prints_every_line_across_pages(job: Job, cli) -> None:
+    thread = agent_finishes(job, 0, [f"line {i}" for i in range(2500)])
+    cli("run-now", job.name, "--wait")
+    thread.join()
+    result = cli("logs", job.name)
+    assert result.output.splitlines() == [f"line {i}" for i in range(2500)]
+
+
+def test_next_json_lists_utc_times(cli) -> None:
+    result = cli("next", "-e", "cron(30 2 * * ? *)", "--tz", "Europe/Berlin", "--after", "2026-03-27T12:00:00Z",
+                 "-n", "2", "--json")
+    assert json.loads(result.output) == ["2026-03-28T01:30:00Z", "2026-03-30T00:30:00Z"]
+
+
+def test_next_of_a_job_reads_its_deployed_schedule(job: Job, cli) -> None:
+    job.clients.scheduler.create_schedule_group(Name="ec2batch")
+    job.clients.scheduler.create_schedule(
+        Name="ec2batch-daily-report", GroupName="ec2batch", ScheduleExpression="cron(0 6 * * ? *)",
+        ScheduleExpressionTimezone="Europe/Berlin", FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": "arn:aws:lambda:eu-central-1:123456789012:function:ec2batch-daily-report-launcher",
+                "RoleArn": "arn:aws:iam::123456789012:role/ec2batch-daily-report-scheduler"},
+    )
+    result = cli("next", job.name, "--after", "2026-07-01T00:00:00Z", "-n", "1")
+    assert result.output.strip() == "2026-07-01 04:00:00 UTC   2026-07-01 06:00:00 CEST (Europe/Berlin)"
+
+
+def test_next_rejects_an_invalid_expression_with_its_reason(cli) -> None:
+    result = cli("next", "-e", "cron(0 2 * * * *)")
+    assert result.exit_code == 1
+    assert "One must be a question mark (?)" in result.output
+
+
+def test_jobs_lists_deployed_jobs(job: Job, cli) -> None:
+    assert cli("jobs").output == "daily-report\n"
+
+
+def test_validate_names_bad_fields_and_passes_good_files(tmp_path, cli) -> None:
+    good = tmp_path / "good.json"
+    good.write_text(json.dumps({"job": "daily-report", "image": "repo/img:1"}))
+    bad = tmp_path / "bad.json"
+    bad.write_text(json.dumps({"job": "daily-report", "image": "repo/img:1", "strategy": "spot"}))
+    assert cli("validate", str(good)).exit_code == 0
+    result = CliRunner().invoke(main, ["validate", str(good), str(bad)])
+    assert result.exit_code == 1
+    assert "bad.json: invalid job config: config.strategy: 'spot' is not one of reuse, ephemeral" in result.output
+
+
+@pytest.mark.parametrize("command", sorted(main.commands))
+def test_every_command_has_help_and_is_documented(command: str) -> None:
+    from pathlib import Path
+
+    result = CliRunner().invoke(main, [command, "--help"])
+    assert result.exit_code == 0
+    assert f"ec2batch {command}" in Path(__file__).parents[2].joinpath("docs", "cli.md").read_text()
