@@ -325,7 +325,9 @@ class Ledger:
         lower = [s for s, r in RANK.items() if r < RANK[status]]
         if not lower:
             current = self.get(job, run_id)
-            raise TransitionRejected(f"run {run_id} cannot move to {status}: it is {current.status if current else '?'}")
+            raise TransitionRejected(
+                f"run {run_id} cannot move to {status}: it is {current.status if current else '?'}"
+            )
         run = self._update(
             job,
             run_id,

@@ -48,8 +48,10 @@ def validate(files: tuple[Path, ...]) -> None:
             click.echo(f"{path}: {exc}", err=True)
             failed = True
             continue
-        click.echo(f"{path}: OK ({config.job}: {config.strategy}, {config.concurrency}, "
-                   f"max runtime {config.max_runtime_seconds}s)")
+        click.echo(
+            f"{path}: OK ({config.job}: {config.strategy}, {config.concurrency}, "
+            f"max runtime {config.max_runtime_seconds}s)"
+        )
     if failed:
         raise SystemExit(1)
 

@@ -277,7 +277,9 @@ def logs(ctx: Context, job: str, run_id: str | None, follow: bool, agent: bool) 
     names = JobNames(job)
     stream = names.agent_log_stream(run_id) if agent else names.run_log_stream(run_id)
     if follow:
-        for line in follow_stream(ctx.clients.logs, names.log_group, stream, lambda: ledger.require(job, run_id).terminal):
+        for line in follow_stream(
+            ctx.clients.logs, names.log_group, stream, lambda: ledger.require(job, run_id).terminal
+        ):
             click.echo(line.message)
         return
     lines, _ = read_stream(ctx.clients.logs, names.log_group, stream)

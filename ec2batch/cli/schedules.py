@@ -25,7 +25,12 @@ pass_ctx = click.make_pass_decorator(Context)
 @pass_ctx
 @friendly_errors
 def next_(
-    ctx: Context, job: str | None, expression: str | None, tz: str | None, after: str | None, count: int,
+    ctx: Context,
+    job: str | None,
+    expression: str | None,
+    tz: str | None,
+    after: str | None,
+    count: int,
     as_json: bool,
 ) -> None:
     """Show the next fire times of JOB's schedule, or of --expression.

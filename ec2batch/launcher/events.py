@@ -174,3 +174,18 @@ def _token(value: Any) -> str | None:
     if not isinstance(value, str) or not 1 <= len(value) <= 128:
         raise EventError("token: must be a string of 1 to 128 characters")
     return value
+
+
+def schedule_target_input(job: str) -> str:
+    """The Scheduler target's Input: the Scheduler fills in its context attributes at each fire.
+
+    Terraform writes the same template (terraform/modules/scheduled-job/schedules.tf); a test compares them.
+    """
+    return json.dumps(
+        {
+            "action": "schedule",
+            "job": job,
+            "scheduled_time": "<aws.scheduler.scheduled-time>",
+            "execution_id": "<aws.scheduler.execution-id>",
+        }
+    )

@@ -125,18 +125,33 @@ def test_logs_prints_every_line_across_pages(job: Job, cli) -> None:
 
 
 def test_next_json_lists_utc_times(cli) -> None:
-    result = cli("next", "-e", "cron(30 2 * * ? *)", "--tz", "Europe/Berlin", "--after", "2026-03-27T12:00:00Z",
-                 "-n", "2", "--json")
+    result = cli(
+        "next",
+        "-e",
+        "cron(30 2 * * ? *)",
+        "--tz",
+        "Europe/Berlin",
+        "--after",
+        "2026-03-27T12:00:00Z",
+        "-n",
+        "2",
+        "--json",
+    )
     assert json.loads(result.output) == ["2026-03-28T01:30:00Z", "2026-03-30T00:30:00Z"]
 
 
 def test_next_of_a_job_reads_its_deployed_schedule(job: Job, cli) -> None:
     job.clients.scheduler.create_schedule_group(Name="ec2batch")
     job.clients.scheduler.create_schedule(
-        Name="ec2batch-daily-report", GroupName="ec2batch", ScheduleExpression="cron(0 6 * * ? *)",
-        ScheduleExpressionTimezone="Europe/Berlin", FlexibleTimeWindow={"Mode": "OFF"},
-        Target={"Arn": "arn:aws:lambda:eu-central-1:123456789012:function:ec2batch-daily-report-launcher",
-                "RoleArn": "arn:aws:iam::123456789012:role/ec2batch-daily-report-scheduler"},
+        Name="ec2batch-daily-report",
+        GroupName="ec2batch",
+        ScheduleExpression="cron(0 6 * * ? *)",
+        ScheduleExpressionTimezone="Europe/Berlin",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={
+            "Arn": "arn:aws:lambda:eu-central-1:123456789012:function:ec2batch-daily-report-launcher",
+            "RoleArn": "arn:aws:iam::123456789012:role/ec2batch-daily-report-scheduler",
+        },
     )
     result = cli("next", job.name, "--after", "2026-07-01T00:00:00Z", "-n", "1")
     assert result.output.strip() == "2026-07-01 04:00:00 UTC   2026-07-01 06:00:00 CEST (Europe/Berlin)"

@@ -10,8 +10,9 @@ ROOT = Path(__file__).parents[2]
 
 def build(tmp_path: Path) -> Path:
     out = tmp_path / "launcher.zip"
-    subprocess.run([sys.executable, str(ROOT / "launcher_lambda" / "build.py"), "--out", str(out)], check=True,
-                   capture_output=True)
+    subprocess.run(
+        [sys.executable, str(ROOT / "launcher_lambda" / "build.py"), "--out", str(out)], check=True, capture_output=True
+    )
     return out
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from ec2batch.ledger import RUNNING, Ledger, Run
 from ec2batch.launcher import Launcher
+from ec2batch.ledger import RUNNING, Ledger, Run
 from tests.conftest import Job
 
 

@@ -70,8 +70,10 @@ def test_the_happy_path_stamps_each_step(ledger: Ledger) -> None:
 
 def test_attempts_are_stored_in_order(ledger: Ledger) -> None:
     ledger.create_run(new("r1"), exclusive=False)
-    attempts = (Attempt("start", "m7i.large", "subnet-1", "i-1", "InsufficientInstanceCapacity: no"),
-                Attempt("launch", "m6i.large", "subnet-2", "i-2"))
+    attempts = (
+        Attempt("start", "m7i.large", "subnet-1", "i-1", "InsufficientInstanceCapacity: no"),
+        Attempt("launch", "m6i.large", "subnet-2", "i-2"),
+    )
     ledger.transition("daily-report", "r1", STARTING, attempts=attempts)
     assert ledger.require("daily-report", "r1").attempts == attempts
 

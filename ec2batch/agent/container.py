@@ -1,0 +1,227 @@
+"""Everything the agent asks of the Docker engine, through the Docker SDK."""
+
+from __future__ import annotations
+
+import base64
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import docker
+import docker.errors
+from docker.auth import resolve_repository_name
+from docker.types import LogConfig
+from docker.utils import parse_repository_tag
+
+from ..config import JobConfig
+from ..errors import Ec2BatchError
+from ..jsonlog import fields
+from ..names import LABEL_JOB, LABEL_RUN_ID
+
+log = logging.getLogger(__name__)
+
+
+class PullError(Ec2BatchError):
+    pass
+
+
+class EngineError(Ec2BatchError):
+    pass
+
+
+@dataclass(frozen=True)
+class Outcome:
+    exit_code: int | None
+    timed_out: bool
+    oom_killed: bool
+    started_at: str | None
+
+
+def wait_for_engine(make_client: Callable[[], Any], timeout: float, sleep: Callable[[float], None] = time.sleep) -> Any:
+    """dockerd may still be starting when the agent does (the unit orders after it, but ready ≠ started)."""
+    deadline = time.monotonic() + timeout
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            client = make_client()
+            client.ping()
+            return client
+        except Exception as exc:
+            last = exc
+            sleep(1)
+    raise EngineError(f"the Docker engine did not answer within {timeout:.0f}s: {last}")
+
+
+def registry_of(image: str) -> str:
+    return resolve_repository_name(parse_repository_tag(image)[0])[0]
+
+
+def ecr_auth(ecr: Any) -> dict[str, str]:
+    """Credentials from GetAuthorizationToken (valid 12 h); they work for the account's ECR registry."""
+    data = ecr.get_authorization_token()["authorizationData"][0]
+    username, _, password = base64.b64decode(data["authorizationToken"]).decode().partition(":")
+    return {"username": username, "password": password}
+
+
+def local_digest(client: Any, image: str) -> str | None:
+    """The repo digest of the image already on disk (reuse keeps its cache between runs)."""
+    try:
+        found = client.images.get(image)
+    except docker.errors.ImageNotFound:
+        return None
+    repo = parse_repository_tag(image)[0]
+    for digest in found.attrs.get("RepoDigests") or []:
+        if digest.split("@")[0] == repo:
+            return digest.split("@")[1]
+    return None
+
+
+def pull(
+    client: Any,
+    image: str,
+    auth: Mapping[str, str],
+    *,
+    attempts: int = 4,
+    backoff: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
+) -> tuple[str, bool]:
+    """Make sure `image` is on disk at the registry's current digest; returns (digest, pulled)."""
+    last = ""
+    for attempt in range(1, attempts + 1):
+        try:
+            remote = client.images.get_registry_data(image, auth_config=dict(auth))
+            wanted = remote.id  # sha256:... of the manifest
+            if local_digest(client, image) == wanted:
+                log.info("image already on disk", extra=fields(image=image, digest=wanted))
+                return wanted, False
+            repo, tag = parse_repository_tag(image)
+            started = time.monotonic()
+            if tag and tag.startswith("sha256:"):
+                client.images.pull(f"{repo}@{tag}", auth_config=dict(auth))
+            else:
+                client.images.pull(repo, tag=tag or "latest", auth_config=dict(auth))
+            log.info(
+                "image pulled", extra=fields(image=image, digest=wanted, seconds=round(time.monotonic() - started, 2))
+            )
+            return wanted, True
+        except docker.errors.APIError as exc:
+            last = str(exc.explanation or exc)
+            log.warning("pull failed", extra=fields(image=image, attempt=attempt, error=last))
+            if attempt < attempts:
+                sleep(backoff**attempt)
+    raise PullError(f"could not pull {image} after {attempts} attempts: {last}")
+
+
+def find_run_container(client: Any, run_id: str) -> Any | None:
+    """The container of this run, if an earlier agent process started it (running or exited)."""
+    found = client.containers.list(all=True, filters={"label": f"{LABEL_RUN_ID}={run_id}"})
+    return found[0] if found else None
+
+
+def container_name(job: str, run_id: str) -> str:
+    # A fixed name per run: a second `create` for the same run fails instead of starting it twice.
+    return f"ec2batch-{job}-{run_id}"
+
+
+def start_container(
+    client: Any,
+    config: JobConfig,
+    run_id: str,
+    *,
+    command: list[str] | None,
+    environment: Mapping[str, str],
+    log_stream: str,
+    region: str,
+    awslogs_endpoint: str | None,
+) -> Any:
+    log_options = {
+        "awslogs-region": region,
+        "awslogs-group": config.names.log_group,
+        "awslogs-stream": log_stream,
+        # blocking (the default): a line is never dropped, and a container whose stream cannot be
+        # created fails to start, which the agent records, rather than running with its output lost.
+        "mode": "blocking",
+    }
+    if awslogs_endpoint:
+        log_options["awslogs-endpoint"] = awslogs_endpoint
+    limits: dict[str, Any] = {}
+    if config.limits.memory_mb:
+        limits["mem_limit"] = f"{config.limits.memory_mb}m"
+    if config.limits.cpus:
+        limits["nano_cpus"] = int(config.limits.cpus * 1e9)
+    if config.limits.shm_size_mb:
+        limits["shm_size"] = f"{config.limits.shm_size_mb}m"
+    return client.containers.run(
+        config.image,
+        command=command,
+        environment=dict(environment),
+        labels={LABEL_JOB: config.job, LABEL_RUN_ID: run_id},
+        name=container_name(config.job, run_id),
+        log_config=LogConfig(type="awslogs", config=log_options),
+        init=True,  # a real PID 1 reaps zombies and forwards SIGTERM to the job
+        network_mode="host",
+        detach=True,
+        **limits,
+    )
+
+
+def started_at(container: Any) -> datetime | None:
+    container.reload()
+    text = container.attrs["State"].get("StartedAt") or ""
+    if not text or text.startswith("0001-"):
+        return None
+    # Docker gives nanoseconds; Python's parser takes at most microseconds.
+    head, _, rest = text.partition(".")
+    fraction = "".join(ch for ch in rest if ch.isdigit())[:6]
+    return datetime.fromisoformat(f"{head}.{fraction or '0'}+00:00")
+
+
+def wait_with_deadline(
+    container: Any, deadline: datetime, grace_seconds: int, now: Callable[[], datetime], poll: float = 5.0
+) -> Outcome:
+    """Wait for the container to exit; at the deadline stop it (SIGTERM, SIGKILL after the grace)."""
+    timed_out = False
+    while True:
+        remaining = (deadline - now()).total_seconds()
+        if remaining <= 0:
+            log.warning(
+                "max runtime reached: stopping the container",
+                extra=fields(container=container.name, grace_seconds=grace_seconds),
+            )
+            container.stop(timeout=grace_seconds)
+            timed_out = True
+            result = container.wait(timeout=grace_seconds + 30)
+            break
+        try:
+            result = container.wait(timeout=min(remaining, poll))
+            break
+        except Exception as exc:  # the SDK raises ReadTimeout/ConnectionError when wait's timeout ends
+            if not _is_timeout(exc):
+                raise
+    container.reload()
+    state = container.attrs["State"]
+    return Outcome(
+        exit_code=result.get("StatusCode"),
+        timed_out=timed_out,
+        oom_killed=bool(state.get("OOMKilled")),
+        started_at=state.get("StartedAt"),
+    )
+
+
+def _is_timeout(exc: Exception) -> bool:
+    import requests.exceptions
+
+    return isinstance(exc, requests.exceptions.ReadTimeout | requests.exceptions.ConnectionError)
+
+
+def remove_old_containers(client: Any, job: str, keep_run_id: str) -> None:
+    """Containers of earlier runs (kept for `docker logs` on a debug box) would fill a reused disk."""
+    for old in client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={job}", "status": "exited"}):
+        if old.labels.get(LABEL_RUN_ID) != keep_run_id:
+            try:
+                old.remove()
+            except docker.errors.APIError:
+                log.warning("could not remove an old container", extra=fields(container=old.name))

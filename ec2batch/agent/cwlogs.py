@@ -1,0 +1,67 @@
+"""The agent's own log lines, also sent to CloudWatch Logs (stream `<run_id>/agent`).
+
+Lines are buffered and sent in batches within CloudWatch's limits (10,000 events and 1 MiB per
+PutLogEvents, counting 26 bytes of overhead per event); moto does not enforce these, so we do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+from typing import Any
+
+MAX_EVENTS = 10_000
+MAX_BYTES = 1_048_576
+EVENT_OVERHEAD = 26
+
+
+def batches(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
+    """Split events (already in time order) into batches PutLogEvents accepts."""
+    out: list[list[dict[str, Any]]] = []
+    current: list[dict[str, Any]] = []
+    size = 0
+    for event in events:
+        event_size = len(event["message"].encode()) + EVENT_OVERHEAD
+        if current and (len(current) >= MAX_EVENTS or size + event_size > MAX_BYTES):
+            out.append(current)
+            current, size = [], 0
+        current.append(event)
+        size += event_size
+    if current:
+        out.append(current)
+    return out
+
+
+class CloudWatchHandler(logging.Handler):
+    def __init__(self, logs: Any, group: str, stream: str) -> None:
+        super().__init__()
+        self.logs = logs
+        self.group = group
+        self.stream = stream
+        self.pending: list[dict[str, Any]] = []
+        self.pending_lock = threading.Lock()  # not `lock`: logging.Handler owns that name
+        self.created = False
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = self.format(record)[: MAX_BYTES - EVENT_OVERHEAD]
+        with self.pending_lock:
+            self.pending.append({"timestamp": int(record.created * 1000), "message": message})
+        if record.levelno >= logging.WARNING:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.pending_lock:
+            events, self.pending = self.pending, []
+        if not events:
+            return
+        try:
+            if not self.created:
+                with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
+                    self.logs.create_log_stream(logGroupName=self.group, logStreamName=self.stream)
+                self.created = True
+            for batch in batches(events):
+                self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=batch)
+        except Exception:  # losing log lines must never stop the run or the power-off
+            with self.pending_lock:
+                self.pending = events + self.pending

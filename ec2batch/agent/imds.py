@@ -1,0 +1,75 @@
+"""A small IMDSv2 client: token first, then reads; honours AWS_EC2_METADATA_SERVICE_ENDPOINT like botocore.
+
+The local stack serves an emulator on loopback per instance and points the agent at it with that
+variable, so the agent's code path is the one it takes on EC2.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+
+DEFAULT_ENDPOINT = "http://169.254.169.254"
+TOKEN_TTL_SECONDS = 21600
+
+
+@dataclass(frozen=True)
+class Identity:
+    instance_id: str
+    region: str
+    instance_type: str | None
+    account_id: str | None
+
+
+class ImdsError(RuntimeError):
+    pass
+
+
+class Imds:
+    def __init__(self, endpoint: str | None = None, attempts: int = 20, delay: float = 1.0) -> None:
+        self.endpoint = (endpoint or os.environ.get("AWS_EC2_METADATA_SERVICE_ENDPOINT") or DEFAULT_ENDPOINT).rstrip(
+            "/"
+        )
+        self.attempts = attempts
+        self.delay = delay
+        self._token: str | None = None
+
+    def _request(self, method: str, path: str, headers: dict[str, str]) -> str:
+        last: Exception | None = None
+        for attempt in range(self.attempts):
+            request = urllib.request.Request(self.endpoint + path, method=method, headers=headers)
+            try:
+                with urllib.request.urlopen(request, timeout=2) as response:
+                    return response.read().decode()
+            except urllib.error.HTTPError as exc:
+                if exc.code == 404:
+                    raise ImdsError(f"instance metadata has no {path}") from exc
+                last = exc
+            except OSError as exc:  # early in boot the metadata service may not answer yet
+                last = exc
+            if attempt + 1 < self.attempts:
+                time.sleep(self.delay)
+        raise ImdsError(f"instance metadata at {self.endpoint} did not answer {path}: {last}")
+
+    def token(self) -> str:
+        if self._token is None:
+            self._token = self._request(
+                "PUT", "/latest/api/token", {"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL_SECONDS)}
+            )
+        return self._token
+
+    def get(self, path: str) -> str:
+        return self._request("GET", path, {"X-aws-ec2-metadata-token": self.token()})
+
+    def identity(self) -> Identity:
+        document = json.loads(self.get("/latest/dynamic/instance-identity/document"))
+        return Identity(
+            instance_id=document["instanceId"],
+            region=document["region"],
+            instance_type=document.get("instanceType"),
+            account_id=document.get("accountId"),
+        )

@@ -1,0 +1,221 @@
+"""The EC2 emulator: moto's instances become systemd containers, and power-offs become stops.
+
+moto keeps instance state but runs nothing. Every half second this loop reconciles the two:
+- an ec2batch instance that moto says is pending/running and has no running container: start it
+  (the same container again for a restarted instance, so its disk persists like an EBS root volume);
+- a container that exited while moto says running: the machine powered itself off, so stop the
+  instance in moto, or terminate it if its shutdown behaviour says so;
+- moto says stopping/stopped/terminated but the container runs: stop the container (systemd halts
+  on SIGRTMIN+3), as AWS would shut the machine down.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker.errors
+
+from ..aws import Clients
+from ..jsonlog import fields
+from ..names import TAG_JOB
+from .imds import ImdsEmulator, InstanceInfo
+from .paths import ACCOUNT_ID, DUMMY_CREDENTIALS, IMDS_PORT_RANGE, LOOPBACK, MOTO_PORT, REGION, StackPaths
+
+log = logging.getLogger(__name__)
+
+TAG_DOCKER_IMAGE = "ec2batch:docker-image"  # on the AMI registered for the local instance image
+CONTAINER_PREFIX = "ec2batch-instance-"
+LABEL_INSTANCE = "ec2batch.instance-id"
+
+
+def instance_run_options(paths: StackPaths, env_file: str) -> dict[str, Any]:
+    """How a systemd container is run as an "EC2 instance" (DESIGN.md §4)."""
+    return {
+        "network_mode": "host",
+        "cap_add": ["SYS_ADMIN"],
+        "security_opt": ["seccomp=unconfined"],
+        "tmpfs": {"/run": "", "/run/lock": ""},
+        "volumes": {
+            "/sys/fs/cgroup": {"bind": "/sys/fs/cgroup", "mode": "ro"},
+            str(paths.docker_socket): {"bind": "/run/docker.sock", "mode": "rw"},
+            env_file: {"bind": "/etc/ec2batch/local.env", "mode": "ro"},
+        },
+        "environment": {"container": "docker"},
+        "stop_signal": "SIGRTMIN+3",
+        "detach": True,
+    }
+
+
+def register_instance_image(ec2: Any, docker_image: str) -> str:
+    """Register the local instance image as an AMI (idempotent): the launch template points at it."""
+    found = ec2.describe_images(
+        Owners=["self"], Filters=[{"Name": f"tag:{TAG_DOCKER_IMAGE}", "Values": [docker_image]}]
+    )
+    if found["Images"]:
+        return found["Images"][0]["ImageId"]
+    image_id = ec2.register_image(
+        Name=f"ec2batch-local-{docker_image.replace('/', '-').replace(':', '-')}",
+        Description="ec2batch local instance image (a systemd container built by Packer's docker source)",
+        RootDeviceName="/dev/xvda",
+        Architecture="x86_64",
+        VirtualizationType="hvm",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 30, "VolumeType": "gp3"}}],
+    )["ImageId"]
+    ec2.create_tags(Resources=[image_id], Tags=[{"Key": TAG_DOCKER_IMAGE, "Value": docker_image}])
+    return image_id
+
+
+@dataclass
+class Ec2Emulator:
+    clients: Clients
+    docker: Any
+    paths: StackPaths
+    imds: dict[str, ImdsEmulator] = field(default_factory=dict)
+    images: dict[str, str] = field(default_factory=dict)
+    # Instances whose container we started for their current start; an exited one has powered off.
+    booted: dict[str, str] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def run_forever(self, stop: threading.Event, interval: float = 0.5) -> None:
+        while not stop.is_set():
+            try:
+                self.step()
+            except Exception:
+                log.exception("ec2 emulator step failed")
+            stop.wait(interval)
+
+    def step(self) -> None:
+        with self.lock:
+            for instance in self._instances():
+                self._reconcile(instance)
+
+    def _instances(self) -> list[dict[str, Any]]:
+        response = self.clients.ec2.describe_instances(Filters=[{"Name": "tag-key", "Values": [TAG_JOB]}])
+        return [i for r in response["Reservations"] for i in r["Instances"]]
+
+    def _reconcile(self, instance: dict[str, Any]) -> None:
+        instance_id = instance["InstanceId"]
+        state = instance["State"]["Name"]
+        container = self._container(instance_id)
+        running = container is not None and container.status in ("running", "restarting")
+        if state in ("pending", "running"):
+            if running:
+                return
+            if instance_id in self.booted:
+                self._machine_powered_off(instance)  # we booted it for this start, and it has exited
+            else:
+                self._boot(instance, container)
+            return
+        self.booted.pop(instance_id, None)
+        if running:
+            log.info("instance stopped through the API: halting its container", extra=fields(instance_id=instance_id))
+            container.stop(timeout=30)
+        if state == "terminated":
+            self._forget(instance_id, container)
+
+    def _machine_powered_off(self, instance: dict[str, Any]) -> None:
+        instance_id = instance["InstanceId"]
+        behaviour = self.clients.ec2.describe_instance_attribute(
+            InstanceId=instance_id, Attribute="instanceInitiatedShutdownBehavior"
+        )["InstanceInitiatedShutdownBehavior"]["Value"]
+        log.info("instance powered off", extra=fields(instance_id=instance_id, shutdown_behavior=behaviour))
+        self.booted.pop(instance_id, None)
+        if behaviour == "terminate":
+            self.clients.ec2.terminate_instances(InstanceIds=[instance_id])
+        else:
+            self.clients.ec2.stop_instances(InstanceIds=[instance_id])
+
+    def _boot(self, instance: dict[str, Any], container: Any | None) -> None:
+        instance_id = instance["InstanceId"]
+        imds = self._imds_for(instance)
+        env_file = self.paths.run / f"{instance_id}.env"
+        env_file.write_text(
+            "\n".join(
+                [
+                    f"AWS_ENDPOINT_URL=http://{LOOPBACK}:{MOTO_PORT}",
+                    f"AWS_EC2_METADATA_SERVICE_ENDPOINT={imds.url}",
+                    f"EC2BATCH_AWSLOGS_ENDPOINT=http://{LOOPBACK}:{MOTO_PORT}",
+                    *(f"{k}={v}" for k, v in DUMMY_CREDENTIALS.items()),
+                ]
+            )
+            + "\n"
+        )
+        if container is None:
+            image = self._docker_image(instance["ImageId"])
+            container = self.docker.containers.create(
+                image,
+                name=CONTAINER_PREFIX + instance_id,
+                labels={LABEL_INSTANCE: instance_id},
+                **instance_run_options(self.paths, str(env_file)),
+            )
+        container.start()
+        container.reload()
+        self.booted[instance_id] = container.attrs["State"]["StartedAt"]
+        log.info("instance booted", extra=fields(instance_id=instance_id, container=container.name))
+
+    def _imds_for(self, instance: dict[str, Any]) -> ImdsEmulator:
+        instance_id = instance["InstanceId"]
+        info = InstanceInfo(
+            instance_id=instance_id,
+            region=REGION,
+            instance_type=instance.get("InstanceType", "t3.micro"),
+            account_id=ACCOUNT_ID,
+            image_id=instance["ImageId"],
+            tags={t["Key"]: t["Value"] for t in instance.get("Tags", [])},
+        )
+        if instance_id in self.imds:
+            self.imds[instance_id].update(info)
+            return self.imds[instance_id]
+        used = {e.server.server_address[1] for e in self.imds.values()}
+        for port in range(*IMDS_PORT_RANGE):
+            if port in used:
+                continue
+            try:
+                emulator = ImdsEmulator(port, info)
+            except OSError:
+                continue
+            self.imds[instance_id] = emulator
+            return emulator
+        raise RuntimeError(f"no free port for instance metadata in {IMDS_PORT_RANGE}")
+
+    def _docker_image(self, image_id: str) -> str:
+        if image_id not in self.images:
+            found = self.clients.ec2.describe_images(ImageIds=[image_id])["Images"]
+            tags = {t["Key"]: t["Value"] for t in (found[0].get("Tags", []) if found else [])}
+            if TAG_DOCKER_IMAGE not in tags:
+                raise RuntimeError(f"AMI {image_id} is not a local instance image (no {TAG_DOCKER_IMAGE} tag)")
+            self.images[image_id] = tags[TAG_DOCKER_IMAGE]
+        return self.images[image_id]
+
+    def _container(self, instance_id: str) -> Any | None:
+        try:
+            return self.docker.containers.get(CONTAINER_PREFIX + instance_id)
+        except docker.errors.NotFound:
+            return None
+
+    def _forget(self, instance_id: str, container: Any | None) -> None:
+        if container is not None:
+            try:
+                container.remove(force=True)
+            except docker.errors.APIError:
+                return
+        emulator = self.imds.pop(instance_id, None)
+        if emulator:
+            emulator.close()
+        (self.paths.run / f"{instance_id}.env").unlink(missing_ok=True)
+
+
+def wait_for_state(ec2: Any, instance_id: str, states: tuple[str, ...], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    state = ""
+    while time.monotonic() < deadline:
+        response = ec2.describe_instances(InstanceIds=[instance_id])
+        state = response["Reservations"][0]["Instances"][0]["State"]["Name"]
+        if state in states:
+            return state
+        time.sleep(0.25)
+    return state

@@ -1,0 +1,79 @@
+"""Example ec2batch job: builds a daily sales report from generated data.
+
+It stands for the heavy daily batch ec2batch exists for: it prints progress, writes its result,
+and stops cleanly on SIGTERM (the agent sends one at max runtime, then SIGKILL after the grace period).
+
+Knobs (environment variables), used by the tests and handy for trying things out:
+  REPORT_ROWS          rows of generated data (default 200000)
+  JOB_SECONDS          keep working for at least this many seconds (default 0)
+  JOB_LINES            print this many numbered log lines ("line 1 of N") before the report
+  JOB_EXIT_CODE        exit with this code at the end (default 0)
+  JOB_IGNORE_SIGTERM   "1": ignore SIGTERM (to test the kill after the grace period)
+  JOB_SHOW_SECRET_HASH name of a variable whose SHA-256 to print (proves a secret arrived, never its value)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import random
+import signal
+import sys
+import time
+from collections import defaultdict
+
+stopping = False
+
+
+def on_sigterm(signum: int, frame: object) -> None:
+    global stopping
+    stopping = True
+    print("SIGTERM received: finishing the current step and exiting", flush=True)
+
+
+def main() -> int:
+    rows = int(os.environ.get("REPORT_ROWS", "200000"))
+    seconds = float(os.environ.get("JOB_SECONDS", "0"))
+    lines = int(os.environ.get("JOB_LINES", "0"))
+    exit_code = int(os.environ.get("JOB_EXIT_CODE", "0"))
+    if os.environ.get("JOB_IGNORE_SIGTERM") == "1":
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print("ignoring SIGTERM", flush=True)
+    else:
+        signal.signal(signal.SIGTERM, on_sigterm)
+
+    secret_name = os.environ.get("JOB_SHOW_SECRET_HASH")
+    if secret_name:
+        value = os.environ.get(secret_name, "")
+        print(f"{secret_name} sha256={hashlib.sha256(value.encode()).hexdigest()}", flush=True)
+
+    for i in range(1, lines + 1):
+        print(f"line {i} of {lines}", flush=True)
+
+    print(f"generating {rows} rows", flush=True)
+    rng = random.Random(20261124)
+    totals: dict[str, float] = defaultdict(float)
+    regions = ["north", "south", "east", "west"]
+    started = time.monotonic()
+    for row in range(rows):
+        totals[regions[row % 4]] += rng.uniform(1, 500)
+        if stopping:
+            print(f"stopped early at row {row}", flush=True)
+            return 143
+        if row and row % 50000 == 0:
+            print(f"progress: {row}/{rows} rows", flush=True)
+
+    while time.monotonic() - started < seconds:
+        if stopping:
+            print("stopped while waiting", flush=True)
+            return 143
+        time.sleep(0.2)
+
+    for region in regions:
+        print(f"total {region}: {totals[region]:.2f}", flush=True)
+    print(f"report written: {rows} rows, total {sum(totals.values()):.2f}", flush=True)
+    return exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
