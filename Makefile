@@ -1,4 +1,4 @@
-# ec2batch: `make help` lists the targets. `make demo` and `make test` are the two that matter.
+# ec2batch: `make help` lists the targets. The two that matter: `make demo` and `make test`.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
 
@@ -7,6 +7,9 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 JOB ?= daily-report
+# LOCAL=1 points the CLI targets at the local stack (`ec2batch local env`); otherwise your AWS environment.
+LOCAL ?=
+LOCAL_ENV = $(if $(LOCAL),eval "$$($(BIN)/ec2batch local env)" &&,)
 
 .PHONY: help
 help: ## List the targets
@@ -21,24 +24,71 @@ $(STAMP): pyproject.toml
 .PHONY: venv
 venv: $(STAMP) ## Create .venv with ec2batch and its dev tools
 
+# ---------------------------------------------------------------- the two commands
+.PHONY: demo
+demo: $(STAMP) ## Bring up the local stack, schedule the example job, watch one run end to end
+	$(BIN)/python -m ec2batch.local.demo
+
 .PHONY: test
-test: $(STAMP) ## Run every test (unit, then the local stack suite)
+test: test-unit test-stack ## Every test: unit (in-process moto), then the local stack suite
+
+# ---------------------------------------------------------------- tests and checks
+.PHONY: test-unit
+test-unit: $(STAMP) ## Unit tests on in-process moto (seconds)
 	$(BIN)/pytest -q tests/unit
 
-.PHONY: test-unit
-test-unit: $(STAMP) ## Unit tests only (in-process moto, seconds)
-	$(BIN)/pytest -q tests/unit
+.PHONY: test-stack
+test-stack: $(STAMP) ## The local stack suite: real dockerd, registry, moto_server, Packer image (root)
+	$(BIN)/pytest -q tests/stack
 
 .PHONY: lint
 lint: $(STAMP) ## ruff check and format check
-	$(BIN)/ruff check ec2batch tests
-	$(BIN)/ruff format --check ec2batch tests
+	$(BIN)/ruff check ec2batch tests launcher_lambda
+	$(BIN)/ruff format --check ec2batch tests launcher_lambda
 
 .PHONY: fmt
 fmt: $(STAMP) ## Format the Python code
-	$(BIN)/ruff format ec2batch tests
-	$(BIN)/ruff check --fix ec2batch tests
+	$(BIN)/ruff format ec2batch tests launcher_lambda
+	$(BIN)/ruff check --fix ec2batch tests launcher_lambda
 
+# ---------------------------------------------------------------- artifacts
 .PHONY: lambda-zip
 lambda-zip: $(STAMP) ## Build dist/launcher.zip (the launcher Lambda)
 	$(BIN)/python launcher_lambda/build.py --out dist/launcher.zip
+
+.PHONY: wheels
+wheels: $(STAMP) ## Build dist/wheels: the agent's wheel and its dependencies, for Packer
+	rm -rf dist/wheels
+	$(BIN)/pip wheel --quiet --wheel-dir dist/wheels .
+
+.PHONY: packer-check
+packer-check: ## packer fmt -check and validate (the docker source with Debian's Packer 1.6.6)
+	mkdir -p dist/wheels
+	cd packer && packer fmt -check ec2batch.pkr.hcl
+	cd packer && packer validate -only=docker.instance -var agent_version=0.0.0 ec2batch.pkr.hcl
+
+.PHONY: ami
+ami: wheels ## Build the AMI in your AWS account (needs current Packer with the amazon plugin)
+	cd packer && packer init . && packer build -only=amazon-ebs.instance \
+		-var agent_version=$$($(BIN)/python -c 'import ec2batch; print(ec2batch.__version__)') .
+
+.PHONY: instance-image
+instance-image: $(STAMP) ## Build the local instance image (Packer's docker source) in the local stack
+	$(BIN)/ec2batch local up
+
+# ---------------------------------------------------------------- using it
+.PHONY: local-up
+local-up: $(STAMP) ## Start the local stack (as root); `ec2batch local status` shows it
+	$(BIN)/ec2batch local up
+
+.PHONY: local-down
+local-down: $(STAMP) ## Stop the local stack
+	$(BIN)/ec2batch local down
+
+.PHONY: run-now
+run-now: $(STAMP) ## Run JOB now and follow its logs (LOCAL=1: on the local stack)
+	$(LOCAL_ENV) $(BIN)/ec2batch run-now $(JOB) --follow
+
+.PHONY: runs
+runs: $(STAMP) ## Show JOB's runs (LOCAL=1: on the local stack)
+	$(LOCAL_ENV) $(BIN)/ec2batch runs $(JOB)

@@ -167,7 +167,7 @@ def parse_config(doc: Any) -> JobConfig:
     secrets = _secrets(c, doc.get("secrets"))
     for name in set(env) & set(secrets):
         c.fail(f"config.secrets.{name}", "also set in config.env; a variable comes from one place only")
-    max_runtime = c.integer(doc.get("max_runtime_seconds", 3600), "config.max_runtime_seconds", 60, MAX_RUNTIME_LIMIT)
+    max_runtime = c.integer(doc.get("max_runtime_seconds", 3600), "config.max_runtime_seconds", 10, MAX_RUNTIME_LIMIT)
     grace = c.integer(doc.get("stop_grace_seconds", 30), "config.stop_grace_seconds", 0, 3600)
     strategy = c.choice(doc.get("strategy", "reuse"), "config.strategy", STRATEGIES)
     concurrency = c.choice(doc.get("concurrency", "forbid"), "config.concurrency", CONCURRENCY_POLICIES)

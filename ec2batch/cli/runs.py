@@ -16,6 +16,7 @@ from ..jobs import find_instances, get_schedule
 from ..ledger import Ledger, Run, parse_time, utcnow
 from ..names import JobNames, validate_job_name
 from ..runlogs import follow_stream, read_stream
+from ..runview import summary
 from . import Context, friendly_errors
 
 pass_ctx = click.make_pass_decorator(Context)
@@ -139,29 +140,6 @@ def _wait(ctx: Context, job: str, run_id: str, *, follow: bool, timeout: int | N
 
 def _clock() -> str:
     return utcnow().strftime("%H:%M:%S")
-
-
-def summary(run: Run) -> str:
-    """The run's outcome and how long each step took, on a few lines."""
-    lines = [f"run {run.run_id} {run.status}" + (f" (exit {run.exit_code})" if run.exit_code is not None else "")]
-    if run.reason:
-        lines.append(f"  reason: {run.reason}")
-    steps = [
-        ("triggered", run.triggered_at),
-        ("instance running", run.instance_running_at),
-        ("container started", run.container_started_at),
-        ("ended", run.ended_at),
-    ]
-    start = parse_time(run.triggered_at)
-    for label, stamp in steps:
-        if stamp:
-            offset = (parse_time(stamp) - start).total_seconds()
-            lines.append(f"  {label:<18} {stamp}  (+{offset:.1f}s)")
-    if run.instance_id:
-        lines.append(f"  instance: {run.instance_id} ({run.instance_type or '?'})")
-    if run.image_digest:
-        lines.append(f"  image: {run.image_digest}")
-    return "\n".join(lines)
 
 
 def _run_json(run: Run) -> dict[str, Any]:

@@ -76,11 +76,13 @@ class Stack:
         return docker.DockerClient(base_url=self.paths.docker_host, timeout=120)
 
     # ---------------------------------------------------------------- up
-    def up(self, *, with_example: bool = True) -> dict[str, Any]:
+    def up(self, *, with_example: bool = True, before_provisioning: Callable[[], None] | None = None) -> dict[str, Any]:
         started = time.monotonic()
         self.preflight()
         self.paths.ensure()
         self.start_services()
+        if before_provisioning is not None:
+            before_provisioning()
         client = self.docker()
         self.step("base image", lambda: build_base_image(client, self.paths, self.progress))
         instance_image = self.step("instance image", lambda: self.build_instance_image(client))
@@ -268,17 +270,26 @@ class Stack:
                 self.progress(f"{name}: stopped")
 
     def reset(self) -> None:
-        """Wipe moto's state (runs, instances, logs) and provision the example again; images stay."""
+        """Wipe moto's state (runs, instances, logs, jobs) and provision the example again; images stay."""
+        self.up(before_provisioning=self.wipe)
+
+    def wipe(self) -> None:
+        """Forget every instance and all AWS state: instance and job containers go, moto starts empty."""
         import urllib.request
+
+        from ..names import LABEL_JOB
 
         services.stop(self.paths, "emulators")
         client = self.docker()
-        for container in client.containers.list(all=True, filters={"name": CONTAINER_PREFIX}):
+        doomed = client.containers.list(all=True, filters={"name": CONTAINER_PREFIX})
+        doomed += client.containers.list(all=True, filters={"label": LABEL_JOB})
+        for container in doomed:
             container.remove(force=True)
+        for env_file in self.paths.run.glob("i-*.env"):
+            env_file.unlink()
         request = urllib.request.Request(f"http://{LOOPBACK}:{MOTO_PORT}/moto-api/reset", method="POST")
         urllib.request.urlopen(request, timeout=10).close()
-        self.progress("moto state wiped")
-        self.up()
+        self.progress(f"AWS state wiped; {len(doomed)} container(s) removed")
 
     def status(self) -> dict[str, Any]:
         info: dict[str, Any] = {"stack_dir": str(self.paths.root), "services": {}}

@@ -1,0 +1,115 @@
+"""The local stack suite: real dockerd, registry, moto_server, Packer-built instance containers.
+
+The session fixture brings the stack up exactly as `ec2batch local up` does (cached images make a
+warm start take seconds); each test deploys its own job, so tests never share an instance.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ec2batch.aws import Clients
+from ec2batch.config import JobConfig
+from ec2batch.launcher import Launcher
+from ec2batch.ledger import Ledger, Run
+from ec2batch.local.stack import Stack
+from ec2batch.runlogs import read_stream
+
+pytestmark = pytest.mark.stack
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[Stack]:
+    stack = Stack.default(progress=lambda message: print(f"[stack] {message}", flush=True))
+    saved = dict(os.environ)
+    os.environ.update(stack.env())
+    os.environ.pop("EC2BATCH_JOB", None)
+    # A clean slate: runs, instances and containers left by an earlier session would change what tests see.
+    result = stack.up(before_provisioning=stack.wipe)
+    stack.images = result  # type: ignore[attr-defined]
+    yield stack
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+@dataclass
+class LocalJob:
+    stack: Stack
+    clients: Clients
+    config: JobConfig
+    topic_arn: str
+
+    @property
+    def name(self) -> str:
+        return self.config.job
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.clients.dynamodb, self.config.names.ledger_table)
+
+    def trigger(self, **event: Any) -> dict[str, Any]:
+        return Launcher(self.clients).handle({"action": "run", "job": self.name, **event})
+
+    def wait_run(self, run_id: str, timeout: float = 120, until: Callable[[Run], bool] = lambda r: r.terminal) -> Run:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            run = self.ledger.require(self.name, run_id)
+            if until(run):
+                return run
+            time.sleep(0.3)
+        raise AssertionError(f"run {run_id} did not get there in {timeout}s: {self.ledger.require(self.name, run_id)}")
+
+    def wait_instance(
+        self, instance_id: str, states: tuple[str, ...] = ("stopped", "terminated"), timeout: float = 60
+    ) -> str:
+        deadline = time.monotonic() + timeout
+        state = ""
+        while time.monotonic() < deadline:
+            reservations = self.clients.ec2.describe_instances(InstanceIds=[instance_id])["Reservations"]
+            state = reservations[0]["Instances"][0]["State"]["Name"]
+            if state in states:
+                return state
+            time.sleep(0.3)
+        raise AssertionError(f"instance {instance_id} is still {state} after {timeout}s")
+
+    def job_lines(self, run_id: str) -> list[str]:
+        names = self.config.names
+        return [
+            line.message for line in read_stream(self.clients.logs, names.log_group, names.run_log_stream(run_id))[0]
+        ]
+
+    def agent_lines(self, run_id: str) -> list[str]:
+        names = self.config.names
+        return [
+            line.message for line in read_stream(self.clients.logs, names.log_group, names.agent_log_stream(run_id))[0]
+        ]
+
+    def inbox(self) -> str:
+        """A queue subscribed to the job's topic, like an on-call's e-mail."""
+        sqs = self.clients.sqs
+        url = sqs.create_queue(QueueName=f"inbox-{self.name}")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        self.clients.sns.subscribe(TopicArn=self.topic_arn, Protocol="sqs", Endpoint=arn)
+        return url
+
+
+@pytest.fixture
+def deploy(stack: Stack) -> Callable[..., LocalJob]:
+    """Deploy a job built on the example runner image, with these config overrides."""
+
+    def make(job: str, **overrides: Any) -> LocalJob:
+        clients = stack.clients()
+        images = stack.images  # type: ignore[attr-defined]
+        topic_arn = clients.sns.create_topic(Name=f"ec2batch-{job}")["TopicArn"]
+        overrides.setdefault("notifications", {"topic_arn": topic_arn, "on": ["FAILED", "TIMED_OUT"]})
+        config = stack.example_config(images["runner_image"], job=job, **overrides)
+        stack.provision(config, images["instance_image"])
+        return LocalJob(stack, clients, config, topic_arn)
+
+    return make

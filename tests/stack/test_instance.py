@@ -1,0 +1,204 @@
+"""What runs on the job's machine, on the real engine, registry and systemd instance containers."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+import docker
+import pytest
+
+from ec2batch.ledger import FAILED, RUNNING, SUCCEEDED, TIMED_OUT
+from ec2batch.local.ec2 import CONTAINER_PREFIX
+from ec2batch.names import LABEL_RUN_ID
+
+pytestmark = pytest.mark.stack
+
+
+def test_success_ships_every_line_in_order_records_the_digest_and_powers_off(deploy) -> None:
+    job = deploy("t-success", env={"REPORT_ROWS": "1000", "JOB_LINES": "300"})
+    started = job.trigger()
+
+    run = job.wait_run(started["run_id"])
+
+    assert (run.status, run.exit_code) == (SUCCEEDED, 0)
+    assert run.image_digest and run.image_digest.startswith("sha256:")
+    assert run.container_started_at and run.instance_running_at
+    assert job.wait_instance(run.instance_id) == "stopped"
+    lines = job.job_lines(run.run_id)
+    assert lines[:300] == [f"line {i} of 300" for i in range(1, 301)]
+    assert lines[-1].startswith("report written: 1000 rows")
+    agent = [json.loads(line)["msg"] for line in job.agent_lines(run.run_id)]
+    assert agent[0] == "run claimed" and agent[-1] == "powering off"
+
+
+def test_a_failing_job_is_failed_with_its_exit_code_notified_and_powered_off(deploy) -> None:
+    job = deploy("t-exit-three", env={"REPORT_ROWS": "10", "JOB_EXIT_CODE": "3"})
+    inbox = job.inbox()
+    run = job.wait_run(job.trigger()["run_id"])
+
+    assert (run.status, run.exit_code, run.reason) == (FAILED, 3, "exit code 3")
+    assert job.wait_instance(run.instance_id) == "stopped"
+    messages = job.clients.sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=5)["Messages"]
+    notice = json.loads(json.loads(messages[0]["Body"])["Message"])
+    assert (notice["run_id"], notice["status"], notice["exit_code"]) == (run.run_id, FAILED, 3)
+
+
+def test_a_job_that_ignores_sigterm_is_killed_at_max_runtime_and_powered_off(deploy) -> None:
+    job = deploy(
+        "t-timeout",
+        max_runtime_seconds=10,
+        stop_grace_seconds=3,
+        env={"REPORT_ROWS": "10", "JOB_SECONDS": "300", "JOB_IGNORE_SIGTERM": "1"},
+    )
+    run = job.wait_run(job.trigger()["run_id"], timeout=90)
+    stopped_at = time.time()
+
+    assert run.status == TIMED_OUT
+    assert run.exit_code == 137  # SIGKILL after the grace period: SIGTERM was ignored
+    assert job.wait_instance(run.instance_id) == "stopped"
+    from ec2batch.ledger import parse_time
+
+    ran = (parse_time(run.ended_at) - parse_time(run.container_started_at)).total_seconds()
+    assert 10 <= ran <= 10 + 3 + 5
+    assert time.time() - stopped_at < 15
+    assert "ignoring SIGTERM" in job.job_lines(run.run_id)
+
+
+def test_an_image_tag_that_does_not_exist_fails_after_bounded_retries_and_powers_off(deploy) -> None:
+    job = deploy("t-bad-tag", image="127.0.0.1:5000/ec2batch/daily-report:no-such-tag")
+    run = job.wait_run(job.trigger()["run_id"], timeout=90)
+
+    assert run.status == FAILED
+    assert run.reason.startswith("could not pull 127.0.0.1:5000/ec2batch/daily-report:no-such-tag after 4 attempts")
+    assert job.wait_instance(run.instance_id) == "stopped"
+    warnings = [json.loads(line) for line in job.agent_lines(run.run_id)]
+    assert [w["attempt"] for w in warnings if w["msg"] == "pull failed"] == [1, 2, 3, 4]
+
+
+def test_an_agent_killed_mid_run_is_restarted_and_re_attaches_to_the_one_container(deploy, stack) -> None:
+    job = deploy("t-reattach", env={"REPORT_ROWS": "10", "JOB_SECONDS": "12"})
+    run_id = job.trigger()["run_id"]
+    running = job.wait_run(run_id, until=lambda r: r.status == RUNNING and r.container_started_at is not None)
+    engine = stack.docker()
+    instance = engine.containers.get(CONTAINER_PREFIX + running.instance_id)
+
+    killed = instance.exec_run(["systemctl", "kill", "--signal=SIGKILL", "ec2batch-agent.service"])
+    assert killed.exit_code == 0
+
+    run = job.wait_run(run_id)
+    assert (run.status, run.exit_code) == (SUCCEEDED, 0)
+    assert job.wait_instance(run.instance_id) == "stopped"
+    containers = engine.containers.list(all=True, filters={"label": f"{LABEL_RUN_ID}={run_id}"})
+    assert len(containers) == 1
+    messages = [json.loads(line)["msg"] for line in job.agent_lines(run_id)]
+    assert "re-attached to the run's container" in messages
+    assert messages.count("run ended") == 1
+
+
+def test_a_secret_reaches_the_container_and_nothing_else(deploy, stack) -> None:
+    value = "s3cr3t-Value-4711-xyzzy"
+    parameter = "/ec2batch/t-secret/db-password"
+    clients = stack.clients()
+    clients.ssm.put_parameter(Name=parameter, Value=value, Type="SecureString", Overwrite=True)
+    job = deploy(
+        "t-secret",
+        secrets={"DB_PASSWORD": {"ssm": parameter}},
+        env={"REPORT_ROWS": "10", "JOB_SHOW_SECRET_HASH": "DB_PASSWORD"},
+    )
+
+    run = job.wait_run(job.trigger()["run_id"])
+
+    assert run.status == SUCCEEDED
+    assert f"DB_PASSWORD sha256={hashlib.sha256(value.encode()).hexdigest()}" in job.job_lines(run.run_id)
+    container = stack.docker().containers.list(all=True, filters={"label": f"{LABEL_RUN_ID}={run.run_id}"})[0]
+    assert f"DB_PASSWORD={value}" in container.attrs["Config"]["Env"]
+    everything = "\n".join(job.job_lines(run.run_id) + job.agent_lines(run.run_id))
+    item = clients.dynamodb.get_item(
+        TableName=job.config.names.ledger_table, Key={"job": {"S": job.name}, "run_id": {"S": run.run_id}}
+    )["Item"]
+    assert value not in everything
+    assert value not in json.dumps(item)
+    assert value not in (stack.paths.logs / "emulators.log").read_text()
+
+
+def test_a_missing_secret_fails_the_run_naming_it_and_powers_off(deploy) -> None:
+    job = deploy("t-no-secret", secrets={"API_KEY": {"ssm": "/ec2batch/t-no-secret/absent"}})
+    run = job.wait_run(job.trigger()["run_id"])
+    assert run.status == FAILED
+    assert run.reason == "secret API_KEY: could not read ssm /ec2batch/t-no-secret/absent: ParameterNotFound"
+    assert job.wait_instance(run.instance_id) == "stopped"
+
+
+def test_docker_sdk_is_the_one_talking_to_the_engine(stack) -> None:
+    # The stack's engine answers on its own socket only: a guard against tests reaching another engine.
+    assert docker.DockerClient(base_url=stack.paths.docker_host).ping()
+
+
+def test_an_agent_that_keeps_dying_makes_the_unit_power_the_machine_off(deploy, stack) -> None:
+    job = deploy("t-agent-dies", env={"REPORT_ROWS": "10", "JOB_SECONDS": "120"})
+    run_id = job.trigger()["run_id"]
+    running = job.wait_run(run_id, until=lambda r: r.status == RUNNING and r.container_started_at is not None)
+    instance = stack.docker().containers.get(CONTAINER_PREFIX + running.instance_id)
+    began = time.monotonic()
+
+    for _ in range(3):  # StartLimitBurst=3: the third failure is final, and OnFailure powers off
+        instance.exec_run(["systemctl", "kill", "--signal=SIGKILL", "ec2batch-agent.service"])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            instance.reload()
+            if instance.status != "running":
+                break
+            state = instance.exec_run(["systemctl", "is-active", "ec2batch-agent.service"]).output.decode().strip()
+            if state == "active":
+                break
+            time.sleep(0.2)
+        time.sleep(1)
+
+    assert job.wait_instance(running.instance_id, timeout=30) == "stopped"
+    assert time.monotonic() - began < 40
+
+
+def test_a_boot_with_no_run_waiting_is_recorded_and_powers_off(deploy) -> None:
+    job = deploy("t-hand-start", env={"REPORT_ROWS": "10"})
+    first = job.wait_run(job.trigger()["run_id"])
+    job.wait_instance(first.instance_id)
+
+    job.clients.ec2.start_instances(InstanceIds=[first.instance_id])  # someone starts it by hand
+
+    assert job.wait_instance(first.instance_id, timeout=60) == "stopped"
+    boot = next(r for r in job.ledger.list_runs(job.name) if r.trigger == "boot")
+    assert boot.status == "SKIPPED"
+    assert boot.reason == (
+        f"booted with no run waiting (tag points at {first.run_id}, SUCCEEDED); boot_without_run is poweroff"
+    )
+
+
+def test_the_unit_verifies_and_its_exposure_is_low(stack) -> None:
+    image = stack.images["instance_image"]  # type: ignore[attr-defined]
+    out = stack.docker().containers.run(
+        image,
+        entrypoint=["systemd-analyze"],
+        command=["verify", "/etc/systemd/system/ec2batch-agent.service"],
+        remove=True,
+        stderr=True,
+        network_mode="host",
+    )
+    assert out.decode().strip() == ""
+    score = (
+        stack.docker()
+        .containers.run(
+            image,
+            entrypoint=["sh"],
+            remove=True,
+            network_mode="host",
+            command=[
+                "-c",
+                "systemd-analyze security --offline=true /etc/systemd/system/ec2batch-agent.service | tail -1",
+            ],
+        )
+        .decode()
+    )
+    exposure = float(score.split("ec2batch-agent.service: ")[1].split()[0])
+    assert exposure <= 2.0, score
