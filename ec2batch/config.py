@@ -293,7 +293,7 @@ def load_config(ssm: Any, job: str) -> JobConfig:
     """Read and validate a job's config from SSM (one GetParameter call)."""
     name = JobNames(job).config_parameter
     try:
-        response = ssm.get_parameter(Name=name)
+        response = ssm.get_parameter(Name=name, WithDecryption=True)  # Terraform stores it as a SecureString
     except ssm.exceptions.ParameterNotFound as exc:
         raise UnknownJob(f"unknown job {job!r}: no config at SSM parameter {name}") from exc
     config = parse_config_text(response["Parameter"]["Value"], source=name)
@@ -308,7 +308,7 @@ def store_config(ssm: Any, config: JobConfig, *, tags: bool = True) -> None:
     ssm.put_parameter(
         Name=names.config_parameter,
         Value=json.dumps(config.to_document(), sort_keys=True),
-        Type="String",
+        Type="SecureString",
         Overwrite=True,
     )
     if tags:

@@ -106,7 +106,8 @@ class JobNames:
 
     @property
     def schedule_group(self) -> str:
-        return PREFIX
+        # One group per job: destroying one job's schedules never touches another's.
+        return self.base
 
     @property
     def instance_role(self) -> str:

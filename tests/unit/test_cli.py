@@ -141,10 +141,10 @@ def test_next_json_lists_utc_times(cli) -> None:
 
 
 def test_next_of_a_job_reads_its_deployed_schedule(job: Job, cli) -> None:
-    job.clients.scheduler.create_schedule_group(Name="ec2batch")
+    job.clients.scheduler.create_schedule_group(Name="ec2batch-daily-report")
     job.clients.scheduler.create_schedule(
         Name="ec2batch-daily-report",
-        GroupName="ec2batch",
+        GroupName="ec2batch-daily-report",
         ScheduleExpression="cron(0 6 * * ? *)",
         ScheduleExpressionTimezone="Europe/Berlin",
         FlexibleTimeWindow={"Mode": "OFF"},

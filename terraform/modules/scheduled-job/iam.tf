@@ -1,0 +1,320 @@
+################################################################################
+# Instance role: what the agent on the job's machine may do
+################################################################################
+
+data "aws_iam_policy_document" "instance_assume" {
+  statement {
+    sid     = "Ec2AssumesTheRole"
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "instance" {
+  name               = local.names.instance_role
+  description        = "ec2batch ${var.job_name}: the agent on the job's machine"
+  assume_role_policy = data.aws_iam_policy_document.instance_assume.json
+  tags               = local.tags
+}
+
+resource "aws_iam_instance_profile" "instance" {
+  name = local.names.instance_profile
+  role = aws_iam_role.instance.name
+  tags = local.tags
+}
+
+data "aws_iam_policy_document" "instance" {
+  statement {
+    sid = "EcrToken"
+    # GetAuthorizationToken has no resource-level permissions: AWS requires "*" here.
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "PullThisRepository"
+    actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+    resources = [aws_ecr_repository.this.arn]
+  }
+
+  statement {
+    sid       = "WriteThisLogGroup"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"]
+    resources = ["${aws_cloudwatch_log_group.job.arn}:*"]
+  }
+
+  statement {
+    sid       = "ReadThisJobsParameters"
+    actions   = ["ssm:GetParameter"]
+    resources = concat([aws_ssm_parameter.config.arn], local.secret_ssm_arns)
+  }
+
+  dynamic "statement" {
+    for_each = length(local.secret_sm_arns) > 0 ? [1] : []
+    content {
+      sid       = "ReadNamedSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = local.secret_sm_arns
+    }
+  }
+
+  statement {
+    sid       = "UpdateThisJobsLedgerItems"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:ConditionCheckItem"]
+    resources = [aws_dynamodb_table.ledger.arn]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = [var.job_name]
+    }
+  }
+
+  statement {
+    sid       = "PublishToThisTopic"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.this.arn]
+  }
+
+  statement {
+    sid = "ReadOwnTags"
+    # DescribeTags has no resource-level permissions: AWS requires "*"; it only reads tags.
+    actions   = ["ec2:DescribeTags"]
+    resources = ["*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [1]
+    content {
+      sid       = "UseTheJobsKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "instance" {
+  name   = "ec2batch-agent"
+  role   = aws_iam_role.instance.id
+  policy = data.aws_iam_policy_document.instance.json
+}
+
+################################################################################
+# Launcher role: what the launcher Lambda may do
+################################################################################
+
+data "aws_iam_policy_document" "launcher_assume" {
+  statement {
+    sid     = "LambdaAssumesTheRole"
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["lambda.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "launcher" {
+  name               = local.names.launcher_role
+  description        = "ec2batch ${var.job_name}: the launcher Lambda"
+  assume_role_policy = data.aws_iam_policy_document.launcher_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "launcher" {
+  statement {
+    sid       = "StartStopOnlyThisJobsInstances"
+    actions   = ["ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"]
+    resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:instance/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.tag_job}"
+      values   = [var.job_name]
+    }
+  }
+
+  statement {
+    sid       = "TagOnlyThisJobsInstances"
+    actions   = ["ec2:CreateTags"]
+    resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:instance/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.tag_job}"
+      values   = [var.job_name]
+    }
+  }
+
+  statement {
+    sid     = "TagAtLaunch"
+    actions = ["ec2:CreateTags"]
+    resources = [
+      "arn:${local.partition}:ec2:${local.region}:${local.account_id}:instance/*",
+      "arn:${local.partition}:ec2:${local.region}:${local.account_id}:volume/*",
+    ]
+    condition {
+      test     = "StringEquals"
+      variable = "ec2:CreateAction"
+      values   = ["RunInstances"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.tag_job}"
+      values   = [var.job_name]
+    }
+  }
+
+  statement {
+    sid     = "LaunchOnlyTaggedInstancesAndVolumes"
+    actions = ["ec2:RunInstances"]
+    resources = [
+      "arn:${local.partition}:ec2:${local.region}:${local.account_id}:instance/*",
+      "arn:${local.partition}:ec2:${local.region}:${local.account_id}:volume/*",
+    ]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:RequestTag/${local.tag_job}"
+      values   = [var.job_name]
+    }
+  }
+
+  statement {
+    sid     = "LaunchOnlyFromThisTemplate"
+    actions = ["ec2:RunInstances"]
+    resources = [
+      aws_launch_template.this.arn,
+      "arn:${local.partition}:ec2:${local.region}::image/*",
+      "arn:${local.partition}:ec2:${local.region}:${local.account_id}:image/*",
+      "arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/*",
+      "arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*",
+      "arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/*",
+    ]
+    condition {
+      test     = "ArnEquals"
+      variable = "ec2:LaunchTemplate"
+      values   = [aws_launch_template.this.arn]
+    }
+  }
+
+  statement {
+    sid = "DescribeInstances"
+    # Describe* actions have no resource-level permissions: AWS requires "*"; they only read.
+    actions   = ["ec2:DescribeInstances"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "PassOnlyTheInstanceRole"
+    actions   = ["iam:PassRole"]
+    resources = [aws_iam_role.instance.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "iam:PassedToService"
+      values   = ["ec2.amazonaws.com"]
+    }
+  }
+
+  statement {
+    sid       = "ReadThisJobsConfig"
+    actions   = ["ssm:GetParameter"]
+    resources = [aws_ssm_parameter.config.arn]
+  }
+
+  statement {
+    sid       = "WriteThisJobsLedger"
+    actions   = ["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem", "dynamodb:Query", "dynamodb:ConditionCheckItem"]
+    resources = [aws_dynamodb_table.ledger.arn]
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "dynamodb:LeadingKeys"
+      values   = [var.job_name]
+    }
+  }
+
+  statement {
+    sid       = "PublishToThisTopic"
+    actions   = ["sns:Publish"]
+    resources = [aws_sns_topic.this.arn]
+  }
+
+  statement {
+    sid       = "UseTheTimerQueue"
+    actions   = ["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:GetQueueAttributes", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.timers.arn]
+  }
+
+  statement {
+    sid       = "DeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letters.arn]
+  }
+
+  statement {
+    sid       = "WriteOwnLogs"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.launcher.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [1]
+    content {
+      sid       = "UseTheJobsKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "launcher" {
+  name   = "ec2batch-launcher"
+  role   = aws_iam_role.launcher.id
+  policy = data.aws_iam_policy_document.launcher.json
+}
+
+################################################################################
+# Scheduler role: EventBridge Scheduler may invoke the launcher, nothing else
+################################################################################
+
+data "aws_iam_policy_document" "scheduler_assume" {
+  statement {
+    sid     = "SchedulerAssumesTheRole"
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["scheduler.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "scheduler" {
+  name               = local.names.scheduler_role
+  description        = "ec2batch ${var.job_name}: EventBridge Scheduler invoking the launcher"
+  assume_role_policy = data.aws_iam_policy_document.scheduler_assume.json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "scheduler" {
+  statement {
+    sid       = "InvokeTheLauncher"
+    actions   = ["lambda:InvokeFunction"]
+    resources = [aws_lambda_function.launcher.arn]
+  }
+
+  statement {
+    sid       = "DeadLetters"
+    actions   = ["sqs:SendMessage"]
+    resources = [aws_sqs_queue.dead_letters.arn]
+  }
+}
+
+resource "aws_iam_role_policy" "scheduler" {
+  name   = "ec2batch-scheduler"
+  role   = aws_iam_role.scheduler.id
+  policy = data.aws_iam_policy_document.scheduler.json
+}

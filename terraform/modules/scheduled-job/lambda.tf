@@ -1,0 +1,97 @@
+################################################################################
+# Launcher Lambda
+################################################################################
+
+resource "aws_lambda_function" "launcher" {
+  # checkov:skip=CKV_AWS_117: the launcher only calls AWS APIs; a VPC would add NAT or endpoints and ENI cold starts without reducing what it can reach.
+  # checkov:skip=CKV_AWS_272: the zip is built reproducibly from this repository (make lambda-zip); code signing needs a Signer profile, which belongs to the account's pipeline, not to one job's module.
+  function_name = local.names.launcher_function
+  description   = "ec2batch ${var.job_name}: records runs and starts the job's machine"
+  role          = aws_iam_role.launcher.arn
+
+  filename         = var.launcher_zip
+  source_code_hash = filebase64sha256(var.launcher_zip)
+  handler          = "ec2batch.launcher.handler"
+  runtime          = "python3.12"
+  architectures    = ["arm64"]
+  memory_size      = 256
+  # A stopping instance is waited for up to 120 s before it is started again.
+  timeout = 180
+
+  # A cap, not a reservation for speed: a burst of events must not start a burst of machines.
+  reserved_concurrent_executions = var.launcher_reserved_concurrency
+  kms_key_arn                    = var.kms_key_arn
+
+  environment {
+    variables = {
+      EC2BATCH_JOB                   = var.job_name
+      EC2BATCH_STOPPING_WAIT_SECONDS = "120"
+    }
+  }
+
+  dead_letter_config {
+    target_arn = aws_sqs_queue.dead_letters.arn
+  }
+
+  tracing_config {
+    mode = "Active"
+  }
+
+  logging_config {
+    log_format = "Text" # the launcher writes JSON lines itself
+    log_group  = aws_cloudwatch_log_group.launcher.name
+  }
+
+  tags = local.tags
+
+  depends_on = [aws_iam_role_policy.launcher]
+}
+
+resource "aws_lambda_function_event_invoke_config" "launcher" {
+  function_name                = aws_lambda_function.launcher.function_name
+  maximum_retry_attempts       = 2 # safe: the same schedule event maps to the same run, started once
+  maximum_event_age_in_seconds = 3600
+
+  destination_config {
+    on_failure {
+      destination = aws_sqs_queue.dead_letters.arn
+    }
+  }
+}
+
+################################################################################
+# Queues: timers (exact-time runs, deadlines) and dead letters
+################################################################################
+
+resource "aws_sqs_queue" "dead_letters" {
+  name                              = local.names.dead_letter_queue
+  message_retention_seconds         = 1209600
+  kms_master_key_id                 = coalesce(var.kms_key_arn, "alias/aws/sqs")
+  kms_data_key_reuse_period_seconds = 3600
+  tags                              = local.tags
+}
+
+resource "aws_sqs_queue" "timers" {
+  name = local.names.timer_queue
+  # Longer than the launcher's timeout, so a message is not delivered twice while it is being handled.
+  visibility_timeout_seconds        = 360
+  message_retention_seconds         = 86400
+  kms_master_key_id                 = coalesce(var.kms_key_arn, "alias/aws/sqs")
+  kms_data_key_reuse_period_seconds = 3600
+
+  redrive_policy = jsonencode({
+    deadLetterTargetArn = aws_sqs_queue.dead_letters.arn
+    maxReceiveCount     = 3
+  })
+
+  tags = local.tags
+}
+
+resource "aws_lambda_event_source_mapping" "timers" {
+  event_source_arn                   = aws_sqs_queue.timers.arn
+  function_name                      = aws_lambda_function.launcher.arn
+  batch_size                         = 10
+  maximum_batching_window_in_seconds = 0 # timers are due now: do not wait to fill a batch
+  function_response_types            = ["ReportBatchItemFailures"]
+  tags                               = local.tags
+}

@@ -1,0 +1,65 @@
+################################################################################
+# Names: the same templates as ec2batch/names.py (tests/unit/test_terraform.py compares them)
+################################################################################
+
+locals {
+  base = "ec2batch-${var.job_name}"
+
+  names = {
+    base               = local.base
+    config_parameter   = "/ec2batch/${var.job_name}/config"
+    log_group          = "/ec2batch/${var.job_name}"
+    ecr_repository     = "ec2batch/${var.job_name}"
+    ledger_table       = "${local.base}-runs"
+    launch_template    = local.base
+    launcher_function  = "${local.base}-launcher"
+    launcher_log_group = "/aws/lambda/${local.base}-launcher"
+    notification_topic = local.base
+    timer_queue        = "${local.base}-timers"
+    dead_letter_queue  = "${local.base}-dlq"
+    schedule           = local.base
+    planner_schedule   = "${local.base}-planner"
+    schedule_group     = local.base
+    instance_role      = "${local.base}-instance"
+    instance_profile   = "${local.base}-instance"
+    launcher_role      = "${local.base}-launcher"
+    scheduler_role     = "${local.base}-scheduler"
+    security_group     = local.base
+  }
+
+  tag_job = "ec2batch:job"
+  tags    = merge(var.tags, { (local.tag_job) = var.job_name })
+
+  image = coalesce(var.image, "${aws_ecr_repository.this.repository_url}:${var.image_tag}")
+
+  # The job config: the document ec2batch.config.parse_config validates (docs/config.md).
+  job_config = {
+    job                       = var.job_name
+    image                     = local.image
+    command                   = var.command
+    env                       = var.environment
+    secrets                   = { for name, s in var.secrets : name => { for k, v in s : k => v if v != null } }
+    max_runtime_seconds       = var.max_runtime_seconds
+    stop_grace_seconds        = var.stop_grace_seconds
+    strategy                  = var.strategy
+    concurrency               = var.concurrency
+    starting_deadline_seconds = var.starting_deadline_seconds
+    instance_types            = var.instance_types
+    subnet_ids                = var.subnet_ids
+    limits                    = { for k, v in var.limits : k => v if v != null }
+    notifications             = { topic_arn = aws_sns_topic.this.arn, on = var.notify_on }
+    boot_without_run          = "poweroff"
+    keep_running_for_debug    = false
+  }
+
+  secret_ssm_arns = [for s in values(var.secrets) : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${s.ssm}" if s.ssm != null]
+  secret_sm_arns  = [for s in values(var.secrets) : s.secretsmanager if s.secretsmanager != null]
+
+  account_id = data.aws_caller_identity.current.account_id
+  region     = data.aws_region.current.name
+  partition  = data.aws_partition.current.partition
+}
+
+data "aws_caller_identity" "current" {}
+data "aws_region" "current" {}
+data "aws_partition" "current" {}

@@ -1,0 +1,127 @@
+################################################################################
+# Image repository
+################################################################################
+
+resource "aws_ecr_repository" "this" {
+  name                 = local.names.ecr_repository
+  image_tag_mutability = var.ecr_image_tag_mutability
+
+  image_scanning_configuration {
+    scan_on_push = true
+  }
+
+  encryption_configuration {
+    encryption_type = var.kms_key_arn == null ? "AES256" : "KMS"
+    kms_key         = var.kms_key_arn
+  }
+
+  tags = local.tags
+}
+
+resource "aws_ecr_lifecycle_policy" "this" {
+  repository = aws_ecr_repository.this.name
+  policy = jsonencode({
+    rules = [{
+      rulePriority = 1
+      description  = "Keep the last ${var.ecr_keep_images} images"
+      selection = {
+        tagStatus   = "any"
+        countType   = "imageCountMoreThan"
+        countNumber = var.ecr_keep_images
+      }
+      action = { type = "expire" }
+    }]
+  })
+}
+
+################################################################################
+# Job config (read by the launcher and the agent)
+################################################################################
+
+resource "aws_ssm_parameter" "config" {
+  name        = local.names.config_parameter
+  description = "ec2batch job config of ${var.job_name} (schema: docs/config.md)"
+  # The document holds no secret (they are referenced by name), but it says what runs where: encrypted
+  # anyway, with the AWS managed key unless a key is given (readers need only ssm:GetParameter for that).
+  type   = "SecureString"
+  key_id = var.kms_key_arn
+  value  = jsonencode(local.job_config)
+  tier   = "Standard"
+  tags   = local.tags
+}
+
+################################################################################
+# Run ledger
+################################################################################
+
+resource "aws_dynamodb_table" "ledger" {
+  name         = local.names.ledger_table
+  billing_mode = "PAY_PER_REQUEST"
+  hash_key     = "job"
+  range_key    = "run_id"
+
+  attribute {
+    name = "job"
+    type = "S"
+  }
+
+  attribute {
+    name = "run_id"
+    type = "S"
+  }
+
+  # Idempotency-token items expire after 7 days.
+  ttl {
+    attribute_name = "expires_at"
+    enabled        = true
+  }
+
+  point_in_time_recovery {
+    enabled = true
+  }
+
+  server_side_encryption {
+    enabled     = true
+    kms_key_arn = var.kms_key_arn
+  }
+
+  deletion_protection_enabled = true
+
+  tags = local.tags
+}
+
+################################################################################
+# Notifications
+################################################################################
+
+resource "aws_sns_topic" "this" {
+  name              = local.names.notification_topic
+  kms_master_key_id = coalesce(var.kms_key_arn, "alias/aws/sns")
+  tags              = local.tags
+}
+
+resource "aws_sns_topic_subscription" "email" {
+  count = var.notification_email == null ? 0 : 1
+
+  topic_arn = aws_sns_topic.this.arn
+  protocol  = "email"
+  endpoint  = var.notification_email
+}
+
+################################################################################
+# Logs
+################################################################################
+
+resource "aws_cloudwatch_log_group" "job" {
+  name              = local.names.log_group
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = local.tags
+}
+
+resource "aws_cloudwatch_log_group" "launcher" {
+  name              = local.names.launcher_log_group
+  retention_in_days = var.log_retention_days
+  kms_key_id        = var.kms_key_arn
+  tags              = local.tags
+}

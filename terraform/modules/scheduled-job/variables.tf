@@ -1,0 +1,282 @@
+################################################################################
+# Job
+################################################################################
+
+variable "job_name" {
+  description = "Name of the job. Every AWS name derives from it (ec2batch-<job>, /ec2batch/<job>, ...)."
+  type        = string
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{1,30}$", var.job_name))
+    error_message = "job_name must be 2-31 characters: lowercase letters, digits and '-', starting with a letter."
+  }
+}
+
+variable "image" {
+  description = "Container image of the job. Null: this module's ECR repository, tag `image_tag`."
+  type        = string
+  default     = null
+}
+
+variable "image_tag" {
+  description = "Tag used when `image` is null."
+  type        = string
+  default     = "latest"
+}
+
+variable "command" {
+  description = "Exec-form command of the job container; null keeps the image's CMD."
+  type        = list(string)
+  default     = null
+}
+
+variable "environment" {
+  description = "Plain environment variables of the job container."
+  type        = map(string)
+  default     = {}
+
+  validation {
+    condition     = alltrue([for k in keys(var.environment) : can(regex("^[A-Za-z_][A-Za-z0-9_]*$", k))])
+    error_message = "environment keys must be valid variable names (letters, digits and '_', not starting with a digit)."
+  }
+}
+
+variable "secrets" {
+  description = "Variables whose values are read at run time: NAME => { ssm = parameter name } or { secretsmanager = secret ARN, key = optional JSON key }. Values never enter Terraform state."
+  type = map(object({
+    ssm            = optional(string)
+    secretsmanager = optional(string)
+    key            = optional(string)
+  }))
+  default = {}
+
+  validation {
+    condition     = alltrue([for s in values(var.secrets) : (s.ssm == null) != (s.secretsmanager == null)])
+    error_message = "each secret names exactly one of ssm or secretsmanager."
+  }
+}
+
+variable "max_runtime_seconds" {
+  description = "The agent stops the job after this long (SIGTERM, then SIGKILL after stop_grace_seconds): TIMED_OUT."
+  type        = number
+  default     = 3600
+
+  validation {
+    condition     = var.max_runtime_seconds >= 10 && var.max_runtime_seconds <= 1209600 && floor(var.max_runtime_seconds) == var.max_runtime_seconds
+    error_message = "max_runtime_seconds must be a whole number from 10 to 1209600 (14 days)."
+  }
+}
+
+variable "stop_grace_seconds" {
+  description = "Seconds between SIGTERM and SIGKILL when the job is stopped."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.stop_grace_seconds >= 0 && var.stop_grace_seconds <= 3600
+    error_message = "stop_grace_seconds must be from 0 to 3600."
+  }
+}
+
+variable "strategy" {
+  description = "reuse: one instance, stopped between runs; ephemeral: a fresh instance per run, terminated at the end."
+  type        = string
+  default     = "reuse"
+
+  validation {
+    condition     = contains(["reuse", "ephemeral"], var.strategy)
+    error_message = "strategy must be reuse or ephemeral."
+  }
+}
+
+variable "concurrency" {
+  description = "forbid: a trigger while a run is active is SKIPPED; allow: it gets an extra instance."
+  type        = string
+  default     = "forbid"
+
+  validation {
+    condition     = contains(["forbid", "allow"], var.concurrency)
+    error_message = "concurrency must be forbid or allow."
+  }
+}
+
+variable "starting_deadline_seconds" {
+  description = "A schedule fire reaching the launcher later than this after its time is SKIPPED as missed."
+  type        = number
+  default     = 900
+
+  validation {
+    condition     = var.starting_deadline_seconds >= 10 && var.starting_deadline_seconds <= 86400
+    error_message = "starting_deadline_seconds must be from 10 to 86400."
+  }
+}
+
+variable "instance_types" {
+  description = "Instance types, preferred first; the others are fallbacks when AWS has no capacity."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.instance_types) > 0 && alltrue([for t in var.instance_types : can(regex("^[a-z][a-z0-9-]*\\.[a-z0-9]+$", t))])
+    error_message = "instance_types must list at least one instance type, like m7i.2xlarge."
+  }
+}
+
+variable "subnet_ids" {
+  description = "Private subnets to run in, tried in order when AWS has no capacity. The first hosts the reusable instance."
+  type        = list(string)
+
+  validation {
+    condition     = length(var.subnet_ids) > 0 && alltrue([for s in var.subnet_ids : can(regex("^subnet-[0-9a-f]{8,17}$", s))])
+    error_message = "subnet_ids must list at least one subnet id (subnet-...)."
+  }
+}
+
+variable "limits" {
+  description = "Container limits: memory_mb, cpus, shm_size_mb."
+  type = object({
+    memory_mb   = optional(number)
+    cpus        = optional(number)
+    shm_size_mb = optional(number)
+  })
+  default = {}
+}
+
+variable "root_volume_size_gb" {
+  description = "Size of the instance's encrypted gp3 root volume (the image cache lives there)."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.root_volume_size_gb >= 8 && var.root_volume_size_gb <= 16384
+    error_message = "root_volume_size_gb must be from 8 to 16384."
+  }
+}
+
+################################################################################
+# Image
+################################################################################
+
+variable "ami_id" {
+  description = "AMI to run. Null: the newest AMI that `make ami` built (tag ec2batch:image = instance) in this account."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.ami_id == null || can(regex("^ami-[0-9a-f]{8,17}$", var.ami_id))
+    error_message = "ami_id must be an AMI id (ami-...) or null."
+  }
+}
+
+################################################################################
+# Schedule
+################################################################################
+
+variable "schedule_expression" {
+  description = "When the job runs: cron(min hour day-of-month month day-of-week year), rate(...) or at(...). Null: no schedule (run-now only)."
+  type        = string
+  default     = "cron(0 2 * * ? *)"
+
+  validation {
+    condition     = var.schedule_expression == null || can(regex("^(cron\\(([^ ]+ ){5}[^ ]+\\)|rate\\([1-9][0-9]* (minute|minutes|hour|hours|day|days)\\)|at\\([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\\))$", var.schedule_expression))
+    error_message = "schedule_expression must be cron(6 fields), rate(N unit) or at(yyyy-mm-ddThh:mm:ss); check it with `ec2batch next -e EXPR`."
+  }
+}
+
+variable "schedule_timezone" {
+  description = "IANA time zone of the schedule (daylight saving handled by EventBridge Scheduler)."
+  type        = string
+  default     = "UTC"
+
+  validation {
+    condition     = can(regex("^(UTC|[A-Z][A-Za-z_+-]+(/[A-Za-z0-9_+-]+){1,2})$", var.schedule_timezone))
+    error_message = "schedule_timezone must be an IANA time zone name such as Europe/Berlin or UTC."
+  }
+}
+
+variable "planner_enabled" {
+  description = "Run the 15-minute planner for exact-time runs (`ec2batch run-at`) and external run deadlines."
+  type        = bool
+  default     = true
+}
+
+################################################################################
+# Notifications, logs, tags
+################################################################################
+
+variable "notify_on" {
+  description = "Run statuses that publish to the job's SNS topic."
+  type        = list(string)
+  default     = ["FAILED", "TIMED_OUT"]
+
+  validation {
+    condition     = alltrue([for s in var.notify_on : contains(["SUCCEEDED", "FAILED", "TIMED_OUT", "SKIPPED"], s)])
+    error_message = "notify_on may contain SUCCEEDED, FAILED, TIMED_OUT and SKIPPED."
+  }
+}
+
+variable "notification_email" {
+  description = "Optional e-mail address subscribed to the job's topic (AWS sends a confirmation mail)."
+  type        = string
+  default     = null
+}
+
+variable "log_retention_days" {
+  description = "Retention of the job's and the launcher's CloudWatch log groups."
+  type        = number
+  default     = 365
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be a value CloudWatch Logs accepts (1, 3, 5, 7, 14, 30, ..., 365, ..., 3653)."
+  }
+}
+
+variable "kms_key_arn" {
+  description = "Customer managed KMS key for the logs, the ledger, the topic and the queues. Null: AWS managed keys."
+  type        = string
+  default     = null
+}
+
+variable "ecr_image_tag_mutability" {
+  description = "IMMUTABLE (recommended) or MUTABLE tags in the job's ECR repository."
+  type        = string
+  default     = "IMMUTABLE"
+
+  validation {
+    condition     = contains(["IMMUTABLE", "MUTABLE"], var.ecr_image_tag_mutability)
+    error_message = "ecr_image_tag_mutability must be IMMUTABLE or MUTABLE."
+  }
+}
+
+variable "ecr_keep_images" {
+  description = "How many images the ECR lifecycle policy keeps."
+  type        = number
+  default     = 30
+
+  validation {
+    condition     = var.ecr_keep_images >= 1 && var.ecr_keep_images <= 1000
+    error_message = "ecr_keep_images must be from 1 to 1000."
+  }
+}
+
+variable "launcher_zip" {
+  description = "Path of the launcher Lambda's zip (`make lambda-zip` writes dist/launcher.zip)."
+  type        = string
+}
+
+variable "launcher_reserved_concurrency" {
+  description = "Reserved concurrency of the launcher: a cap, so a burst of events cannot start a burst of machines."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.launcher_reserved_concurrency >= 1 && var.launcher_reserved_concurrency <= 100
+    error_message = "launcher_reserved_concurrency must be from 1 to 100."
+  }
+}
+
+variable "tags" {
+  description = "Tags added to every resource (ec2batch:job is always added)."
+  type        = map(string)
+  default     = {}
+}
