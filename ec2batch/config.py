@@ -72,6 +72,7 @@ class JobConfig:
     notifications: Notifications = field(default_factory=Notifications)
     boot_without_run: str = "poweroff"
     keep_running_for_debug: bool = False
+    deadline_slack_seconds: int = 300
 
     @property
     def names(self) -> JobNames:
@@ -181,6 +182,7 @@ def parse_config(doc: Any) -> JobConfig:
     limits = _limits(c, doc.get("limits"))
     notifications = _notifications(c, doc.get("notifications"))
     boot = c.choice(doc.get("boot_without_run", "poweroff"), "config.boot_without_run", BOOT_WITHOUT_RUN)
+    slack = c.integer(doc.get("deadline_slack_seconds", 300), "config.deadline_slack_seconds", 0, 86400)
     debug = doc.get("keep_running_for_debug", False)
     if not isinstance(debug, bool):
         c.fail("config.keep_running_for_debug", f"must be true or false, got {debug!r}")
@@ -203,6 +205,7 @@ def parse_config(doc: Any) -> JobConfig:
         notifications=notifications,
         boot_without_run=boot,  # type: ignore[arg-type]
         keep_running_for_debug=bool(debug),
+        deadline_slack_seconds=slack,  # type: ignore[arg-type]
     )
 
 

@@ -107,6 +107,9 @@ class Run:
     env: Mapping[str, str] = field(default_factory=dict)
     billed_seconds: int | None = None
     cost_usd: float | None = None
+    deadline_at: str | None = None  # after this the launcher stops the machine from outside
+    deadline_timer_for: str | None = None  # the deadline_at a timer message has been sent for
+    start_timer_sent_at: str | None = None  # a PLANNED run's start timer is in the queue
     updated_at: str | None = None
 
     @property
@@ -206,6 +209,28 @@ class Ledger:
                 break
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return runs[:limit]
+
+    def live_runs(self, job: str, since: datetime, until: datetime) -> list[Run]:
+        """Runs not yet ended whose id (trigger, scheduled or due time) falls in [since, until]."""
+        kwargs: dict[str, Any] = {
+            "TableName": self.table,
+            "KeyConditionExpression": "#j = :j AND run_id BETWEEN :lo AND :hi",
+            "FilterExpression": "#s IN (:p0, :p1, :p2, :p3)",
+            "ExpressionAttributeNames": {"#j": "job", "#s": "status"},
+            "ExpressionAttributeValues": {
+                ":j": {"S": job},
+                ":lo": {"S": _stamp(since)},
+                ":hi": {"S": _stamp(until) + "~"},
+                **{f":p{i}": {"S": s} for i, s in enumerate((PLANNED, PENDING, STARTING, RUNNING))},
+            },
+        }
+        runs: list[Run] = []
+        while True:
+            page = self.db.query(**kwargs)
+            runs.extend(run_from_item(item) for item in page["Items"])
+            if "LastEvaluatedKey" not in page:
+                return runs
+            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def active_run_id(self, job: str) -> str | None:
         response = self.db.get_item(TableName=self.table, Key=_key(job, SLOT_KEY), ConsistentRead=True)

@@ -22,6 +22,7 @@ from typing import Any
 
 from ..aws import Clients
 from ..config import JobConfig, load_config
+from ..cost import run_cost
 from ..errors import Ec2BatchError, TransitionRejected
 from ..jsonlog import fields
 from ..ledger import (
@@ -87,6 +88,7 @@ class Agent:
         self.clock = clock
         self.keep_running = False
         self.redact = Redactor()
+        self.region = "us-east-1"
 
     # ---------------------------------------------------------------- entry point
     def run(self) -> int:
@@ -111,6 +113,7 @@ class Agent:
     # ---------------------------------------------------------------- the run
     def _run(self) -> int:
         identity = self.imds.identity()
+        self.region = identity.region
         clients = self.make_clients(identity.region)
         job, tagged_run = self._tags(clients, identity)
         if job is None:
@@ -254,6 +257,8 @@ class Agent:
         return self._finish(ledger, run, FAILED, exit_code=outcome.exit_code, reason=reason)
 
     def _finish(self, ledger: Ledger, run: Run, status: str, **changes: Any) -> Run | None:
+        # The machine powers off right after this: the run's billed time ends about now.
+        changes.update(run_cost(ledger.get(run.job, run.run_id) or run, self.clock(), self.region))
         try:
             final = ledger.transition(run.job, run.run_id, status, **changes)
         except TransitionRejected as exc:

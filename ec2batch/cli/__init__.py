@@ -94,9 +94,9 @@ def main(ctx: click.Context, profile: str | None, region: str | None) -> None:
 
 
 def _register() -> None:
-    from . import jobs, local, runs, schedules
+    from . import cost, jobs, local, runs, schedules, timers
 
-    for module in (runs, schedules, jobs, local):
+    for module in (runs, timers, schedules, jobs, cost, local):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from .. import timers
 from ..aws import Clients
 from ..config import JobConfig, load_config
 from ..errors import EventError, TransitionRejected
@@ -54,6 +55,8 @@ class Result:
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
 
+    # outcome "nothing": a timer whose final check found nothing to do (the reason says why)
+
 
 class Launcher:
     def __init__(
@@ -87,7 +90,7 @@ class Launcher:
     def handle(self, event: Any) -> dict[str, Any] | list[dict[str, Any]]:
         parsed = parse_event(event)
         if isinstance(parsed, list):
-            return [self.on_timer(timer).as_dict() for timer in parsed]
+            return self.on_timers(parsed)
         self._check_job(parsed.job)
         if isinstance(parsed, ScheduleFire):
             return self.on_schedule(parsed).as_dict()
@@ -146,6 +149,17 @@ class Launcher:
 
         return plan(self, request.job)
 
+    def on_timers(self, fired: list[TimerFire]) -> dict[str, Any]:
+        """An SQS batch: each message on its own, failures reported per message so only they come back."""
+        results, failures = [], []
+        for timer in fired:
+            try:
+                results.append(self.on_timer(timer).as_dict())
+            except Exception as exc:
+                log.exception("timer failed", extra=fields(job=timer.job, run_id=timer.run_id, error=str(exc)))
+                failures.append({"itemIdentifier": timer.message_id})
+        return {"batchItemFailures": failures, "results": results}
+
     def on_timer(self, timer: TimerFire) -> Result:
         from .timers import fire
 
@@ -196,6 +210,7 @@ class Launcher:
             "subnet_id": placement.subnet_id,
             "attempts": tuple(attempts),
             "log_stream": config.names.run_log_stream(run.run_id),
+            "deadline_at": iso(timers.deadline_for(config, self.clock())),
         }
         try:
             updated = ledger.transition(run.job, run.run_id, STARTING, **details)
@@ -203,6 +218,7 @@ class Launcher:
             # The instance booted and its agent moved the run on before we wrote STARTING: keep its
             # status, add what only we know.
             updated = ledger.update_fields(run.job, run.run_id, unless_terminal=False, **details)
+        self._arm_deadline(config, updated)
         log.info(
             "machine requested",
             extra=fields(
@@ -214,6 +230,17 @@ class Launcher:
             ),
         )
         return Result(run.job, run.run_id, updated.status, "started", placement.instance_id)
+
+    def _arm_deadline(self, config: JobConfig, run: Run) -> None:
+        """A deadline near enough for one delayed message is sent now; the planner sends the others."""
+        if not run.deadline_at:
+            return
+        due = timers.parse_time(run.deadline_at)
+        if timers.within_reach(due, self.clock()):
+            timers.send(self.clients, timers.Timer(run.job, run.run_id, timers.DEADLINE, due), self.clock())
+            self.ledger(run.job).update_fields(
+                run.job, run.run_id, unless_terminal=False, deadline_timer_for=run.deadline_at
+            )
 
     def _fail(self, config: JobConfig, ledger: Ledger, run: Run, reason: str, attempts: Any = ()) -> Result:
         failed = ledger.transition(run.job, run.run_id, FAILED, reason=reason, attempts=tuple(attempts))

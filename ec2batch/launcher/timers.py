@@ -1,19 +1,113 @@
-"""Exact-time runs and external deadlines (planner + SQS DelaySeconds + final check)."""
+"""The launcher's side of exact-time runs and deadlines: the planner action and the final check."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
-from ..errors import EventError
+from .. import timers
+from ..config import load_config
+from ..cost import run_cost
+from ..errors import TransitionRejected
+from ..jsonlog import fields
+from ..ledger import FAILED, PENDING, PLANNED, SKIPPED, TIMED_OUT, iso
+from ..notify import notify
 
 if TYPE_CHECKING:
     from .core import Launcher, Result
     from .events import TimerFire
 
+log = logging.getLogger(__name__)
+
 
 def plan(launcher: Launcher, job: str) -> dict[str, Any]:
-    raise EventError("plan events are not supported yet by this launcher version")
+    config = load_config(launcher.clients.ssm, job)
+    return timers.plan(launcher.clients, config, now=launcher.clock())
 
 
 def fire(launcher: Launcher, timer: TimerFire) -> Result:
-    raise EventError("timer events are not supported yet by this launcher version")
+    if timer.kind == timers.START:
+        return _start(launcher, timer)
+    return _deadline(launcher, timer)
+
+
+def _nothing(launcher: Launcher, timer: TimerFire, why: str, status: str | None = None) -> Result:
+    from .core import Result
+
+    log.info("timer: nothing to do", extra=fields(job=timer.job, run_id=timer.run_id, kind=timer.kind, reason=why))
+    return Result(timer.job, timer.run_id, status or "?", "nothing", reason=why)
+
+
+def _start(launcher: Launcher, timer: TimerFire) -> Result:
+    """Final check, then start: only a run still PLANNED for this very time, and allowed by the policy."""
+    from .core import Result
+
+    config = load_config(launcher.clients.ssm, timer.job)
+    ledger = launcher.ledger(timer.job)
+    run = ledger.get(timer.job, timer.run_id)
+    if run is None or run.status != PLANNED:
+        return _nothing(launcher, timer, timers.describe_skip(run, timer.kind), run.status if run else None)
+    if run.scheduled_at != iso(timer.due):
+        return _nothing(
+            launcher, timer, f"run moved to {run.scheduled_at}; this timer was for {iso(timer.due)}", run.status
+        )
+    now = launcher.clock()
+    late = (now - timer.due).total_seconds()
+    if late > config.starting_deadline_seconds:
+        missed = timers.mark_missed(ledger, run, late, config.starting_deadline_seconds)
+        if missed:
+            notify(launcher.clients.sns, config, missed)
+        return Result(run.job, run.run_id, SKIPPED, "skipped", reason=missed.reason if missed else "missed")
+    try:
+        run = ledger.transition(timer.job, run.run_id, PENDING, triggered_at=iso(now))
+    except TransitionRejected as exc:  # a duplicate message, or a cancel, got there first
+        return _nothing(launcher, timer, str(exc))
+    if config.concurrency == "forbid":
+        holder = ledger.claim_slot(timer.job, run.run_id)
+        if holder is not None:
+            skipped = ledger.transition(timer.job, run.run_id, SKIPPED, reason=f"run {holder} active")
+            notify(launcher.clients.sns, config, skipped)
+            return Result(run.job, run.run_id, SKIPPED, "skipped", reason=skipped.reason)
+    log.info("timer: starting planned run", extra=fields(job=run.job, run_id=run.run_id, late_seconds=round(late, 3)))
+    return launcher.start_run(config, run)
+
+
+def _deadline(launcher: Launcher, timer: TimerFire) -> Result:
+    """Final check, then stop: only a run still not ended, whose deadline is this timer's."""
+    from .core import Result
+
+    config = load_config(launcher.clients.ssm, timer.job)
+    ledger = launcher.ledger(timer.job)
+    run = ledger.get(timer.job, timer.run_id)
+    if run is None or run.terminal:
+        return _nothing(launcher, timer, timers.describe_skip(run, timer.kind), run.status if run else None)
+    if run.deadline_at and run.deadline_at != iso(timer.due):
+        return _nothing(launcher, timer, f"deadline moved to {run.deadline_at}", run.status)
+    try:
+        ended = ledger.transition(
+            timer.job,
+            run.run_id,
+            TIMED_OUT,
+            **run_cost(run, launcher.clock(), launcher.clients.region),
+            reason=(
+                f"deadline: still {run.status} at {iso(timer.due)}, max runtime {config.max_runtime_seconds}s + grace "
+                f"{config.stop_grace_seconds}s + slack {config.deadline_slack_seconds}s; the machine was stopped "
+                "from outside (agent dead or machine hung)"
+            ),
+        )
+    except TransitionRejected as exc:  # the run ended while we looked
+        return _nothing(launcher, timer, str(exc))
+    action = timers.stop_run_machine(launcher.clients, config, ended)
+    log.warning(
+        "deadline: run stopped from outside",
+        extra=fields(job=run.job, run_id=run.run_id, instance_id=run.instance_id, action=action),
+    )
+    notify(launcher.clients.sns, config, ended)
+    return Result(
+        run.job,
+        run.run_id,
+        TIMED_OUT if ended.status == TIMED_OUT else FAILED,
+        "stopped",
+        run.instance_id,
+        ended.reason,
+    )

@@ -185,3 +185,20 @@ def test_every_command_has_help_and_is_documented(command: str) -> None:
     result = CliRunner().invoke(main, [command, "--help"])
     assert result.exit_code == 0
     assert f"ec2batch {command}" in Path(__file__).parents[2].joinpath("docs", "cli.md").read_text()
+
+
+def test_run_at_in_plans_a_run_and_cancel_cancels_it(job: Job, cli) -> None:
+    planned = json.loads(cli("run-at", job.name, "--in", "2h", "--json").output)
+    assert planned["status"] == "PLANNED"
+    assert "PLANNED" in cli("runs", job.name).output
+
+    result = cli("cancel", job.name, planned["run_id"])
+
+    assert result.output.strip() == f"run {planned['run_id']} CANCELLED"
+    again = cli("cancel", job.name, planned["run_id"])
+    assert again.exit_code == 1 and "already ended: CANCELLED" in again.output
+
+
+def test_run_at_refuses_a_time_without_offset(job: Job, cli) -> None:
+    result = cli("run-at", job.name, "2026-11-24T14:02:30")
+    assert result.exit_code == 1 and "has no UTC offset" in result.output

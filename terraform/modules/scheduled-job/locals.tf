@@ -50,6 +50,7 @@ locals {
     notifications             = { topic_arn = aws_sns_topic.this.arn, on = var.notify_on }
     boot_without_run          = "poweroff"
     keep_running_for_debug    = false
+    deadline_slack_seconds    = var.deadline_slack_seconds
   }
 
   secret_ssm_arns = [for s in values(var.secrets) : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${s.ssm}" if s.ssm != null]

@@ -78,6 +78,17 @@ variable "stop_grace_seconds" {
   }
 }
 
+variable "deadline_slack_seconds" {
+  description = "Extra time (boot, image pull) before the external deadline stops a run still going after max_runtime_seconds + stop_grace_seconds."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = var.deadline_slack_seconds >= 0 && var.deadline_slack_seconds <= 86400
+    error_message = "deadline_slack_seconds must be from 0 to 86400."
+  }
+}
+
 variable "strategy" {
   description = "reuse: one instance, stopped between runs; ephemeral: a fresh instance per run, terminated at the end."
   type        = string

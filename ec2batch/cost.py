@@ -1,0 +1,260 @@
+"""What runs cost, and what acting on timed events costs with four designs.
+
+Instance prices are built-in defaults (on-demand Linux list prices, approximate, checked 2026-11) for
+common types; override or extend them with a JSON file (`--prices FILE` or EC2BATCH_PRICES):
+    {"eu-central-1": {"m7i.large": 0.1159, "ebs_gp3_gb_month": 0.0952}}
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from .errors import Ec2BatchError
+from .ledger import Run, parse_time
+
+MINIMUM_BILLED_SECONDS = 60  # EC2 bills per second with a 60 s minimum per start
+HOURS_PER_MONTH = 730  # AWS's convention for per-month prices
+
+DEFAULT_PRICES: dict[str, dict[str, float]] = {
+    "us-east-1": {
+        "t3.micro": 0.0104,
+        "t3.small": 0.0208,
+        "t3.medium": 0.0416,
+        "t3.large": 0.0832,
+        "m6i.large": 0.096,
+        "m6i.xlarge": 0.192,
+        "m6i.2xlarge": 0.384,
+        "m6i.4xlarge": 0.768,
+        "m7i.large": 0.1008,
+        "m7i.xlarge": 0.2016,
+        "m7i.2xlarge": 0.4032,
+        "m7i.4xlarge": 0.8064,
+        "c7i.xlarge": 0.1785,
+        "c7i.2xlarge": 0.357,
+        "c7i.4xlarge": 0.714,
+        "r5.2xlarge": 0.504,
+        "r6i.2xlarge": 0.504,
+        "r7i.2xlarge": 0.5292,
+        "r7i.4xlarge": 1.0584,
+        "ebs_gp3_gb_month": 0.08,
+    },
+    "eu-central-1": {
+        "t3.micro": 0.012,
+        "t3.small": 0.024,
+        "t3.medium": 0.048,
+        "t3.large": 0.096,
+        "m6i.large": 0.115,
+        "m6i.xlarge": 0.23,
+        "m6i.2xlarge": 0.46,
+        "m6i.4xlarge": 0.92,
+        "m7i.large": 0.1159,
+        "m7i.xlarge": 0.2318,
+        "m7i.2xlarge": 0.4637,
+        "m7i.4xlarge": 0.9274,
+        "c7i.xlarge": 0.2037,
+        "c7i.2xlarge": 0.4074,
+        "c7i.4xlarge": 0.8148,
+        "r5.2xlarge": 0.608,
+        "r6i.2xlarge": 0.608,
+        "r7i.2xlarge": 0.6384,
+        "r7i.4xlarge": 1.2768,
+        "ebs_gp3_gb_month": 0.0952,
+    },
+}
+
+
+class PriceError(Ec2BatchError):
+    pass
+
+
+@dataclass(frozen=True)
+class PriceTable:
+    prices: Mapping[str, Mapping[str, float]] = field(default_factory=lambda: DEFAULT_PRICES)
+
+    @classmethod
+    def load(cls, path: str | Path | None = None) -> PriceTable:
+        path = path or os.environ.get("EC2BATCH_PRICES")
+        merged = {region: dict(values) for region, values in DEFAULT_PRICES.items()}
+        if path:
+            try:
+                extra = json.loads(Path(path).read_text())
+            except (OSError, json.JSONDecodeError) as exc:
+                raise PriceError(f"price file {path}: {exc}") from exc
+            for region, values in extra.items():
+                merged.setdefault(region, {}).update({k: float(v) for k, v in values.items()})
+        return cls(merged)
+
+    def hourly(self, region: str, instance_type: str) -> float:
+        try:
+            return self.prices[region][instance_type]
+        except KeyError:
+            raise PriceError(
+                f"no price for {instance_type} in {region}: add it to a price file "
+                f'(--prices FILE, {{"{region}": {{"{instance_type}": 0.123}}}})'
+            ) from None
+
+    def gb_month(self, region: str) -> float:
+        return self.prices.get(region, {}).get("ebs_gp3_gb_month", DEFAULT_PRICES["us-east-1"]["ebs_gp3_gb_month"])
+
+
+def billed_seconds(started: datetime, ended: datetime) -> int:
+    """Per second with the 60 s minimum. Measured from the start request: the pending time (not billed)
+    roughly offsets the shutdown time (billed), which the ledger does not see."""
+    return max(MINIMUM_BILLED_SECONDS, math.ceil((ended - started).total_seconds()))
+
+
+def run_cost(run: Run, ended: datetime, region: str, prices: PriceTable | None = None) -> dict[str, Any]:
+    """The ledger fields for a run that ends at `ended` on its instance; empty if it never had one."""
+    start = run.start_requested_at or run.instance_running_at
+    if not start or not run.instance_type:
+        return {}
+    seconds = billed_seconds(parse_time(start), ended)
+    try:
+        hourly = (prices or PriceTable.load()).hourly(region, run.instance_type)
+    except PriceError:
+        return {"billed_seconds": seconds}
+    return {"billed_seconds": seconds, "cost_usd": round(seconds / 3600 * hourly, 6)}
+
+
+# ---------------------------------------------------------------- four ways to act on timed events
+
+
+@dataclass(frozen=True)
+class Item:
+    name: str
+    quantity: float  # per hour
+    unit_usd: float
+    unit: str
+
+    @property
+    def usd(self) -> float:
+        return self.quantity * self.unit_usd
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "item": self.name,
+            "quantity_per_hour": self.quantity,
+            "unit": self.unit,
+            "unit_usd": self.unit_usd,
+            "usd_per_hour": self.usd,
+        }
+
+
+@dataclass(frozen=True)
+class Scenario:
+    events_per_hour: int
+    work_ms: int
+    memory_mb: int
+    due_second: int
+
+
+PUBLISHED = {
+    "scheduled_event": 1.00 / 1e6,
+    "lambda_request": 0.20 / 1e6,
+    "lambda_100ms_128mb": 0.0000002083,
+    "transition": 0.025 / 1000,
+    "sqs_request": 0.40 / 1e6,
+}
+CURRENT = {
+    "scheduled_event": 1.00 / 1e6,  # EventBridge Scheduler invocations, beyond the free tier
+    "lambda_request": 0.20 / 1e6,
+    "lambda_gb_second": 0.0000166667,
+    "transition": 0.025 / 1000,
+    "sqs_request": 0.40 / 1e6,
+}
+ASSUMPTIONS = {
+    "published": [
+        "a scheduled rule costs its events only, $1.00 per million; the planner's own invocations are not counted",
+        "Lambda: $0.20 per million requests; duration in whole 100 ms steps at $0.0000002083 per 100 ms for "
+        "128 MB, scaled by memory",
+        "Step Functions: $0.025 per 1,000 state transitions, one transition per event, nothing else",
+        "SQS: one $0.40-per-million request per message",
+    ],
+    "current": [
+        "scheduled events: EventBridge Scheduler, $1.00 per million invocations (free tier not deducted)",
+        "Lambda: $0.20 per million requests; duration billed per 1 ms at $0.0000166667 per GB-second",
+        "Step Functions (standard): a wait and a task transition per event ($0.025 per 1,000) plus the task's "
+        "Lambda invocation of W ms",
+        "SQS: a send, a receive and a delete per message, $0.40 per million requests",
+        "the planner runs 4 times an hour and its invocation is counted like a W ms invocation",
+        "lambda-wait sleeps from the start of the minute until second S, billed as duration",
+    ],
+}
+
+
+def _duration_published(ms: float, memory_mb: int) -> float:
+    return math.ceil(ms / 100) * PUBLISHED["lambda_100ms_128mb"] * memory_mb / 128
+
+
+def _duration_current(ms: float, memory_mb: int) -> float:
+    return ms / 1000 * memory_mb / 1024 * CURRENT["lambda_gb_second"]
+
+
+def compare(s: Scenario, assumptions: str = "published") -> dict[str, list[Item]]:
+    """Per-hour cost items of cron, lambda-wait, step-functions and cron-sqs for scenario `s`."""
+    n, w, m = s.events_per_hour, s.work_ms, s.memory_mb
+    wait_ms = s.due_second * 1000 + w
+    if assumptions == "published":
+        p = PUBLISHED
+        d = _duration_published
+        return {
+            "cron": [
+                Item("schedule events (every minute)", 60, p["scheduled_event"], "event"),
+                Item("Lambda requests", 60, p["lambda_request"], "request"),
+                Item(f"Lambda duration ({w} ms batch, {m} MB)", 60, d(w, m), "invocation"),
+            ],
+            "lambda-wait": [
+                Item("schedule events (every minute)", 60, p["scheduled_event"], "event"),
+                Item("Lambda requests (one per event)", n, p["lambda_request"], "request"),
+                Item(f"Lambda duration (wait {s.due_second} s + {w} ms, {m} MB)", n, d(wait_ms, m), "invocation"),
+            ],
+            "step-functions": [
+                Item("state transitions (one per event)", n, p["transition"], "transition"),
+            ],
+            "cron-sqs": [
+                Item("planner schedule events (every 15 minutes)", 4, p["scheduled_event"], "event"),
+                Item("SQS requests (one per message)", n, p["sqs_request"], "request"),
+                Item("Lambda requests (one per event)", n, p["lambda_request"], "request"),
+                Item(f"Lambda duration ({w} ms, {m} MB)", n, d(w, m), "invocation"),
+            ],
+        }
+    if assumptions != "current":
+        raise ValueError(f"assumptions must be published or current, not {assumptions!r}")
+    c = CURRENT
+    d = _duration_current
+    return {
+        "cron": [
+            Item("schedule events (every minute)", 60, c["scheduled_event"], "event"),
+            Item("Lambda requests", 60, c["lambda_request"], "request"),
+            Item(f"Lambda duration ({w} ms batch, {m} MB)", 60, d(w, m), "invocation"),
+        ],
+        "lambda-wait": [
+            Item("schedule events (every minute)", 60, c["scheduled_event"], "event"),
+            Item("Lambda requests (one per event)", n, c["lambda_request"], "request"),
+            Item(f"Lambda duration (wait {s.due_second} s + {w} ms, {m} MB)", n, d(wait_ms, m), "invocation"),
+        ],
+        "step-functions": [
+            Item("state transitions (wait + task per event)", 2 * n, c["transition"], "transition"),
+            Item("Lambda requests (the task)", n, c["lambda_request"], "request"),
+            Item(f"Lambda duration ({w} ms, {m} MB)", n, d(w, m), "invocation"),
+        ],
+        "cron-sqs": [
+            Item("planner schedule events (every 15 minutes)", 4, c["scheduled_event"], "event"),
+            Item("planner Lambda requests", 4, c["lambda_request"], "request"),
+            Item(f"planner Lambda duration ({w} ms, {m} MB)", 4, d(w, m), "invocation"),
+            Item("SQS requests (send, receive, delete per message)", 3 * n, c["sqs_request"], "request"),
+            Item("Lambda requests (one per event)", n, c["lambda_request"], "request"),
+            Item(f"Lambda duration ({w} ms, {m} MB)", n, d(w, m), "invocation"),
+        ],
+    }
+
+
+def total(items: list[Item]) -> float:
+    return sum(item.usd for item in items)

@@ -1,0 +1,199 @@
+"""Exact-time runs and external run deadlines: planner + SQS DelaySeconds + a final check.
+
+A timer is "do X for run R at time T". SQS can delay a message by at most 900 s, so:
+- a timer due within the next 15 minutes is sent at once with DelaySeconds = seconds until due;
+- the planner (every 15 minutes) sends the timers that come due before its next tick;
+- when the message arrives, the launcher does a final check (is the run still PLANNED / still running
+  past its deadline? did its time move?) and acts, or records why it did nothing.
+Duplicate or stale messages are therefore harmless: the check reads the ledger, not the message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from .aws import Clients
+from .config import JobConfig
+from .errors import Ec2BatchError, TransitionRejected
+from .jsonlog import fields
+from .ledger import CANCELLED, PLANNED, RUNNING, STARTING, TERMINAL, Ledger, Run, iso, new_run_id, parse_time, utcnow
+from .names import TAG_LIFECYCLE, TAG_RUN_ID, JobNames
+
+log = logging.getLogger(__name__)
+
+MAX_DELAY_SECONDS = 900  # SQS's limit
+PLANNER_PERIOD = timedelta(minutes=15)
+# The planner looks a little past its next tick: EventBridge fires within a minute of its time.
+PLANNER_HORIZON = PLANNER_PERIOD + timedelta(minutes=2)
+START, DEADLINE = "start", "deadline"
+
+
+class TimerError(Ec2BatchError):
+    pass
+
+
+@dataclass(frozen=True)
+class Timer:
+    job: str
+    run_id: str
+    kind: str
+    due: datetime
+
+    def body(self) -> str:
+        return json.dumps({"job": self.job, "run_id": self.run_id, "kind": self.kind, "due": iso(self.due)})
+
+
+def queue_url(clients: Clients, job: str) -> str:
+    return clients.sqs.get_queue_url(QueueName=JobNames(job).timer_queue)["QueueUrl"]
+
+
+def send(clients: Clients, timer: Timer, now: datetime, url: str | None = None) -> int:
+    """Send the timer's message, delayed until it is due; returns the delay used."""
+    delay = max(0, min(MAX_DELAY_SECONDS, round((timer.due - now).total_seconds())))
+    clients.sqs.send_message(
+        QueueUrl=url or queue_url(clients, timer.job), MessageBody=timer.body(), DelaySeconds=delay
+    )
+    log.info(
+        "timer sent",
+        extra=fields(job=timer.job, run_id=timer.run_id, kind=timer.kind, due=iso(timer.due), delay_seconds=delay),
+    )
+    return delay
+
+
+def within_reach(due: datetime, now: datetime) -> bool:
+    """Can one delayed message cover it (and will the planner not get a better chance first)?"""
+    return (due - now).total_seconds() <= MAX_DELAY_SECONDS
+
+
+# ---------------------------------------------------------------- one-off runs
+
+
+def plan_run(
+    clients: Clients,
+    config: JobConfig,
+    due: datetime,
+    *,
+    command: tuple[str, ...] | None = None,
+    env: dict[str, str] | None = None,
+    now: datetime | None = None,
+) -> Run:
+    """Record a PLANNED run due at `due` (second precision); send its timer now if it is near."""
+    now = now or utcnow()
+    due = due.replace(microsecond=0)
+    if due <= now - timedelta(seconds=config.starting_deadline_seconds):
+        raise TimerError(f"{iso(due)} is more than the starting deadline ({config.starting_deadline_seconds}s) ago")
+    ledger = Ledger(clients.dynamodb, config.names.ledger_table)
+    run = Run(
+        job=config.job,
+        run_id=new_run_id("at", due),
+        status=PLANNED,
+        trigger="at",
+        triggered_at=iso(now),
+        scheduled_at=iso(due),
+        command=command,
+        env=env or {},
+    )
+    ledger.record_terminal_at_creation(run)  # a conditional put: a planned run is "recorded as seen"
+    if within_reach(due, now):
+        send(clients, Timer(config.job, run.run_id, START, due), now)
+        run = ledger.update_fields(config.job, run.run_id, start_timer_sent_at=iso(now))
+    return run
+
+
+def cancel_run(clients: Clients, config: JobConfig, run_id: str, reason: str = "cancelled by hand") -> Run:
+    """Cancel a planned or running run; a machine it runs on is stopped (or terminated)."""
+    ledger = Ledger(clients.dynamodb, config.names.ledger_table)
+    run = ledger.require(config.job, run_id)
+    if run.terminal:
+        raise TimerError(f"run {run_id} already ended: {run.status}")
+    cancelled = ledger.transition(config.job, run_id, CANCELLED, reason=reason)
+    if run.instance_id:
+        stop_run_machine(clients, config, cancelled)
+    return cancelled
+
+
+def stop_run_machine(clients: Clients, config: JobConfig, run: Run) -> str | None:
+    """Stop the run's instance, unless it has moved on to another run; ephemeral ones are terminated."""
+    if not run.instance_id:
+        return None
+    found = clients.ec2.describe_instances(InstanceIds=[run.instance_id])["Reservations"]
+    instance = found[0]["Instances"][0] if found else None
+    if instance is None or instance["State"]["Name"] in ("stopped", "terminated", "shutting-down"):
+        return None
+    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+    if tags.get(TAG_RUN_ID) != run.run_id:
+        log.warning(
+            "instance serves another run now: left alone",
+            extra=fields(instance_id=run.instance_id, run_id=run.run_id, tagged=tags.get(TAG_RUN_ID)),
+        )
+        return None
+    if tags.get(TAG_LIFECYCLE) == "ephemeral" or config.strategy == "ephemeral":
+        clients.ec2.terminate_instances(InstanceIds=[run.instance_id])
+        return "terminated"
+    clients.ec2.stop_instances(InstanceIds=[run.instance_id], Force=True)
+    return "stopped"
+
+
+# ---------------------------------------------------------------- deadlines
+
+
+def deadline_for(config: JobConfig, started: datetime) -> datetime:
+    """After this, a run still not ended is stopped from outside (the agent is dead or the machine hangs)."""
+    return started + timedelta(
+        seconds=config.max_runtime_seconds + config.stop_grace_seconds + config.deadline_slack_seconds
+    )
+
+
+# ---------------------------------------------------------------- the planner
+
+
+def plan(clients: Clients, config: JobConfig, now: datetime | None = None) -> dict[str, Any]:
+    """Send every timer due before the next tick that has not been sent yet."""
+    now = now or utcnow()
+    ledger = Ledger(clients.dynamodb, config.names.ledger_table)
+    horizon = now + PLANNER_HORIZON
+    lookback = timedelta(
+        seconds=config.max_runtime_seconds + config.stop_grace_seconds + config.deadline_slack_seconds
+    ) + timedelta(days=1)
+    live = ledger.live_runs(config.job, since=now - lookback, until=horizon)
+    url = queue_url(clients, config.job) if live else None
+    sent: list[dict[str, str]] = []
+    for run in live:
+        if run.status == PLANNED and run.scheduled_at and not run.start_timer_sent_at:
+            due = parse_time(run.scheduled_at)
+            if due <= horizon:
+                send(clients, Timer(config.job, run.run_id, START, due), now, url)
+                ledger.update_fields(config.job, run.run_id, start_timer_sent_at=iso(now))
+                sent.append({"run_id": run.run_id, "kind": START, "due": run.scheduled_at})
+        elif run.status in (STARTING, RUNNING) and run.deadline_at and run.deadline_timer_for != run.deadline_at:
+            due = parse_time(run.deadline_at)
+            if due <= horizon:
+                send(clients, Timer(config.job, run.run_id, DEADLINE, due), now, url)
+                ledger.update_fields(config.job, run.run_id, deadline_timer_for=run.deadline_at)
+                sent.append({"run_id": run.run_id, "kind": DEADLINE, "due": run.deadline_at})
+    log.info("planned", extra=fields(job=config.job, live_runs=len(live), timers_sent=len(sent)))
+    return {"job": config.job, "outcome": "planned", "timers": sent}
+
+
+def describe_skip(run: Run | None, kind: str) -> str:
+    if run is None:
+        return "no such run"
+    if run.status in TERMINAL:
+        return f"run already {run.status}"
+    return f"run is {run.status}, not {'PLANNED' if kind == START else 'running'}"
+
+
+def mark_missed(ledger: Ledger, run: Run, late: float, limit: int) -> Run | None:
+    try:
+        return ledger.transition(
+            run.job,
+            run.run_id,
+            "SKIPPED",
+            reason=f"missed: timer fired {late:.0f}s after its time (starting deadline {limit}s)",
+        )
+    except TransitionRejected:
+        return None
