@@ -68,6 +68,10 @@ fmt: $(STAMP) ## Format the Python code
 	$(BIN)/ruff format ec2batch tests launcher_lambda
 	$(BIN)/ruff check --fix ec2batch tests launcher_lambda
 
+.PHONY: bench
+bench: $(STAMP) ## Print figures: trigger->first line and exit->stopped vs bare docker run, launcher calls, timers
+	$(BIN)/python -m ec2batch.local.bench
+
 # ---------------------------------------------------------------- artifacts
 .PHONY: lambda-zip
 lambda-zip: $(STAMP) ## Build dist/launcher.zip (the launcher Lambda)

@@ -25,6 +25,7 @@ LIFECYCLE_EPHEMERAL = "ephemeral"
 # Docker labels the agent puts on the job's container, so a restarted agent finds it again.
 LABEL_JOB = "ec2batch.job"
 LABEL_RUN_ID = "ec2batch.run-id"
+LABEL_INSTANCE = "ec2batch.instance-id"
 
 # Parameter-store root under which every job's config lives (`ec2batch jobs` lists it).
 SSM_ROOT = f"/{PREFIX}/"

@@ -19,7 +19,7 @@ from docker.utils import parse_repository_tag
 from ..config import JobConfig
 from ..errors import Ec2BatchError
 from ..jsonlog import fields
-from ..names import LABEL_JOB, LABEL_RUN_ID
+from ..names import LABEL_INSTANCE, LABEL_JOB, LABEL_RUN_ID
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,7 @@ def start_container(
     log_stream: str,
     region: str,
     awslogs_endpoint: str | None,
+    instance_id: str,
 ) -> Any:
     log_options = {
         "awslogs-region": region,
@@ -158,7 +159,7 @@ def start_container(
         config.image,
         command=command,
         environment=dict(environment),
-        labels={LABEL_JOB: config.job, LABEL_RUN_ID: run_id},
+        labels={LABEL_JOB: config.job, LABEL_RUN_ID: run_id, LABEL_INSTANCE: instance_id},
         name=container_name(config.job, run_id),
         log_config=LogConfig(type="awslogs", config=log_options),
         init=True,  # a real PID 1 reaps zombies and forwards SIGTERM to the job

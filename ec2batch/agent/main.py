@@ -224,6 +224,7 @@ class Agent:
                 log_stream=stream,
                 region=identity.region,
                 awslogs_endpoint=self.settings.awslogs_endpoint,
+                instance_id=identity.instance_id,
             )
             log.info(
                 "container started",

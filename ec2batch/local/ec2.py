@@ -21,7 +21,7 @@ import docker.errors
 
 from ..aws import Clients
 from ..jsonlog import fields
-from ..names import TAG_JOB
+from ..names import LABEL_INSTANCE, TAG_JOB
 from .imds import ImdsEmulator, InstanceInfo
 from .paths import ACCOUNT_ID, DUMMY_CREDENTIALS, IMDS_PORT_RANGE, LOOPBACK, MOTO_PORT, REGION, StackPaths
 
@@ -29,7 +29,6 @@ log = logging.getLogger(__name__)
 
 TAG_DOCKER_IMAGE = "ec2batch:docker-image"  # on the AMI registered for the local instance image
 CONTAINER_PREFIX = "ec2batch-instance-"
-LABEL_INSTANCE = "ec2batch.instance-id"
 
 
 def instance_run_options(paths: StackPaths, env_file: str) -> dict[str, Any]:
@@ -114,6 +113,7 @@ class Ec2Emulator:
         if running:
             log.info("instance stopped through the API: halting its container", extra=fields(instance_id=instance_id))
             container.stop(timeout=30)
+            self._halt_jobs_of(instance_id)
         if state == "terminated":
             self._forget(instance_id, container)
 
@@ -124,10 +124,18 @@ class Ec2Emulator:
         )["InstanceInitiatedShutdownBehavior"]["Value"]
         log.info("instance powered off", extra=fields(instance_id=instance_id, shutdown_behavior=behaviour))
         self.booted.pop(instance_id, None)
+        self._halt_jobs_of(instance_id)
         if behaviour == "terminate":
             self.clients.ec2.terminate_instances(InstanceIds=[instance_id])
         else:
             self.clients.ec2.stop_instances(InstanceIds=[instance_id])
+
+    def _halt_jobs_of(self, instance_id: str) -> None:
+        """On EC2 a job's container dies with its machine; here it is a sibling on the host's engine."""
+        for job in self.docker.containers.list(filters={"label": f"{LABEL_INSTANCE}={instance_id}"}):
+            log.info("halting a job container with its instance", extra=fields(instance_id=instance_id,
+                                                                              container=job.name))
+            job.kill()
 
     def _boot(self, instance: dict[str, Any], container: Any | None) -> None:
         instance_id = instance["InstanceId"]

@@ -16,6 +16,7 @@ from ..launcher import Launcher
 from .ec2 import Ec2Emulator
 from .paths import StackPaths
 from .schedules import SchedulerEmulator
+from .sqs import SqsPoller
 
 log = logging.getLogger("ec2batch.local.emulators")
 
@@ -35,6 +36,7 @@ def main() -> None:
     loops = [
         Ec2Emulator(clients, stack.docker(), stack.paths).run_forever,
         SchedulerEmulator(clients, launcher.handle).run_forever,
+        SqsPoller(clients, launcher.handle).run_forever,
     ]
     threads = [threading.Thread(target=loop, args=(stop,), daemon=True) for loop in loops]
     for thread in threads:

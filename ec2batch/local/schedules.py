@@ -31,14 +31,24 @@ def launcher_arn(job: str) -> str:
 
 
 def put_job_schedule(clients: Clients, job: str, expression: str, timezone: str) -> None:
-    """Create or update the job's schedule as Terraform's aws_scheduler_schedule does."""
+    """Create or update the job's schedule as Terraform's aws_scheduler_schedule "job" does."""
+    put_schedule(clients, job, JobNames(job).schedule, expression, timezone, schedule_target_input(job))
+
+
+def put_planner_schedule(clients: Clients, job: str) -> None:
+    """The 15-minute planner, as Terraform's aws_scheduler_schedule "planner" does."""
+    put_schedule(clients, job, JobNames(job).planner_schedule, "rate(15 minutes)", "UTC",
+                 json.dumps({"action": "plan", "job": job}))
+
+
+def put_schedule(clients: Clients, job: str, name: str, expression: str, timezone: str, target_input: str) -> None:
     Schedule(expression, timezone)  # moto accepts anything: refuse what AWS would refuse
     names = JobNames(job)
     scheduler = clients.scheduler
     with contextlib.suppress(scheduler.exceptions.ConflictException):
         scheduler.create_schedule_group(Name=names.schedule_group)
     arguments = {
-        "Name": names.schedule,
+        "Name": name,
         "GroupName": names.schedule_group,
         "ScheduleExpression": expression,
         "ScheduleExpressionTimezone": timezone,
@@ -47,7 +57,7 @@ def put_job_schedule(clients: Clients, job: str, expression: str, timezone: str)
         "Target": {
             "Arn": launcher_arn(job),
             "RoleArn": f"arn:aws:iam::{ACCOUNT_ID}:role/{names.scheduler_role}",
-            "Input": schedule_target_input(job),
+            "Input": target_input,
             "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 3},
         },
     }
