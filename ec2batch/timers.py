@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -52,8 +54,12 @@ def queue_url(clients: Clients, job: str) -> str:
 
 
 def send(clients: Clients, timer: Timer, now: datetime, url: str | None = None) -> int:
-    """Send the timer's message, delayed until it is due; returns the delay used."""
-    delay = max(0, min(MAX_DELAY_SECONDS, round((timer.due - now).total_seconds())))
+    """Send the timer's message, delayed until it is due; returns the delay used.
+
+    DelaySeconds is whole seconds: rounded down, so the message arrives up to a second early and the
+    launcher waits out the rest (`launcher.timers`), rather than up to a second late.
+    """
+    delay = max(0, min(MAX_DELAY_SECONDS, math.floor((timer.due - now).total_seconds())))
     clients.sqs.send_message(
         QueueUrl=url or queue_url(clients, timer.job), MessageBody=timer.body(), DelaySeconds=delay
     )
@@ -79,10 +85,10 @@ def plan_run(
     *,
     command: tuple[str, ...] | None = None,
     env: dict[str, str] | None = None,
-    now: datetime | None = None,
+    clock: Callable[[], datetime] = utcnow,
 ) -> Run:
     """Record a PLANNED run due at `due` (second precision); send its timer now if it is near."""
-    now = now or utcnow()
+    now = clock()
     due = due.replace(microsecond=0)
     if due <= now - timedelta(seconds=config.starting_deadline_seconds):
         raise TimerError(f"{iso(due)} is more than the starting deadline ({config.starting_deadline_seconds}s) ago")
@@ -99,7 +105,7 @@ def plan_run(
     )
     ledger.record_terminal_at_creation(run)  # a conditional put: a planned run is "recorded as seen"
     if within_reach(due, now):
-        send(clients, Timer(config.job, run.run_id, START, due), now)
+        send(clients, Timer(config.job, run.run_id, START, due), clock())  # the delay counts from the send
         run = ledger.update_fields(config.job, run.run_id, start_timer_sent_at=iso(now))
     return run
 

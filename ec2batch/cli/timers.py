@@ -54,7 +54,7 @@ def run_at(
     due = now + parse_in(in_) if in_ else parse_iso(when)  # type: ignore[arg-type]
     config = load_config(ctx.clients.ssm, job)
     run = timers.plan_run(
-        ctx.clients, config, due, command=tuple(shlex.split(command)) if command else None, env=_parse_env(env), now=now
+        ctx.clients, config, due, command=tuple(shlex.split(command)) if command else None, env=_parse_env(env)
     )
     if as_json:
         click.echo(json.dumps({"job": job, "run_id": run.run_id, "status": run.status, "due": run.scheduled_at}))

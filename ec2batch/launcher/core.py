@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -66,10 +67,12 @@ class Launcher:
         only_job: str | None = None,
         clock: Callable[[], datetime] = utcnow,
         machines: Machines | None = None,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.clients = clients
         self.only_job = only_job
         self.clock = clock
+        self.sleep = sleep
         self.machines = machines or Machines(clients.ec2)
 
     @classmethod

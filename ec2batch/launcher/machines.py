@@ -107,7 +107,7 @@ class Machines:
         return instances[0] if instances else None
 
     def _wait_stopped(self, instance_id: str) -> str:
-        delay = 5
+        delay = 2
         try:
             self.ec2.get_waiter("instance_stopped").wait(
                 InstanceIds=[instance_id],

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
     from .events import TimerFire
 
 log = logging.getLogger(__name__)
+EARLY_WAIT_LIMIT = 2.0  # seconds; a message earlier than that is a clock problem, not rounding
 
 
 def plan(launcher: Launcher, job: str) -> dict[str, Any]:
@@ -52,6 +53,10 @@ def _start(launcher: Launcher, timer: TimerFire) -> Result:
             launcher, timer, f"run moved to {run.scheduled_at}; this timer was for {iso(timer.due)}", run.status
         )
     now = launcher.clock()
+    early = (timer.due - now).total_seconds()
+    if 0 < early <= EARLY_WAIT_LIMIT:  # DelaySeconds is whole seconds, rounded down: wait out the rest
+        launcher.sleep(early)
+        now = launcher.clock()
     late = (now - timer.due).total_seconds()
     if late > config.starting_deadline_seconds:
         missed = timers.mark_missed(ledger, run, late, config.starting_deadline_seconds)

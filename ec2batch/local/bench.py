@@ -102,9 +102,7 @@ def timer_precision(stack: Stack, job: str, config: Any) -> list[float]:
     clients = stack.clients()
     rng = random.Random(20261124)
     now = utcnow()
-    planned = [
-        timers.plan_run(clients, config, now + timedelta(seconds=rng.uniform(5, 120)), now=now) for _ in range(TIMERS)
-    ]
+    planned = [timers.plan_run(clients, config, now + timedelta(seconds=rng.uniform(5, 120))) for _ in range(TIMERS)]
     ledger = Ledger(clients.dynamodb, config.names.ledger_table)
     deadline = time.monotonic() + 150
     errors: dict[str, float] = {}

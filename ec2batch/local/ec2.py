@@ -133,8 +133,9 @@ class Ec2Emulator:
     def _halt_jobs_of(self, instance_id: str) -> None:
         """On EC2 a job's container dies with its machine; here it is a sibling on the host's engine."""
         for job in self.docker.containers.list(filters={"label": f"{LABEL_INSTANCE}={instance_id}"}):
-            log.info("halting a job container with its instance", extra=fields(instance_id=instance_id,
-                                                                              container=job.name))
+            log.info(
+                "halting a job container with its instance", extra=fields(instance_id=instance_id, container=job.name)
+            )
             job.kill()
 
     def _boot(self, instance: dict[str, Any], container: Any | None) -> None:

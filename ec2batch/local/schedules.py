@@ -37,8 +37,14 @@ def put_job_schedule(clients: Clients, job: str, expression: str, timezone: str)
 
 def put_planner_schedule(clients: Clients, job: str) -> None:
     """The 15-minute planner, as Terraform's aws_scheduler_schedule "planner" does."""
-    put_schedule(clients, job, JobNames(job).planner_schedule, "rate(15 minutes)", "UTC",
-                 json.dumps({"action": "plan", "job": job}))
+    put_schedule(
+        clients,
+        job,
+        JobNames(job).planner_schedule,
+        "rate(15 minutes)",
+        "UTC",
+        json.dumps({"action": "plan", "job": job}),
+    )
 
 
 def put_schedule(clients: Clients, job: str, name: str, expression: str, timezone: str, target_input: str) -> None:

@@ -1,8 +1,9 @@
 """SQS -> launcher, as Lambda's event source mapping does it: the local stack's timer delivery.
 
 Short polls every 0.1 s rather than long polls: moto_server here serves one request at a time, and a
-long poll would hold up every other call. Messages the launcher reports as failed (batchItemFailures)
-are left in the queue, so SQS delivers them again after the visibility timeout, as in AWS.
+long poll would hold up every other call. Each message is its own invocation (Terraform's mapping has
+batch_size = 1), run on a small pool like Lambda's concurrency, so one slow start never delays the
+timers behind it. A failed message is left in the queue and comes back after the visibility timeout.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from ..aws import Clients
@@ -20,6 +22,8 @@ from ..local.paths import REGION
 log = logging.getLogger(__name__)
 
 QUEUE_SUFFIX = "-timers"
+CONCURRENCY = 5  # the launcher's reserved concurrency in Terraform
+VISIBILITY_TIMEOUT = 360  # as the Terraform queue: longer than the launcher's timeout
 
 
 class SqsPoller:
@@ -29,6 +33,7 @@ class SqsPoller:
         self.interval = interval
         self.queues: list[str] = []
         self.listed_at = 0.0
+        self.pool = ThreadPoolExecutor(max_workers=CONCURRENCY, thread_name_prefix="launcher")
 
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -49,24 +54,25 @@ class SqsPoller:
         return handled
 
     def poll(self, url: str) -> int:
-        sqs = self.clients.sqs
-        messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"]).get("Messages", [])
-        if not messages:
-            return 0
+        messages = self.clients.sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], VisibilityTimeout=VISIBILITY_TIMEOUT
+        ).get("Messages", [])
+        for message in messages:
+            self.pool.submit(self.deliver, url, message)
+        return len(messages)
+
+    def deliver(self, url: str, message: dict[str, Any]) -> None:
         arn = f"arn:aws:sqs:{REGION}:000000000000:{url.rsplit('/', 1)[-1]}"
-        event = {"Records": [{
-            "messageId": m["MessageId"], "receiptHandle": m["ReceiptHandle"], "body": m["Body"],
-            "attributes": m.get("Attributes", {}), "messageAttributes": {}, "eventSource": "aws:sqs",
+        record = {
+            "messageId": message["MessageId"], "receiptHandle": message["ReceiptHandle"], "body": message["Body"],
+            "attributes": message.get("Attributes", {}), "messageAttributes": {}, "eventSource": "aws:sqs",
             "eventSourceARN": arn, "awsRegion": REGION,
-        } for m in messages]}
+        }  # fmt: skip
         try:
-            response = self.invoke(event)
-            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+            response = self.invoke({"Records": [record]})
         except Exception:
-            log.exception("launcher failed on an SQS batch", extra=fields(queue=url))
-            return 0  # nothing deleted: every message comes back after the visibility timeout
-        done = [m for m in messages if m["MessageId"] not in failed]
-        if done:
-            sqs.delete_message_batch(QueueUrl=url, Entries=[
-                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)])
-        return len(done)
+            log.exception("launcher failed on an SQS message", extra=fields(queue=url))
+            return  # not deleted: it comes back after the visibility timeout
+        if response.get("batchItemFailures"):
+            return
+        self.clients.sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])

@@ -27,7 +27,8 @@ def test_a_cron_schedule_a_minute_ahead_fires_once_at_its_time_and_the_run_succe
         time.sleep(0.5)
     run = job.wait_run(run_id)
 
-    assert run.trigger == "schedule" and run.scheduled_at == due.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert run.trigger == "schedule"
+    assert run.scheduled_at == due.isoformat(timespec="milliseconds").replace("+00:00", "Z")
     fired_late = (parse_time(run.triggered_at) - due).total_seconds()
     assert 0 <= fired_late < 2
     assert (run.status, run.exit_code) == (SUCCEEDED, 0)
@@ -50,8 +51,13 @@ def test_a_run_at_an_exact_second_fires_within_a_second_and_succeeds(deploy) -> 
 
 
 def test_a_dead_agent_is_caught_by_the_deadline_which_stops_the_machine(deploy, stack) -> None:
-    job = deploy("t-deadline", max_runtime_seconds=10, stop_grace_seconds=2, deadline_slack_seconds=5,
-                 env={"REPORT_ROWS": "10", "JOB_SECONDS": "300"})
+    job = deploy(
+        "t-deadline",
+        max_runtime_seconds=10,
+        stop_grace_seconds=2,
+        deadline_slack_seconds=5,
+        env={"REPORT_ROWS": "10", "JOB_SECONDS": "300"},
+    )
     run_id = job.trigger()["run_id"]
     running = job.wait_run(run_id, until=lambda r: r.status == RUNNING and r.container_started_at is not None)
     instance = stack.docker().containers.get(CONTAINER_PREFIX + running.instance_id)

@@ -44,7 +44,7 @@ def ledger(job: Job) -> Ledger:
 
 def test_a_run_due_within_fifteen_minutes_is_sent_at_once_with_its_delay(job: Job, sent) -> None:
     due = NOW + timedelta(seconds=150)
-    run = timers.plan_run(job.clients, job.config, due, now=NOW)
+    run = timers.plan_run(job.clients, job.config, due, clock=lambda: NOW)
 
     assert run.status == PLANNED and run.trigger == "at" and run.scheduled_at == "2026-11-24T14:02:30.000Z"
     assert sent == [
@@ -53,7 +53,7 @@ def test_a_run_due_within_fifteen_minutes_is_sent_at_once_with_its_delay(job: Jo
 
 
 def test_the_final_check_starts_a_planned_run_once_whatever_the_duplicates(job: Job, sent) -> None:
-    run = timers.plan_run(job.clients, job.config, NOW + timedelta(seconds=30), now=NOW)
+    run = timers.plan_run(job.clients, job.config, NOW + timedelta(seconds=30), clock=lambda: NOW)
     message = sent[0]
     launcher = at(job, NOW + timedelta(seconds=30.4))
 
@@ -68,7 +68,7 @@ def test_the_final_check_starts_a_planned_run_once_whatever_the_duplicates(job: 
 
 
 def test_a_cancelled_run_never_starts(job: Job, sent) -> None:
-    run = timers.plan_run(job.clients, job.config, NOW + timedelta(seconds=60), now=NOW)
+    run = timers.plan_run(job.clients, job.config, NOW + timedelta(seconds=60), clock=lambda: NOW)
     timers.cancel_run(job.clients, job.config, run.run_id)
 
     result = at(job, NOW + timedelta(seconds=60)).handle(sqs_event(sent[0]))
@@ -84,7 +84,7 @@ def test_a_cancelled_run_never_starts(job: Job, sent) -> None:
 
 
 def test_a_timer_for_a_time_the_run_no_longer_has_does_nothing(job: Job, sent) -> None:
-    run = timers.plan_run(job.clients, job.config, NOW + timedelta(seconds=60), now=NOW)
+    run = timers.plan_run(job.clients, job.config, NOW + timedelta(seconds=60), clock=lambda: NOW)
     ledger(job).update_fields(job.name, run.run_id, scheduled_at="2026-11-24T15:00:00.000Z")  # moved
 
     result = at(job, NOW + timedelta(seconds=60)).handle(sqs_event(sent[0]))
@@ -94,7 +94,7 @@ def test_a_timer_for_a_time_the_run_no_longer_has_does_nothing(job: Job, sent) -
 
 
 def test_a_timer_later_than_the_starting_deadline_skips_the_run_as_missed(job: Job, sent) -> None:
-    run = timers.plan_run(job.clients, job.config, NOW + timedelta(seconds=60), now=NOW)
+    run = timers.plan_run(job.clients, job.config, NOW + timedelta(seconds=60), clock=lambda: NOW)
     result = at(job, NOW + timedelta(seconds=60 + 901)).handle(sqs_event(sent[0]))
     assert result["results"][0]["outcome"] == "skipped"
     assert ledger(job).require(job.name, run.run_id).status == SKIPPED
@@ -102,7 +102,7 @@ def test_a_timer_later_than_the_starting_deadline_skips_the_run_as_missed(job: J
 
 def test_forbid_skips_a_planned_run_while_another_runs(job: Job, sent) -> None:
     busy = at(job, NOW).handle({"action": "run", "job": job.name})
-    run = timers.plan_run(job.clients, job.config, NOW + timedelta(seconds=60), now=NOW)
+    run = timers.plan_run(job.clients, job.config, NOW + timedelta(seconds=60), clock=lambda: NOW)
 
     result = at(job, NOW + timedelta(seconds=60)).handle(sqs_event(sent[0]))
 
@@ -112,7 +112,7 @@ def test_forbid_skips_a_planned_run_while_another_runs(job: Job, sent) -> None:
 
 def test_a_far_run_is_sent_by_the_planner_once_when_it_comes_near(job: Job, sent) -> None:
     due = NOW + timedelta(hours=1)
-    run = timers.plan_run(job.clients, job.config, due, now=NOW)
+    run = timers.plan_run(job.clients, job.config, due, clock=lambda: NOW)
     assert sent == []
 
     at(job, NOW + timedelta(minutes=30)).handle({"action": "plan", "job": job.name})
@@ -125,7 +125,7 @@ def test_a_far_run_is_sent_by_the_planner_once_when_it_comes_near(job: Job, sent
 
 def test_a_timer_in_the_past_is_refused_when_planning(job: Job) -> None:
     with pytest.raises(timers.TimerError, match="more than the starting deadline"):
-        timers.plan_run(job.clients, job.config, NOW - timedelta(hours=1), now=NOW)
+        timers.plan_run(job.clients, job.config, NOW - timedelta(hours=1), clock=lambda: NOW)
 
 
 def test_a_running_run_past_its_deadline_is_stopped_from_outside(aws, sent) -> None:

@@ -88,10 +88,11 @@ resource "aws_sqs_queue" "timers" {
 }
 
 resource "aws_lambda_event_source_mapping" "timers" {
-  event_source_arn                   = aws_sqs_queue.timers.arn
-  function_name                      = aws_lambda_function.launcher.arn
-  batch_size                         = 10
-  maximum_batching_window_in_seconds = 0 # timers are due now: do not wait to fill a batch
+  event_source_arn = aws_sqs_queue.timers.arn
+  function_name    = aws_lambda_function.launcher.arn
+  # One message per invocation: a timer is due now, and one slow start must not hold up the others.
+  batch_size                         = 1
+  maximum_batching_window_in_seconds = 0
   function_response_types            = ["ReportBatchItemFailures"]
   tags                               = local.tags
 }
