@@ -6,6 +6,8 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# checkov pins its own fork of python-hcl2, so it lives in its own virtualenv.
+CHECKOV := .cache/checkov-venv/bin/checkov
 JOB ?= daily-report
 # LOCAL=1 points the CLI targets at the local stack (`ec2batch local env`); otherwise your AWS environment.
 LOCAL ?=
@@ -37,8 +39,6 @@ test: test-unit test-stack ## Every test: unit (in-process moto), then the local
 test-unit: $(STAMP) $(CHECKOV) ## Unit tests on in-process moto, and the static Terraform checks
 	$(BIN)/pytest -q tests/unit
 
-# checkov pins its own fork of python-hcl2, so it lives in its own virtualenv.
-CHECKOV := .cache/checkov-venv/bin/checkov
 $(CHECKOV):
 	$(PYTHON) -m venv .cache/checkov-venv
 	.cache/checkov-venv/bin/pip install --quiet checkov
