@@ -199,60 +199,48 @@ def _duration_current(ms: float, memory_mb: int) -> float:
 
 def compare(s: Scenario, assumptions: str = "published") -> dict[str, list[Item]]:
     """Per-hour cost items of cron, lambda-wait, step-functions and cron-sqs for scenario `s`."""
-    n, w, m = s.events_per_hour, s.work_ms, s.memory_mb
-    wait_ms = s.due_second * 1000 + w
-    if assumptions == "published":
-        p = PUBLISHED
-        d = _duration_published
-        return {
-            "cron": [
-                Item("schedule events (every minute)", 60, p["scheduled_event"], "event"),
-                Item("Lambda requests", 60, p["lambda_request"], "request"),
-                Item(f"Lambda duration ({w} ms batch, {m} MB)", 60, d(w, m), "invocation"),
-            ],
-            "lambda-wait": [
-                Item("schedule events (every minute)", 60, p["scheduled_event"], "event"),
-                Item("Lambda requests (one per event)", n, p["lambda_request"], "request"),
-                Item(f"Lambda duration (wait {s.due_second} s + {w} ms, {m} MB)", n, d(wait_ms, m), "invocation"),
-            ],
-            "step-functions": [
-                Item("state transitions (one per event)", n, p["transition"], "transition"),
-            ],
-            "cron-sqs": [
-                Item("planner schedule events (every 15 minutes)", 4, p["scheduled_event"], "event"),
-                Item("SQS requests (one per message)", n, p["sqs_request"], "request"),
-                Item("Lambda requests (one per event)", n, p["lambda_request"], "request"),
-                Item(f"Lambda duration ({w} ms, {m} MB)", n, d(w, m), "invocation"),
-            ],
-        }
-    if assumptions != "current":
+    if assumptions not in ASSUMPTIONS:
         raise ValueError(f"assumptions must be published or current, not {assumptions!r}")
-    c = CURRENT
-    d = _duration_current
+    published = assumptions == "published"
+    p = PUBLISHED if published else CURRENT
+    d = _duration_published if published else _duration_current
+    n, w, m = s.events_per_hour, s.work_ms, s.memory_mb
+    minute_rule = Item("schedule events (every minute)", 60, p["scheduled_event"], "event")
+    requests = Item("Lambda requests (one per event)", n, p["lambda_request"], "request")
+    work = Item(f"Lambda duration ({w} ms, {m} MB)", n, d(w, m), "invocation")
+    planner = [Item("planner schedule events (every 15 minutes)", 4, p["scheduled_event"], "event")]
+    if published:
+        step_functions = [Item("state transitions (one per event)", n, p["transition"], "transition")]
+        messages = Item("SQS requests (one per message)", n, p["sqs_request"], "request")
+    else:
+        step_functions = [
+            Item("state transitions (wait + task per event)", 2 * n, p["transition"], "transition"),
+            Item("Lambda requests (the task)", n, p["lambda_request"], "request"),
+            work,
+        ]
+        planner += [
+            Item("planner Lambda requests", 4, p["lambda_request"], "request"),
+            Item(f"planner Lambda duration ({w} ms, {m} MB)", 4, d(w, m), "invocation"),
+        ]
+        messages = Item("SQS requests (send, receive, delete per message)", 3 * n, p["sqs_request"], "request")
     return {
         "cron": [
-            Item("schedule events (every minute)", 60, c["scheduled_event"], "event"),
-            Item("Lambda requests", 60, c["lambda_request"], "request"),
+            minute_rule,
+            Item("Lambda requests", 60, p["lambda_request"], "request"),
             Item(f"Lambda duration ({w} ms batch, {m} MB)", 60, d(w, m), "invocation"),
         ],
         "lambda-wait": [
-            Item("schedule events (every minute)", 60, c["scheduled_event"], "event"),
-            Item("Lambda requests (one per event)", n, c["lambda_request"], "request"),
-            Item(f"Lambda duration (wait {s.due_second} s + {w} ms, {m} MB)", n, d(wait_ms, m), "invocation"),
+            minute_rule,
+            requests,
+            Item(
+                f"Lambda duration (wait {s.due_second} s + {w} ms, {m} MB)",
+                n,
+                d(s.due_second * 1000 + w, m),
+                "invocation",
+            ),
         ],
-        "step-functions": [
-            Item("state transitions (wait + task per event)", 2 * n, c["transition"], "transition"),
-            Item("Lambda requests (the task)", n, c["lambda_request"], "request"),
-            Item(f"Lambda duration ({w} ms, {m} MB)", n, d(w, m), "invocation"),
-        ],
-        "cron-sqs": [
-            Item("planner schedule events (every 15 minutes)", 4, c["scheduled_event"], "event"),
-            Item("planner Lambda requests", 4, c["lambda_request"], "request"),
-            Item(f"planner Lambda duration ({w} ms, {m} MB)", 4, d(w, m), "invocation"),
-            Item("SQS requests (send, receive, delete per message)", 3 * n, c["sqs_request"], "request"),
-            Item("Lambda requests (one per event)", n, c["lambda_request"], "request"),
-            Item(f"Lambda duration ({w} ms, {m} MB)", n, d(w, m), "invocation"),
-        ],
+        "step-functions": step_functions,
+        "cron-sqs": [*planner, messages, requests, work],
     }
 
 

@@ -135,6 +135,9 @@ build {
     destination = "/tmp/ec2batch/rootfs"
   }
 
+  # The same scripts for both sources, in two blocks: amazon-ebs connects as ec2-user and needs sudo, the
+  # docker source is root and uses the host's engine. (Packer 1.6.6 accepts a provisioner `override` but
+  # does not apply it: tried, the docker build then ran `sudo`.)
   provisioner "shell" {
     # amazon-ebs connects as ec2-user: the scripts need root there (the docker source already is).
     execute_command = "chmod +x {{ .Path }}; {{ .Vars }} sudo -E bash '{{ .Path }}'"
@@ -177,8 +180,10 @@ build {
     only       = ["docker.instance"]
   }
 
+  # The AMI id, for whoever deploys next (`make ami` creates dist/). The local image is found by its tag.
   post-processor "manifest" {
     output     = "${path.root}/../dist/packer-manifest.json"
     strip_path = true
+    only       = ["amazon-ebs.instance"]
   }
 }

@@ -39,7 +39,7 @@ from ..ledger import (
     new_run_id,
     utcnow,
 )
-from ..names import TAG_JOB, TAG_RUN_ID
+from ..names import TAG_JOB, TAG_RUN_ID, JobNames
 from ..notify import notify
 from . import container as engine
 from .cwlogs import CloudWatchHandler
@@ -121,7 +121,7 @@ class Agent:
                 "instance has no ec2batch:job tag: nothing to run", extra=fields(instance_id=identity.instance_id)
             )
             return 1
-        ledger = Ledger(clients.dynamodb, _names(job).ledger_table, clock=self.clock)
+        ledger = Ledger(clients.dynamodb, JobNames(job).ledger_table, clock=self.clock)
         try:
             config = load_config(clients.ssm, job)
         except Ec2BatchError as exc:
@@ -290,12 +290,6 @@ class Agent:
     def _flush_logs(self) -> None:
         for handler in logging.getLogger("ec2batch").handlers:
             handler.flush()
-
-
-def _names(job: str) -> Any:
-    from ..names import JobNames
-
-    return JobNames(job)
 
 
 def _docker_from_env() -> Any:

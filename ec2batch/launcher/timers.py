@@ -27,9 +27,17 @@ def plan(launcher: Launcher, job: str) -> dict[str, Any]:
 
 
 def fire(launcher: Launcher, timer: TimerFire) -> Result:
+    _wait_until_due(launcher, timer)
     if timer.kind == timers.START:
         return _start(launcher, timer)
     return _deadline(launcher, timer)
+
+
+def _wait_until_due(launcher: Launcher, timer: TimerFire) -> None:
+    """DelaySeconds is whole seconds, rounded down when sent: the message may come up to a second early."""
+    early = (timer.due - launcher.clock()).total_seconds()
+    if 0 < early <= EARLY_WAIT_LIMIT:
+        launcher.sleep(early)
 
 
 def _nothing(launcher: Launcher, timer: TimerFire, why: str, status: str | None = None) -> Result:
@@ -53,10 +61,6 @@ def _start(launcher: Launcher, timer: TimerFire) -> Result:
             launcher, timer, f"run moved to {run.scheduled_at}; this timer was for {iso(timer.due)}", run.status
         )
     now = launcher.clock()
-    early = (timer.due - now).total_seconds()
-    if 0 < early <= EARLY_WAIT_LIMIT:  # DelaySeconds is whole seconds, rounded down: wait out the rest
-        launcher.sleep(early)
-        now = launcher.clock()
     late = (now - timer.due).total_seconds()
     if late > config.starting_deadline_seconds:
         missed = timers.mark_missed(ledger, run, late, config.starting_deadline_seconds)

@@ -40,9 +40,9 @@ def debian_mirror(sources_dir: Path = Path("/etc/apt")) -> str:
     sources_list = sources_dir / "sources.list"
     if sources_list.exists():
         for line in sources_list.read_text().splitlines():
-            parts = line.split()
+            parts = re.sub(r"\[[^\]]*\]", "", line).split()  # drop "[arch=amd64 signed-by=...]"
             if len(parts) >= 3 and parts[0] == "deb" and parts[2] == SUITE:
-                return next(p for p in parts[1:] if not p.startswith("["))
+                return parts[1]
     raise StackError(f"no apt source for Debian {SUITE} in {sources_dir}: debootstrap needs a mirror")
 
 

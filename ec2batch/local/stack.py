@@ -9,7 +9,6 @@ Each step skips itself when its result exists, so a warm `up` takes seconds.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import subprocess
@@ -341,7 +340,3 @@ def inputs_hash() -> str:
         digest.update(str(path.relative_to(root)).encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:12]
-
-
-def print_status(info: dict[str, Any]) -> str:
-    return json.dumps(info, indent=1)

@@ -188,3 +188,19 @@ def test_a_failing_message_is_reported_alone_so_sqs_redelivers_only_it(job: Job)
     }
     result = at(job, NOW).handle({"Records": [bad]})
     assert result == {"batchItemFailures": [{"itemIdentifier": "m-bad"}], "results": []}
+
+
+def test_a_message_that_comes_early_waits_out_the_rest_before_acting(job: Job, sent) -> None:
+    run = timers.plan_run(job.clients, job.config, NOW + timedelta(seconds=30), clock=lambda: NOW)
+    clock = {"now": NOW + timedelta(seconds=29.4)}  # DelaySeconds 30 from a send at 14:00:00.6, say
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(round(seconds, 3))
+        clock["now"] += timedelta(seconds=seconds)
+
+    launcher = Launcher(job.clients, clock=lambda: clock["now"], sleep=sleep)
+    launcher.handle(sqs_event(sent[0]))
+
+    assert slept == [0.6]
+    assert ledger(job).require(job.name, run.run_id).triggered_at == "2026-11-24T14:00:30.000Z"
