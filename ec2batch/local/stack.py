@@ -268,6 +268,14 @@ class Stack:
         for name in ("moto", "registry", "dockerd"):
             if services.stop(self.paths, name):
                 self.progress(f"{name}: stopped")
+        self.unmount_leftovers()
+
+    def unmount_leftovers(self) -> None:
+        """dockerd leaves its network namespace mounted in its exec root; unmounted, the folder can be deleted."""
+        root = str(self.paths.root)
+        mounts = [line.split()[1] for line in Path("/proc/mounts").read_text().splitlines()]
+        for mount in sorted((m for m in mounts if m.startswith(root + "/")), reverse=True):
+            subprocess.run(["umount", mount], check=False, capture_output=True)
 
     def reset(self) -> None:
         """Wipe moto's state (runs, instances, logs, jobs) and provision the example again; images stay."""

@@ -265,3 +265,11 @@ def test_terraform_fmt_is_clean() -> None:
     # `terraform fmt` needs no providers, so it runs offline; `validate` needs `init`, which downloads them.
     done = subprocess.run(["terraform", "fmt", "-check", "-recursive", str(TERRAFORM)], capture_output=True, text=True)
     assert done.returncode == 0, f"not formatted: {done.stdout}"
+
+
+def test_every_alarm_metric_filter_matches_a_message_the_code_logs() -> None:
+    filters = locals_(module())["metric_filters"]
+    source = "\n".join(p.read_text() for p in (ROOT / "ec2batch").rglob("*.py"))
+    for name, spec in filters.items():
+        message = re.search(r'\$\.msg = \\?"([^"\\]+)', spec["pattern"]).group(1)
+        assert f'"{message}"' in source, f"metric filter {name} looks for {message!r}, which no code logs"
