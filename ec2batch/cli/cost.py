@@ -104,8 +104,10 @@ def _ebs_while_stopped(clients: Any, config: Any, table: costs.PriceTable, start
     ]
     if not volumes:
         return {}
-    size = sum(v["Size"] for v in clients.ec2.describe_volumes(VolumeIds=volumes)["Volumes"])
-    hours = max(0.0, (utcnow() - start).total_seconds() - run_seconds) / 3600
+    found = clients.ec2.describe_volumes(VolumeIds=volumes)["Volumes"]
+    size = sum(v["Size"] for v in found)
+    since = max([start, *(v["CreateTime"] for v in found)])  # a volume is billed from its creation
+    hours = max(0.0, (utcnow() - since).total_seconds() - run_seconds) / 3600
     usd = size * table.gb_month(clients.region) * hours / costs.HOURS_PER_MONTH
     return {"ebs_gb": size, "stopped_hours": round(hours, 1), "ebs_usd": round(usd, 6)}
 

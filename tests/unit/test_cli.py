@@ -202,3 +202,16 @@ def test_run_at_in_plans_a_run_and_cancel_cancels_it(job: Job, cli) -> None:
 def test_run_at_refuses_a_time_without_offset(job: Job, cli) -> None:
     result = cli("run-at", job.name, "2026-11-24T14:02:30")
     assert result.exit_code == 1 and "has no UTC offset" in result.output
+
+
+def test_cost_lists_billed_runs_and_ebs_only_since_the_volume_exists(job: Job, cli) -> None:
+    first = json.loads(cli("run-now", job.name, "--json").output)
+    ledger = Ledger(job.clients.dynamodb, job.config.names.ledger_table)
+    ledger.transition(job.name, first["run_id"], SUCCEEDED, exit_code=0, billed_seconds=1800, cost_usd=0.05795)
+
+    data = json.loads(cli("cost", job.name, "--json").output)
+
+    assert [(r["billed_seconds"], r["cost_usd"]) for r in data["runs"]] == [(1800, 0.05795)]
+    assert data["runs_usd"] == 0.05795
+    assert data["stopped_hours"] == 0.0  # the volume was made moments ago, not 30 days ago
+    assert data["total_usd"] == pytest.approx(0.05795, abs=1e-4)
