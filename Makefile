@@ -37,7 +37,7 @@ test: test-unit test-stack ## Every test: unit (in-process moto), then the local
 # ---------------------------------------------------------------- tests and checks
 .PHONY: test-unit
 test-unit: $(STAMP) $(CHECKOV) ## Unit tests on in-process moto, and the static Terraform checks
-	$(BIN)/pytest -q tests/unit
+	$(BIN)/pytest -q -n 2 tests/unit
 
 $(CHECKOV):
 	$(PYTHON) -m venv .cache/checkov-venv

@@ -16,8 +16,10 @@ from ec2batch.names import LABEL_RUN_ID
 pytestmark = pytest.mark.stack
 
 
-def test_success_ships_every_line_in_order_records_the_digest_and_powers_off(deploy) -> None:
+def test_success_ships_every_line_in_order_records_the_digest_and_powers_off(deploy, stack) -> None:
     job = deploy("t-success", env={"REPORT_ROWS": "1000", "JOB_LINES": "300"})
+    # Not on disk: the agent must log into the registry and pull it (the next run finds it cached).
+    stack.docker().images.remove(job.config.image, force=True)
     started = job.trigger()
 
     run = job.wait_run(started["run_id"])
@@ -31,6 +33,11 @@ def test_success_ships_every_line_in_order_records_the_digest_and_powers_off(dep
     assert lines[-1].startswith("report written: 1000 rows")
     agent = [json.loads(line)["msg"] for line in job.agent_lines(run.run_id)]
     assert agent[0] == "run claimed" and agent[-1] == "powering off"
+    assert "image pulled" in agent
+
+    again = job.wait_run(job.trigger()["run_id"])
+    assert again.status == SUCCEEDED and again.image_digest == run.image_digest
+    assert "image already on disk" in [json.loads(line)["msg"] for line in job.agent_lines(again.run_id)]
 
 
 def test_a_failing_job_is_failed_with_its_exit_code_notified_and_powered_off(deploy) -> None:

@@ -215,3 +215,12 @@ def test_cost_lists_billed_runs_and_ebs_only_since_the_volume_exists(job: Job, c
     assert data["runs_usd"] == 0.05795
     assert data["stopped_hours"] == 0.0  # the volume was made moments ago, not 30 days ago
     assert data["total_usd"] == pytest.approx(0.05795, abs=1e-4)
+
+
+def test_status_shows_config_instance_and_latest_run(job: Job, cli) -> None:
+    started = json.loads(cli("run-now", job.name, "--json").output)
+    lines = dict(line.split(":", 1) for line in cli("status", job.name).output.splitlines())
+    assert lines["strategy"].strip() == "reuse"
+    assert lines["active run"].strip() == started["run_id"]
+    assert started["instance_id"] in lines["instances"]
+    assert lines["latest run"].strip() == f"{started['run_id']} STARTING"
