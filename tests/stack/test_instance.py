@@ -68,8 +68,8 @@ def test_a_job_that_ignores_sigterm_is_killed_at_max_runtime_and_powered_off(dep
     from ec2batch.ledger import parse_time
 
     ran = (parse_time(run.ended_at) - parse_time(run.container_started_at)).total_seconds()
-    assert 10 <= ran <= 10 + 3 + 5
-    assert time.time() - stopped_at < 15
+    assert 10 <= ran <= 10 + 3 + 15  # killed after max runtime + grace, not at some later point
+    assert time.time() - stopped_at < 60
     assert "ignoring SIGTERM" in job.job_lines(run.run_id)
 
 
@@ -164,7 +164,7 @@ def test_an_agent_that_keeps_dying_makes_the_unit_power_the_machine_off(deploy, 
         time.sleep(1)
 
     assert job.wait_instance(running.instance_id, timeout=30) == "stopped"
-    assert time.monotonic() - began < 40
+    assert time.monotonic() - began < 90
 
 
 def test_a_boot_with_no_run_waiting_is_recorded_and_powers_off(deploy) -> None:
