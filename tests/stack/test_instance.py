@@ -37,6 +37,7 @@ def test_success_ships_every_line_in_order_records_the_digest_and_powers_off(dep
 
     again = job.wait_run(job.trigger()["run_id"])
     assert again.status == SUCCEEDED and again.image_digest == run.image_digest
+    job.wait_instance(again.instance_id)  # the agent sends its own lines just before powering off
     assert "image already on disk" in [json.loads(line)["msg"] for line in job.agent_lines(again.run_id)]
 
 
@@ -121,6 +122,8 @@ def test_a_secret_reaches_the_container_and_nothing_else(deploy, stack) -> None:
     assert f"DB_PASSWORD sha256={hashlib.sha256(value.encode()).hexdigest()}" in job.job_lines(run.run_id)
     container = stack.docker().containers.list(all=True, filters={"label": f"{LABEL_RUN_ID}={run.run_id}"})[0]
     assert f"DB_PASSWORD={value}" in container.attrs["Config"]["Env"]
+    job.wait_instance(run.instance_id)  # the agent's own lines are all sent by then
+    assert job.agent_lines(run.run_id)
     everything = "\n".join(job.job_lines(run.run_id) + job.agent_lines(run.run_id))
     item = clients.dynamodb.get_item(
         TableName=job.config.names.ledger_table, Key={"job": {"S": job.name}, "run_id": {"S": run.run_id}}
