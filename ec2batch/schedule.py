@@ -72,10 +72,6 @@ def zone(name: str) -> ZoneInfo:
         raise ScheduleError(f"time zone {name!r} is not an IANA time zone name (e.g. Europe/Berlin, UTC)") from exc
 
 
-def validate(expression: str, timezone: str = "UTC") -> Schedule:
-    return Schedule(expression, timezone)
-
-
 def _parse(expression: str) -> tuple[str, object]:
     if not isinstance(expression, str):
         raise ScheduleError(f"schedule expression must be a string, got {type(expression).__name__}")

@@ -90,9 +90,9 @@ def run_now(
         click.echo(json.dumps(result))
         return
     click.echo(_describe_result(result), err=as_json)
-    if not (wait or follow) or result.get("outcome") in ("skipped", "failed"):
-        if result.get("outcome") in ("skipped", "failed"):
-            raise SystemExit(1)
+    if result.get("outcome") in ("skipped", "failed"):
+        raise SystemExit(1)
+    if not (wait or follow):
         return
     run = _wait(ctx, job, result["run_id"], follow=follow, timeout=timeout)
     if as_json:

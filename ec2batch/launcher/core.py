@@ -49,14 +49,12 @@ class Result:
     job: str
     run_id: str
     status: str
-    outcome: str  # started | duplicate | skipped | failed
+    outcome: str  # started | duplicate | skipped | failed; for timers also stopped | nothing (reason says why)
     instance_id: str | None = None
     reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items() if v is not None}
-
-    # outcome "nothing": a timer whose final check found nothing to do (the reason says why)
 
 
 class Launcher:

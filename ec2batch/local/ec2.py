@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -216,15 +215,3 @@ class Ec2Emulator:
         if emulator:
             emulator.close()
         (self.paths.run / f"{instance_id}.env").unlink(missing_ok=True)
-
-
-def wait_for_state(ec2: Any, instance_id: str, states: tuple[str, ...], timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    state = ""
-    while time.monotonic() < deadline:
-        response = ec2.describe_instances(InstanceIds=[instance_id])
-        state = response["Reservations"][0]["Instances"][0]["State"]["Name"]
-        if state in states:
-            return state
-        time.sleep(0.25)
-    return state
