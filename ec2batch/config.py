@@ -21,7 +21,7 @@ CONCURRENCY_POLICIES = ("forbid", "allow")
 NOTIFY_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "SKIPPED")
 BOOT_WITHOUT_RUN = ("run", "poweroff")
 MAX_RUNTIME_LIMIT = 14 * 24 * 3600  # two weeks: longer than any batch job we want to keep paying for
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # also checks run overrides
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
 
@@ -221,7 +221,7 @@ def _command(c: _Checker, value: Any) -> tuple[str, ...] | None:
 def _env(c: _Checker, value: Any) -> dict[str, str]:
     env: dict[str, str] = {}
     for key, val in c.obj(value, "config.env").items():
-        if not _ENV_NAME.match(key):
+        if not ENV_NAME.match(key):
             c.fail(
                 f"config.env.{key}", "is not a valid variable name (letters, digits, '_', not starting with a digit)"
             )
@@ -236,7 +236,7 @@ def _secrets(c: _Checker, value: Any) -> dict[str, SecretRef]:
     secrets: dict[str, SecretRef] = {}
     for key, ref in c.obj(value, "config.secrets").items():
         path = f"config.secrets.{key}"
-        if not _ENV_NAME.match(key):
+        if not ENV_NAME.match(key):
             c.fail(path, "is not a valid variable name (letters, digits, '_', not starting with a digit)")
             continue
         ref = c.obj(ref, path)

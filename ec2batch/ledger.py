@@ -129,13 +129,7 @@ def run_to_item(run: Run) -> dict[str, Any]:
         value = getattr(run, f.name)
         if value is None or value == () or value == {}:
             continue
-        if f.name == "attempts":
-            value = [{k: v for k, v in a.__dict__.items() if v is not None} for a in value]
-        elif f.name == "command":
-            value = list(value)
-        elif f.name == "cost_usd":
-            value = _decimal(value)
-        item[f.name] = value
+        item[f.name] = _encode(f.name, value)
     return {k: _ser.serialize(v) for k, v in item.items()}
 
 

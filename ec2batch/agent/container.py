@@ -174,7 +174,11 @@ def started_at(container: Any) -> datetime | None:
     text = container.attrs["State"].get("StartedAt") or ""
     if not text or text.startswith("0001-"):
         return None
-    # Docker gives nanoseconds; Python's parser takes at most microseconds.
+    return parse_docker_time(text)
+
+
+def parse_docker_time(text: str) -> datetime:
+    """Docker's RFC 3339 times carry nanoseconds; Python's parser takes at most microseconds."""
     head, _, rest = text.partition(".")
     fraction = "".join(ch for ch in rest if ch.isdigit())[:6]
     return datetime.fromisoformat(f"{head}.{fraction or '0'}+00:00")

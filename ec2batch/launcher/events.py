@@ -12,17 +12,16 @@ Shapes (tests/events/*.json has one of each):
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ..config import ENV_NAME
 from ..errors import EventError
 from ..names import InvalidJobName, validate_job_name
 from ..timeutil import parse_iso
 
-_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 TIMER_KINDS = ("start", "deadline")
 
 
@@ -163,7 +162,7 @@ def _env(value: Any) -> dict[str, str]:
     if not isinstance(value, Mapping):
         raise EventError("env: must be an object of NAME: value strings")
     for key, val in value.items():
-        if not _ENV_NAME.match(str(key)) or not isinstance(val, str):
+        if not ENV_NAME.match(str(key)) or not isinstance(val, str):
             raise EventError(f"env.{key}: names are letters, digits and '_'; values are strings")
     return dict(value)
 

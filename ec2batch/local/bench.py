@@ -17,6 +17,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from .. import timers
+from ..agent.container import parse_docker_time
 from ..launcher import Launcher
 from ..ledger import Ledger, parse_time, utcnow
 from ..runlogs import read_stream
@@ -24,12 +25,6 @@ from .stack import Stack
 
 RUNS = 3
 TIMERS = 50
-
-
-def _docker_time(text: str) -> datetime:
-    head, _, rest = text.partition(".")
-    fraction = "".join(ch for ch in rest if ch.isdigit())[:6]
-    return datetime.fromisoformat(f"{head}.{fraction or '0'}+00:00")
 
 
 def floor(stack: Stack, image: str) -> tuple[float, float]:
@@ -41,9 +36,9 @@ def floor(stack: Stack, image: str) -> tuple[float, float]:
     waited = utcnow()
     first = container.logs(timestamps=True).decode().splitlines()[0].split(" ", 1)[0]
     container.reload()
-    finished = _docker_time(container.attrs["State"]["FinishedAt"])
+    finished = parse_docker_time(container.attrs["State"]["FinishedAt"])
     container.remove()
-    return (_docker_time(first) - began).total_seconds(), max(0.0, (waited - finished).total_seconds())
+    return (parse_docker_time(first) - began).total_seconds(), max(0.0, (waited - finished).total_seconds())
 
 
 def through_ec2batch(stack: Stack, job: str) -> tuple[float, float]:
@@ -63,7 +58,7 @@ def through_ec2batch(stack: Stack, job: str) -> tuple[float, float]:
     lines, _ = read_stream(clients.logs, f"/ec2batch/{job}", f"{run_id}/job")
     first_line = datetime.fromtimestamp(lines[0].timestamp_ms / 1000, tz=began.tzinfo)
     container = stack.docker().containers.list(all=True, filters={"label": f"ec2batch.run-id={run_id}"})[0]
-    exited = _docker_time(container.attrs["State"]["FinishedAt"])
+    exited = parse_docker_time(container.attrs["State"]["FinishedAt"])
     return (first_line - began).total_seconds(), (stopped - exited).total_seconds()
 
 
