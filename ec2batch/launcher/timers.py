@@ -88,6 +88,10 @@ def _deadline(launcher: Launcher, timer: TimerFire) -> Result:
     config = load_config(launcher.clients.ssm, timer.job)
     ledger = launcher.ledger(timer.job)
     run = ledger.get(timer.job, timer.run_id)
+    if run is not None and run.status == TIMED_OUT and (run.reason or "").startswith("deadline:"):
+        # A redelivery after the stop itself failed: the run is recorded, the machine must still go down.
+        action = timers.stop_run_machine(launcher.clients, config, run)
+        return Result(run.job, run.run_id, TIMED_OUT, "stopped" if action else "nothing", run.instance_id, run.reason)
     if run is None or run.terminal:
         return _nothing(launcher, timer, timers.describe_skip(run, timer.kind), run.status if run else None)
     if run.deadline_at and run.deadline_at != iso(timer.due):

@@ -204,3 +204,21 @@ def test_a_message_that_comes_early_waits_out_the_rest_before_acting(job: Job, s
 
     assert slept == [0.6]
     assert ledger(job).require(job.name, run.run_id).triggered_at == "2026-11-24T14:00:30.000Z"
+
+
+def test_a_deadline_stop_that_failed_is_done_when_sqs_delivers_again(aws, sent, injector) -> None:
+    job = make_job(aws, max_runtime_seconds=60, stop_grace_seconds=5, deadline_slack_seconds=10)
+    started = at(job, NOW).handle({"action": "run", "job": job.name})
+    ledger(job).transition(job.name, started["run_id"], RUNNING)
+    [deadline] = [m for m in sent if m["body"]["kind"] == "deadline"]
+    injector(job.clients.ec2, "StopInstances", ["RequestLimitExceeded"])
+
+    first = at(job, NOW + timedelta(seconds=75)).handle(sqs_event(deadline))
+    assert first["batchItemFailures"] == [{"itemIdentifier": "m-1"}]  # SQS will deliver it again
+    assert ledger(job).require(job.name, started["run_id"]).status == TIMED_OUT
+    assert job.instances("running", "pending")
+
+    again = at(job, NOW + timedelta(seconds=110)).handle(sqs_event(deadline))
+
+    assert again["results"][0]["outcome"] == "stopped"
+    assert job.instances("stopping", "stopped")[0]["InstanceId"] == started["instance_id"]
