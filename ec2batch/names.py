@@ -21,6 +21,9 @@ TAG_RUN_ID = "ec2batch:run-id"
 TAG_LIFECYCLE = "ec2batch:lifecycle"
 LIFECYCLE_REUSE = "reuse"
 LIFECYCLE_EPHEMERAL = "ephemeral"
+# Left on the instance by an agent that could not write its run's outcome to the ledger (AWS
+# unreachable at the end); the reconciler records it from there (`ec2batch.outcome_tag` encodes it).
+TAG_OUTCOME = "ec2batch:outcome"
 
 # Docker labels the agent puts on the job's container, so a restarted agent finds it again.
 LABEL_JOB = "ec2batch.job"
