@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from ec2batch.aws import Clients
 from ec2batch.config import JobConfig, parse_config
+from ec2batch.local.idempotency import Reply, TokenCache
 from ec2batch.local.provision import Provisioned, provision_job
 
 EVENTS = Path(__file__).parent / "events"
@@ -26,25 +27,55 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / f"{name}.json").read_text())
 
 
-@pytest.fixture(scope="session", autouse=True)
-def atomic_moto_requests() -> Iterator[None]:
-    """Make each request to in-process moto atomic, as each request to AWS is.
+class MotoAsAws:
+    """In-process moto made to answer as AWS does where ec2batch's guarantees depend on it.
 
-    moto's backends are plain Python objects without locks: two threads racing a conditional write can
-    both pass the condition, which DynamoDB never allows. The race tests (20 duplicate deliveries, two
-    triggers under `forbid`) need the service's per-request atomicity, not moto's lack of it.
+    - Each request is atomic, as each request to AWS is: moto's backends are plain Python objects without
+      locks, so two threads racing a conditional write could both pass the condition, which DynamoDB never
+      allows (the race tests need the service's per-request atomicity).
+    - Idempotency tokens are honoured (`ec2batch.local.idempotency`, the same layer the local stack's
+      moto_server has): a retried RunInstances or TransactWriteItems finds its first effect.
+    - `interceptor`, when set, sees every request first (the fault-injection suite uses it).
     """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.tokens = TokenCache()
+        self.interceptor: Callable[[Any, Callable[[], Any]], Any] | None = None
+
+
+MOTO = MotoAsAws()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def moto_as_aws() -> Iterator[MotoAsAws]:
     from moto.core.botocore_stubber import BotocoreStubber
 
     original = BotocoreStubber.process_request
-    lock = threading.RLock()
 
     def process_request(self: BotocoreStubber, request: Any) -> Any:
-        with lock:
-            return original(self, request)
+        def send() -> Any:
+            body = request.body or b""
+            body = body.encode() if isinstance(body, str) else body
+
+            def forward() -> Reply:
+                response = original(self, request)
+                if response is None:  # not a mocked URL: let botocore go on (never happens with mock_aws)
+                    return Reply(-1, (), b"")
+                status, headers, content = response
+                content = content.encode() if isinstance(content, str) else content
+                return Reply(status, tuple(headers.items()), content)
+
+            with MOTO.lock:
+                reply = MOTO.tokens.handle(dict(request.headers.items()), body, forward)
+            return None if reply.status == -1 else (reply.status, dict(reply.headers), reply.body)
+
+        if MOTO.interceptor is not None:
+            return MOTO.interceptor(request, send)
+        return send()
 
     BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
-    yield
+    yield MOTO
     BotocoreStubber.process_request = original  # type: ignore[method-assign]
 
 
