@@ -193,3 +193,75 @@ def inject_error(client: Any, operation: str, codes: list[str]) -> list[str]:
 @pytest.fixture
 def injector() -> Callable[[Any, str, list[str]], list[str]]:
     return inject_error
+
+
+# ---------------------------------------------------------------- faults at the wire
+class Killed(BaseException):
+    """The process died right after a call AWS applied (a BaseException: no `except Exception` catches it)."""
+
+
+FAULTS = ("error", "lost", "kill")
+
+
+class Faults:
+    """Inject faults into AWS calls as they cross the wire, by (service, operation, nth call of it).
+
+    - `error`: the call fails before AWS applies it (a ClientError reaches the caller, after botocore's retries);
+    - `lost`: AWS applies it, the response is lost, botocore sends the same request again (same tokens) and the
+      caller sees the second answer;
+    - `kill`: AWS applies it, then the calling process dies (`Killed`).
+    Calls are counted per logical call (botocore's invocation id), so retries of one call count once.
+    """
+
+    def __init__(self) -> None:
+        self.planned: dict[tuple[str, str, int], str] = {}
+        self.seen: list[tuple[str, str]] = []
+        self._invocations: dict[str, tuple[str, str, int]] = {}
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self.fired: list[tuple[str, str, int, str]] = []
+
+    def at(self, service: str, operation: str, fault: str, nth: int = 1) -> Faults:
+        assert fault in FAULTS, fault
+        self.planned[service, operation, nth] = fault
+        return self
+
+    def __call__(self, request: Any, send: Callable[[], Any]) -> Any:
+        from ec2batch.local.idempotency import operation_of
+
+        body = request.body or b""
+        body = body.encode() if isinstance(body, str) else body
+        found = operation_of(dict(request.headers.items()), body) or ("?", "?")
+        if found[1] == "":
+            found = (found[0], _rest_operation(request))
+        invocation = request.headers.get("amz-sdk-invocation-id")
+        invocation = invocation.decode() if isinstance(invocation, bytes) else str(invocation or id(request))
+        if invocation not in self._invocations:
+            self._counts[found] += 1
+            self._invocations[invocation] = (*found, self._counts[found])
+            self.seen.append(found)
+        key = self._invocations[invocation]
+        fault = self.planned.pop(key, None)
+        if fault is None:
+            return send()
+        self.fired.append((*key, fault))
+        if fault == "error":
+            raise ClientError({"Error": {"Code": "InternalError", "Message": f"injected before {key[1]}"}}, key[1])
+        first = send()
+        if fault == "kill":
+            raise Killed(f"killed after {key[0]}.{key[1]}")
+        return send() if first is not None else first  # lost: botocore's retry of the very same request
+
+
+def _rest_operation(request: Any) -> str:
+    """REST services (Logs is JSON; SSM, SNS, SQS JSON/query) are covered above; this names the rest by path."""
+    from urllib.parse import urlsplit
+
+    return f"{request.method} {urlsplit(request.url).path}"
+
+
+@pytest.fixture
+def faults(moto_as_aws: MotoAsAws) -> Iterator[Faults]:
+    plan = Faults()
+    moto_as_aws.interceptor = plan
+    yield plan
+    moto_as_aws.interceptor = None

@@ -45,33 +45,45 @@ class _Seen:
     expires: float
 
 
-def identify(headers: Mapping[str, str | bytes], body: bytes) -> tuple[str, str, str, str] | None:
-    """(service, operation, token, fingerprint of the other parameters), for a request that carries a token."""
-    lower = {k.lower(): v.decode("latin-1") if isinstance(v, bytes) else v for k, v in headers.items()}
+def operation_of(headers: Mapping[str, str | bytes], body: bytes) -> tuple[str, str] | None:
+    """(service, operation) of a signed AWS request (JSON or query protocol), or None."""
+    lower = _lower(headers)
     scope = _SCOPE.search(lower.get("authorization", ""))
     if not scope:
         return None
-    service = scope.group(1)
     if "x-amz-target" in lower:  # JSON protocols: DynamoDB_20120810.TransactWriteItems
-        operation = lower["x-amz-target"].rpartition(".")[2]
-        if (service, operation) not in TOKENS:
-            return None
+        return scope.group(1), lower["x-amz-target"].rpartition(".")[2]
+    if body[:7] == b"Action=" or b"&Action=" in body:  # query protocol (EC2, SQS query, SNS)
+        form = parse_qs(body.decode("utf-8", "replace"))
+        return scope.group(1), (form.get("Action") or [""])[0]
+    return scope.group(1), ""  # REST protocols: the operation is in the path; no token of ours lives there
+
+
+def identify(headers: Mapping[str, str | bytes], body: bytes) -> tuple[str, str, str, str] | None:
+    """(service, operation, token, fingerprint of the other parameters), for a request that carries a token."""
+    found = operation_of(headers, body)
+    if found is None or found not in TOKENS:
+        return None
+    service, operation = found
+    name = TOKENS[service, operation][0]
+    if "x-amz-target" in _lower(headers):
         try:
             params = json.loads(body or b"{}")
         except ValueError:
             return None
-        token = params.pop(TOKENS[service, operation][0], None)
+        token = params.pop(name, None)
         rest = json.dumps(params, sort_keys=True)
-    else:  # query protocol (EC2): Action=RunInstances&ClientToken=...
-        form = {k: v for k, v in parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True).items()}
-        operation = (form.get("Action") or [""])[0]
-        if (service, operation) not in TOKENS:
-            return None
-        token = (form.pop(TOKENS[service, operation][0], None) or [None])[0]
+    else:
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        token = (form.pop(name, None) or [None])[0]
         rest = json.dumps(sorted(form.items()))
     if not token:
         return None
     return service, operation, token, hashlib.sha256(rest.encode()).hexdigest()
+
+
+def _lower(headers: Mapping[str, str | bytes]) -> dict[str, str]:
+    return {k.lower(): v.decode("latin-1") if isinstance(v, bytes) else v for k, v in headers.items()}
 
 
 class TokenCache:
