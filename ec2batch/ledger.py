@@ -220,18 +220,16 @@ class Ledger:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return runs[:limit]
 
-    def live_runs(self, job: str, since: datetime, until: datetime) -> list[Run]:
-        """Runs not yet ended whose id (trigger, scheduled or due time) falls in [since, until]."""
+    def runs_between(self, job: str, since: datetime, until: datetime) -> list[Run]:
+        """Every run whose id (trigger, scheduled or due time) falls in [since, until], oldest first."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "#j = :j AND run_id BETWEEN :lo AND :hi",
-            "FilterExpression": "#s IN (:p0, :p1, :p2, :p3)",
-            "ExpressionAttributeNames": {"#j": "job", "#s": "status"},
+            "ExpressionAttributeNames": {"#j": "job"},
             "ExpressionAttributeValues": {
                 ":j": {"S": job},
                 ":lo": {"S": _stamp(since)},
                 ":hi": {"S": _stamp(until) + "~"},
-                **{f":p{i}": {"S": s} for i, s in enumerate((PLANNED, PENDING, STARTING, RUNNING))},
             },
         }
         runs: list[Run] = []

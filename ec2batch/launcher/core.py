@@ -36,6 +36,7 @@ from ..ledger import (
     Run,
     iso,
     new_run_id,
+    parse_time,
     scheduled_run_id,
     utcnow,
 )
@@ -156,9 +157,10 @@ class Launcher:
         return iso(self.clock() + timedelta(seconds=START_LEASE_SECONDS))
 
     def on_plan(self, request: PlanRequest) -> dict[str, Any]:
-        from .timers import plan
+        """The planner tick: send the timers due before the next tick and repair what went wrong."""
+        from .reconciler import reconcile
 
-        return plan(self, request.job)
+        return reconcile(self, load_config(self.clients.ssm, request.job)).as_dict()
 
     def on_timers(self, fired: list[TimerFire]) -> dict[str, Any]:
         """An SQS batch: each message on its own, failures reported per message so only they come back."""
@@ -283,7 +285,7 @@ class Launcher:
         """A deadline near enough for one delayed message is sent now; the planner sends the others."""
         if not run.deadline_at:
             return
-        due = timers.parse_time(run.deadline_at)
+        due = parse_time(run.deadline_at)
         if timers.within_reach(due, self.clock()):
             timers.send(self.clients, timers.Timer(run.job, run.run_id, timers.DEADLINE, due), self.clock())
             self.ledger(run.job).update_fields(
