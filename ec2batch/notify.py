@@ -57,6 +57,11 @@ def notify(sns: Any, config: JobConfig, run: Run, ledger: Ledger | None = None) 
         )
     except Exception:
         log.exception("notification failed", extra=fields(job=run.job, run_id=run.run_id, topic=topic))
+        if ledger is not None:  # let the next one who sees the run try again at once
+            try:
+                ledger.update_fields(run.job, run.run_id, unless_terminal=False, notify_claim_until=None)
+            except Exception:
+                log.exception("notification claim not released", extra=fields(job=run.job, run_id=run.run_id))
         return False
     if ledger is not None:
         try:
