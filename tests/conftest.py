@@ -47,8 +47,8 @@ class MotoAsAws:
 MOTO = MotoAsAws()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def moto_as_aws() -> Iterator[MotoAsAws]:
+def install_moto_as_aws() -> Callable[[], None]:
+    """Put `MOTO` in front of in-process moto; returns the undo."""
     from moto.core.botocore_stubber import BotocoreStubber
 
     original = BotocoreStubber.process_request
@@ -75,8 +75,18 @@ def moto_as_aws() -> Iterator[MotoAsAws]:
         return send()
 
     BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+
+    def undo() -> None:
+        BotocoreStubber.process_request = original  # type: ignore[method-assign]
+
+    return undo
+
+
+@pytest.fixture(scope="session", autouse=True)
+def moto_as_aws() -> Iterator[MotoAsAws]:
+    undo = install_moto_as_aws()
     yield MOTO
-    BotocoreStubber.process_request = original  # type: ignore[method-assign]
+    undo()
 
 
 @pytest.fixture(scope="session")
@@ -85,15 +95,22 @@ def boto_session() -> boto3.Session:
     return boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
+AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    # moto's catalogue of public AMIs makes every EC2 call slow; we register our own image like the local stack.
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+}
+AWS_UNSET = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "EC2BATCH_JOB")
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, boto_session: boto3.Session) -> Iterator[Clients]:
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "EC2BATCH_JOB"):
+    for var in AWS_UNSET:
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    # moto's catalogue of public AMIs makes every EC2 call slow; we register our own image like the local stack.
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    for var, value in AWS_ENVIRONMENT.items():
+        monkeypatch.setenv(var, value)
     with mock_aws():
         yield Clients(boto_session)
 
@@ -219,6 +236,12 @@ class Faults:
         self._invocations: dict[str, tuple[str, str, int]] = {}
         self._counts: Counter[tuple[str, str]] = Counter()
         self.fired: list[tuple[str, str, int, str]] = []
+
+    def reset(self) -> None:
+        """Forget the calls seen so far (a test's setup is not part of the life under test)."""
+        self.seen.clear()
+        self._invocations.clear()
+        self._counts.clear()
 
     def at(self, service: str, operation: str, fault: str, nth: int = 1) -> Faults:
         assert fault in FAULTS, fault
