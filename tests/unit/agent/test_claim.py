@@ -4,6 +4,7 @@ a machine started for it too late; only a boot with no run waiting for it is a `
 from __future__ import annotations
 
 import pytest
+from botocore.exceptions import ClientError
 
 from ec2batch.ledger import CANCELLED, RUNNING, SKIPPED, SUCCEEDED
 from tests.conftest import Job, make_job
@@ -136,3 +137,31 @@ class AgentKilled(BaseException):
 def crash_on_first_wait(engine, container) -> None:
     if engine.waits == 1:
         raise AgentKilled()
+
+
+def test_an_own_claim_whose_answer_was_lost_is_taken_as_the_agents_never_as_someone_elses(job: Job, tmp_path) -> None:
+    """botocore retries an UpdateItem DynamoDB applied but did not answer; the retry fails its condition."""
+    run = launch(job)
+    machine = machine_for(job, run, tmp_path)
+    lost: list[str] = []
+
+    def claims(params, **_) -> None:
+        if {"S": RUNNING} in params["ExpressionAttributeValues"].values():
+            lost.append("claim")
+
+    def answer_lost(**_) -> None:
+        if lost == ["claim"]:
+            lost.append("answered")
+            raise ClientError(
+                {"Error": {"Code": "ConditionalCheckFailedException", "Message": "the retry's condition failed"}},
+                "UpdateItem",
+            )
+
+    job.clients.dynamodb.meta.events.register("before-parameter-build.dynamodb.UpdateItem", claims)
+    job.clients.dynamodb.meta.events.register("after-call.dynamodb.UpdateItem", answer_lost)
+
+    machine.boot()
+
+    assert lost[:2] == ["claim", "answered"]
+    assert [(r.run_id, r.status) for r in runs(job)] == [(run.run_id, SUCCEEDED)]  # no SKIPPED boot run
+    assert len(machine.docker.started) == 1
