@@ -117,8 +117,9 @@ class BootNotes:
 
     @property
     def boot_run(self) -> str | None:
-        path = self.directory / "boot-run" if self.directory else None
-        return path.read_text().strip() or None if path and path.exists() else None
+        if self.directory is None or not (self.directory / "boot-run").exists():
+            return None
+        return (self.directory / "boot-run").read_text().strip() or None
 
     def note_boot_run(self, run_id: str) -> None:
         self._write("boot-run", run_id)
@@ -302,6 +303,8 @@ class Agent:
         if run is not None and run.status == RUNNING and run.instance_id == identity.instance_id:
             log.info("boot run already RUNNING: the agent restarted", extra=fields(run_id=run_id))
             return run
+        if run is not None and run.status == PENDING:  # recorded, then the agent died before claiming it
+            return ledger.transition(config.job, run_id, RUNNING)
         log.warning(
             "this boot's boot run has ended: powering off without acting",
             extra=fields(run_id=run_id, status=run.status if run else None),
