@@ -5,8 +5,10 @@
     -> docker run (awslogs) -> wait, enforcing max runtime -> outcome -> notify -> power off
 
 Whatever happens, the machine powers off at the end (unless the debug switch says otherwise), and the
-outcome is recorded whenever the ledger can be reached. If this process is killed, systemd starts it
-again; it then finds its run's container by label and waits for it instead of starting another.
+outcome is recorded: in the ledger (retried with backoff for about a minute), or failing that on the
+instance's `ec2batch:outcome` tag, where the reconciler finds it. If this process is killed, systemd
+starts it again; it then finds its run's container by label and waits for it instead of starting
+another, and a run that has ended is never run again (`BootNotes` tells a restart from a new boot).
 """
 
 from __future__ import annotations
@@ -191,6 +193,7 @@ class Agent:
             return 1
         scene = _Scene(clients, Ledger(clients.dynamodb, JobNames(job).ledger_table, clock=self.clock), job, identity)
         step = "reading the job config (SSM GetParameter)"
+        config: JobConfig | None = None
         try:
             try:
                 config = load_config(clients.ssm, job)
@@ -202,7 +205,9 @@ class Agent:
             run = self._claim(scene.ledger, config, tagged_run, identity)
         except Exception as exc:
             # AccessDenied, throttling beyond botocore's retries, a network fault: the run still gets an end.
-            self._fail_before_claim(scene, tagged_run, f"{step}: {describe(exc)}")
+            failed = self._fail_before_claim(scene, tagged_run, f"{step}: {describe(exc)}")
+            if failed is not None and config is not None:
+                notify(clients.sns, config, failed)
             return 1
         if run is None:
             return 0
@@ -494,11 +499,12 @@ class Agent:
             extra=fields(run_id=run_id, status=status, tag=TAG_OUTCOME),
         )
 
-    def _fail_before_claim(self, scene: _Scene, run_id: str | None, reason: str) -> None:
+    def _fail_before_claim(self, scene: _Scene, run_id: str | None, reason: str) -> Run | None:
         reason = self.redact(reason)
         log.error("cannot run", extra=fields(job=scene.job, run_id=run_id, reason=reason))
-        if run_id:
-            self._record(scene, run_id, FAILED, self.clock(), reason=reason, instance_id=scene.identity.instance_id)
+        if not run_id:
+            return None
+        return self._record(scene, run_id, FAILED, self.clock(), reason=reason, instance_id=scene.identity.instance_id)
 
     # ---------------------------------------------------------------- logs
     def _attach_cloudwatch(self, clients: Clients, config: JobConfig, run_id: str) -> None:

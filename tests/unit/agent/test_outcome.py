@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from botocore.exceptions import ClientError
 
 from ec2batch.ledger import FAILED, RUNNING, SUCCEEDED, TERMINAL
@@ -88,19 +89,33 @@ def test_a_final_write_applied_but_unanswered_counts_as_recorded_and_notifies_on
     assert outcome_tag(job, run.instance_id) is None
 
 
-def test_access_denied_on_the_config_fails_the_tagged_run_naming_the_step_and_powers_off(job: Job, tmp_path) -> None:
+@pytest.mark.parametrize("code", ["AccessDeniedException", "ThrottlingException"])
+def test_an_aws_error_on_the_config_fails_the_tagged_run_naming_the_step_and_powers_off(
+    job: Job, tmp_path, code: str
+) -> None:
     run = launch(job)
     machine = machine_for(job, run, tmp_path)
-    inject_error(job.clients.ssm, "GetParameter", ["AccessDeniedException"])
+    inject_error(job.clients.ssm, "GetParameter", [code])  # what is left once botocore's own retries gave up
 
     assert machine.boot() == 1
 
     failed = ledger(job).require(job.name, run.run_id)
     assert failed.status == FAILED
-    assert failed.reason == (
-        "reading the job config (SSM GetParameter): AccessDeniedException: injected AccessDeniedException"
-    )
+    assert failed.reason == f"reading the job config (SSM GetParameter): {code}: injected {code}"
     assert machine.docker.started == [] and machine.is_off
+
+
+def test_a_claim_that_fails_is_recorded_and_notified(job: Job, tmp_path) -> None:
+    run = launch(job)
+    machine = machine_for(job, run, tmp_path)
+    inject_error(job.clients.dynamodb, "GetItem", ["ProvisionedThroughputExceededException"])
+
+    machine.boot()
+
+    failed = ledger(job).require(job.name, run.run_id)
+    assert failed.status == FAILED
+    assert failed.reason.startswith("claiming the run (DynamoDB): ProvisionedThroughputExceededException")
+    assert [(n["run_id"], n["status"]) for n in job.notifications()] == [(run.run_id, FAILED)]
 
 
 def test_describe_tags_failing_falls_back_to_instance_metadata_and_the_run_still_gets_its_end(
