@@ -110,12 +110,21 @@ def billed_seconds(started: datetime, ended: datetime) -> int:
     return max(MINIMUM_BILLED_SECONDS, math.ceil((ended - started).total_seconds()))
 
 
-def run_cost(run: Run, ended: datetime, region: str, prices: PriceTable | None = None) -> dict[str, Any]:
-    """The ledger fields for a run that ends at `ended` on its instance; empty if it never had one."""
-    start = run.start_requested_at or run.instance_running_at
-    if not start or not run.instance_type:
+def run_cost(
+    run: Run, ended: datetime, region: str, prices: PriceTable | None = None, *, started: datetime | None = None
+) -> dict[str, Any]:
+    """The ledger fields for a run that ends at `ended` on its instance; empty if it never had one.
+
+    `started` and `ended` must come from one clock. Without `started`, the start request is used, which
+    the launcher stamped: right for the launcher (its own clock at both ends), wrong for the agent, whose
+    clock may be minutes off the launcher's (the agent passes its own start instead).
+    """
+    if started is None:
+        start = run.start_requested_at or run.instance_running_at
+        started = parse_time(start) if start else None
+    if started is None or not run.instance_type:
         return {}
-    seconds = billed_seconds(parse_time(start), ended)
+    seconds = billed_seconds(started, ended)
     try:
         hourly = (prices or PriceTable.load()).hourly(region, run.instance_type)
     except PriceError:

@@ -9,8 +9,10 @@ from .main import Agent, Settings
 
 
 def main() -> None:
-    jsonlog.configure()  # JSON lines on stdout: journald keeps them, and they go to CloudWatch too
-    sys.exit(Agent(Settings.from_environment()).run())
+    agent = Agent(Settings.from_environment())
+    # JSON lines on stdout: journald keeps them, and they go to CloudWatch too; secrets never reach either.
+    jsonlog.configure(redact=agent.redact)
+    sys.exit(agent.run())
 
 
 if __name__ == "__main__":

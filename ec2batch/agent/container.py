@@ -185,10 +185,24 @@ def parse_docker_time(text: str) -> datetime:
 
 
 def wait_with_deadline(
-    container: Any, deadline: datetime, grace_seconds: int, now: Callable[[], datetime], poll: float = 5.0
+    container: Any,
+    deadline: datetime,
+    grace_seconds: int,
+    now: Callable[[], datetime],
+    poll: float = 5.0,
+    *,
+    reconnect_attempts: int = 5,
+    reconnect_delay: float = 2.0,
+    sleep: Callable[[float], None] = time.sleep,
 ) -> Outcome:
-    """Wait for the container to exit; at the deadline stop it (SIGTERM, SIGKILL after the grace)."""
+    """Wait for the container to exit; at the deadline stop it (SIGTERM, SIGKILL after the grace).
+
+    An engine that stops answering (dockerd crashed, its socket gone) is retried `reconnect_attempts`
+    times, `reconnect_delay` apart; then EngineError ("engine: ..."), so the run fails within seconds
+    instead of the loop spinning until max runtime while the machine is billed.
+    """
     timed_out = False
+    trouble = 0
     while True:
         remaining = (deadline - now()).total_seconds()
         if remaining <= 0:
@@ -196,18 +210,35 @@ def wait_with_deadline(
                 "max runtime reached: stopping the container",
                 extra=fields(container=container.name, grace_seconds=grace_seconds),
             )
-            container.stop(timeout=grace_seconds)
+            try:
+                container.stop(timeout=grace_seconds)
+                result = container.wait(timeout=grace_seconds + 30)
+            except Exception as exc:
+                raise EngineError(f"engine: could not stop the container at max runtime: {describe(exc)}") from exc
             timed_out = True
-            result = container.wait(timeout=grace_seconds + 30)
             break
+        asked = min(remaining, poll)
+        began = now()
         try:
-            result = container.wait(timeout=min(remaining, poll))
+            result = container.wait(timeout=asked)
             break
-        except Exception as exc:  # the SDK raises ReadTimeout/ConnectionError when wait's timeout ends
-            if not _is_timeout(exc):
-                raise
-    container.reload()
-    state = container.attrs["State"]
+        except Exception as exc:  # the SDK raises ReadTimeout (or a ConnectionError saying so) when wait's timeout ends
+            # A real timeout took about as long as asked for; an error that comes back at once is the engine.
+            if _is_timeout(exc) and (now() - began).total_seconds() >= asked / 2:
+                trouble = 0
+                continue
+            trouble += 1
+            if trouble > reconnect_attempts:
+                raise EngineError(
+                    f"engine: the Docker engine stopped answering while the job ran "
+                    f"({reconnect_attempts} reconnect attempts, {reconnect_delay:g}s apart): {describe(exc)}"
+                ) from exc
+            log.warning(
+                "the Docker engine did not answer: trying again",
+                extra=fields(container=container.name, attempt=trouble, error=describe(exc)),
+            )
+            sleep(reconnect_delay)
+    state = _final_state(container)
     return Outcome(
         exit_code=result.get("StatusCode"),
         timed_out=timed_out,
@@ -216,10 +247,54 @@ def wait_with_deadline(
     )
 
 
+def _final_state(container: Any) -> dict[str, Any]:
+    # The exit code is known; OOMKilled is a detail not worth failing the run over if the engine just went away.
+    try:
+        container.reload()
+        return dict(container.attrs.get("State") or {})
+    except Exception as exc:
+        log.warning("could not read the container's final state", extra=fields(error=describe(exc)))
+        return {}
+
+
 def _is_timeout(exc: Exception) -> bool:
     import requests.exceptions
 
-    return isinstance(exc, requests.exceptions.ReadTimeout | requests.exceptions.ConnectionError)
+    if isinstance(exc, requests.exceptions.ReadTimeout):
+        return True
+    # Over the unix socket a read timeout can surface as a ConnectionError wrapping urllib3's ReadTimeoutError.
+    return isinstance(exc, requests.exceptions.ConnectionError) and "timed out" in str(exc).lower()
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the error: `ErrorCode: message` for AWS and Docker errors, `Type: message` otherwise."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error", {}) if isinstance(response, dict) else {}
+    if error.get("Code"):
+        return f"{error['Code']}: {error.get('Message', '')}".strip()
+    if isinstance(exc, docker.errors.APIError) and exc.explanation:
+        return f"{type(exc).__name__}: {exc.explanation}"
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def ensure_started(container: Any) -> bool:
+    """A container the previous agent created but never started (killed in between) is started now.
+
+    Docker's wait returns at once, exit code 0, for a container that never ran: without this a restarted
+    agent would record SUCCEEDED for a job that did nothing. Returns True if it started it.
+    """
+    container.reload()
+    if container.status != "created":
+        return False
+    try:
+        container.start()
+    except Exception as exc:
+        raise EngineError(
+            f"container: could not start {container.name} (created, never started): {describe(exc)}"
+        ) from exc
+    container.reload()
+    return True
 
 
 def remove_old_containers(client: Any, job: str, keep_run_id: str) -> None:

@@ -73,3 +73,15 @@ class Imds:
             instance_type=document.get("instanceType"),
             account_id=document.get("accountId"),
         )
+
+    def tag(self, key: str) -> str | None:
+        """An instance tag as IMDS serves it (the launch template enables tags in metadata); None if absent.
+
+        The agent's fallback when DescribeTags fails: it still learns which run to record the failure on.
+        """
+        try:
+            return self.get(f"/latest/meta-data/tags/instance/{key}")
+        except ImdsError as exc:
+            if "has no" in str(exc):
+                return None
+            raise

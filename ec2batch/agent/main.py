@@ -5,8 +5,10 @@
     -> docker run (awslogs) -> wait, enforcing max runtime -> outcome -> notify -> power off
 
 Whatever happens, the machine powers off at the end (unless the debug switch says otherwise), and the
-outcome is recorded whenever the ledger can be reached. If this process is killed, systemd starts it
-again; it then finds its run's container by label and waits for it instead of starting another.
+outcome is recorded: in the ledger (retried with backoff for about a minute), or failing that on the
+instance's `ec2batch:outcome` tag, where the reconciler finds it. If this process is killed, systemd
+starts it again; it then finds its run's container by label and waits for it instead of starting
+another, and a run that has ended is never run again (`BootNotes` tells a restart from a new boot).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from __future__ import annotations
 import logging
 import os
 import subprocess
+import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -24,24 +27,26 @@ from ..aws import Clients
 from ..config import JobConfig, load_config
 from ..cost import run_cost
 from ..errors import Ec2BatchError, TransitionRejected
-from ..jsonlog import fields
+from ..jsonlog import JsonFormatter, fields
 from ..ledger import (
     FAILED,
     PENDING,
     RUNNING,
     SKIPPED,
     SUCCEEDED,
-    TERMINAL,
     TIMED_OUT,
     Ledger,
     Run,
     iso,
     new_run_id,
+    parse_time,
     utcnow,
 )
-from ..names import TAG_JOB, TAG_RUN_ID, JobNames
+from ..names import TAG_JOB, TAG_OUTCOME, TAG_RUN_ID, JobNames
 from ..notify import notify
+from ..outcome_tag import OutcomeTag
 from . import container as engine
+from .container import describe
 from .cwlogs import CloudWatchHandler
 from .imds import Identity, Imds
 from .secrets import Redactor, resolve_secrets
@@ -60,15 +65,75 @@ class Settings:
     awslogs_endpoint: str | None = None
     poweroff_command: list[str] = field(default_factory=lambda: ["systemctl", "poweroff", "--no-block"])
     keep_running_flag: Path = KEEP_RUNNING_FLAG
+    # systemd's RuntimeDirectory= (/run/ec2batch, a tmpfs emptied at every boot, kept across restarts of
+    # the unit): where the agent notes which runs this boot was for. None: unknown, so an instance whose
+    # tag points at an ended run is never taken for a hand start and never runs anything.
+    runtime_dir: Path | None = None
+    # The final ledger write: retried with backoff for about this long, then left on the instance's tags.
+    record_budget_seconds: float = 60.0
+    # The engine going away mid-run: this many reconnect attempts, this far apart, then FAILED(engine).
+    engine_reconnect_attempts: int = 5
+    engine_reconnect_delay: float = 2.0
 
     @classmethod
     def from_environment(cls) -> Settings:
         command = os.environ.get("EC2BATCH_POWEROFF_COMMAND")
+        runtime = os.environ.get("RUNTIME_DIRECTORY")  # set by systemd for RuntimeDirectory=
         return cls(
             engine_timeout=float(os.environ.get("EC2BATCH_ENGINE_TIMEOUT", "120")),
             awslogs_endpoint=os.environ.get("EC2BATCH_AWSLOGS_ENDPOINT") or None,
             poweroff_command=command.split() if command else cls().poweroff_command,
+            runtime_dir=Path(runtime.split(":")[0]) if runtime else None,
         )
+
+
+def backoff(budget: float, first: float = 1.0, cap: float = 15.0) -> list[float]:
+    """Delays 1, 2, 4, 8, 15, 15, ... whose sum is about `budget` (the last one is cut to fit)."""
+    delays: list[float] = []
+    delay = first
+    while sum(delays) < budget:
+        delays.append(min(delay, cap, budget - sum(delays)))
+        delay *= 2
+    return delays
+
+
+class BootNotes:
+    """What this boot of the machine was for, kept where a restart of the agent finds it and a reboot does not.
+
+    `seen(run_id)`: a tag pointing at this run was read earlier in this boot. `boot_run`: the `boot` run
+    this boot created. Both tell a restarted agent apart from a machine started again later.
+    """
+
+    def __init__(self, directory: Path | None) -> None:
+        self.directory = directory
+
+    @property
+    def known(self) -> bool:
+        return self.directory is not None
+
+    def seen(self, run_id: str) -> bool:
+        return self.directory is not None and (self.directory / f"seen-{run_id}").exists()
+
+    def note_seen(self, run_id: str) -> None:
+        self._write(f"seen-{run_id}", run_id)
+
+    @property
+    def boot_run(self) -> str | None:
+        if self.directory is None or not (self.directory / "boot-run").exists():
+            return None
+        return (self.directory / "boot-run").read_text().strip() or None
+
+    def note_boot_run(self, run_id: str) -> None:
+        self._write("boot-run", run_id)
+
+    def _write(self, name: str, text: str) -> None:
+        if self.directory is None:
+            return
+        try:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            (self.directory / name).write_text(text + "\n")
+        except OSError as exc:  # a note we cannot keep makes a restart more cautious, never less
+            log.warning("could not note what this boot is for", extra=fields(path=str(self.directory), error=str(exc)))
 
 
 class Agent:
@@ -80,15 +145,20 @@ class Agent:
         make_clients: Callable[[str], Clients] = lambda region: Clients(region=region),
         make_docker: Callable[[], Any] | None = None,
         clock: Callable[[], datetime] = utcnow,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.settings = settings
         self.imds = imds or Imds()
         self.make_clients = make_clients
         self.make_docker = make_docker or _docker_from_env
         self.clock = clock
+        self.sleep = sleep
         self.keep_running = False
+        # One redactor for the agent's whole life: the log formatters hold it and it learns the secrets later.
         self.redact = Redactor()
         self.region = "us-east-1"
+        self.notes = BootNotes(settings.runtime_dir)
+        self.began = clock()  # billing falls back to this if no run was claimed (the agent's own clock)
 
     # ---------------------------------------------------------------- entry point
     def run(self) -> int:
@@ -97,7 +167,7 @@ class Agent:
         try:
             code = self._run()
         except Exception as exc:
-            log.exception("agent failed", extra=fields(error=self.redact(str(exc))))
+            log.exception("agent failed", extra=fields(error=self.redact(describe(exc))))
         finally:
             self.power_off()
         return code
@@ -112,7 +182,7 @@ class Agent:
 
     # ---------------------------------------------------------------- the run
     def _run(self) -> int:
-        identity = self.imds.identity()
+        identity = self.imds.identity()  # without it nothing can be recorded anywhere: power off
         self.region = identity.region
         clients = self.make_clients(identity.region)
         job, tagged_run = self._tags(clients, identity)
@@ -121,59 +191,133 @@ class Agent:
                 "instance has no ec2batch:job tag: nothing to run", extra=fields(instance_id=identity.instance_id)
             )
             return 1
-        ledger = Ledger(clients.dynamodb, JobNames(job).ledger_table, clock=self.clock)
+        scene = _Scene(clients, Ledger(clients.dynamodb, JobNames(job).ledger_table, clock=self.clock), job, identity)
+        step = "reading the job config (SSM GetParameter)"
+        config: JobConfig | None = None
         try:
-            config = load_config(clients.ssm, job)
-        except Ec2BatchError as exc:
-            self._fail_unconfigured(ledger, job, tagged_run, identity, f"bad config: {exc}")
+            try:
+                config = load_config(clients.ssm, job)
+            except Ec2BatchError as exc:
+                self._fail_before_claim(scene, tagged_run, f"bad config: {exc}")
+                return 1
+            self.keep_running = config.keep_running_for_debug
+            step = "claiming the run (DynamoDB)"
+            run = self._claim(scene.ledger, config, tagged_run, identity)
+        except Exception as exc:
+            # AccessDenied, throttling beyond botocore's retries, a network fault: the run still gets an end.
+            failed = self._fail_before_claim(scene, tagged_run, f"{step}: {describe(exc)}")
+            if failed is not None and config is not None:
+                notify(clients.sns, config, failed)
             return 1
-        self.keep_running = config.keep_running_for_debug
-        run = self._claim(ledger, config, tagged_run, identity)
         if run is None:
             return 0
         self._attach_cloudwatch(clients, config, run.run_id)
         log.info("run claimed", extra=fields(job=job, run_id=run.run_id, instance_id=identity.instance_id))
         try:
-            final = self._execute(clients, ledger, config, run, identity)
+            final = self._execute(clients, scene.ledger, config, run, identity)
         except Exception as exc:
-            reason = self.redact(f"{type(exc).__name__}: {exc}" if not isinstance(exc, Ec2BatchError) else str(exc))
-            log.error("run failed", extra=fields(run_id=run.run_id, reason=reason))
-            final = self._finish(ledger, run, FAILED, reason=reason)
+            reason = self.redact(str(exc) if isinstance(exc, Ec2BatchError) else describe(exc))
+            # An unexpected error keeps its traceback in the log (redacted by the formatter); ours are one line.
+            unexpected = not isinstance(exc, Ec2BatchError)
+            log.error("run failed", exc_info=unexpected, extra=fields(run_id=run.run_id, reason=reason))
+            final = self._finish(scene, run, FAILED, reason=reason)
         if final is not None:
             notify(clients.sns, config, final)
         return 0
 
     def _tags(self, clients: Clients, identity: Identity) -> tuple[str | None, str | None]:
-        response = clients.ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [identity.instance_id]}])
+        try:
+            response = clients.ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [identity.instance_id]}])
+        except Exception as exc:
+            # The run must still get an end: the launch template serves the same tags in instance metadata.
+            log.warning(
+                "DescribeTags failed: reading the tags from instance metadata", extra=fields(error=describe(exc))
+            )
+            return self.imds.tag(TAG_JOB), self.imds.tag(TAG_RUN_ID)
         tags = {t["Key"]: t["Value"] for t in response["Tags"]}
         return tags.get(TAG_JOB), tags.get(TAG_RUN_ID)
 
+    # ---------------------------------------------------------------- which run this boot is for
     def _claim(self, ledger: Ledger, config: JobConfig, run_id: str | None, identity: Identity) -> Run | None:
-        """Move our run to RUNNING; a boot with no run waiting for it becomes a `boot` run, never nothing."""
-        run = ledger.get(config.job, run_id) if run_id else None
-        if run is not None and run.status == RUNNING and run.instance_id in (None, identity.instance_id):
-            log.info("run already RUNNING: the agent restarted", extra=fields(run_id=run.run_id))
-            return run
-        if run is not None and run.status not in TERMINAL and run.status != RUNNING:
-            try:
-                return ledger.transition(
-                    config.job,
-                    run.run_id,
-                    RUNNING,
-                    instance_id=identity.instance_id,
-                    instance_type=identity.instance_type,
-                )
-            except TransitionRejected as exc:
-                log.warning("run moved on before the agent claimed it", extra=fields(error=str(exc)))
-        return self._boot_run(ledger, config, run, identity)
+        """The run this boot is for, moved to RUNNING; None: nothing to do but power off.
 
-    def _boot_run(self, ledger: Ledger, config: JobConfig, previous: Run | None, identity: Identity) -> Run | None:
-        now = self.clock()
-        why = (
-            f"booted with no run waiting (tag points at {previous.run_id}, {previous.status})"
-            if previous
-            else "booted with no run waiting (no run id tag)"
+        - no run id tag, or a tag naming a run the ledger does not have: a `boot` run (boot_without_run);
+        - a run waiting (PLANNED..STARTING): claimed; already RUNNING on this machine: the agent restarted;
+        - a run that has ended: see `_ended`; it is never run again.
+        """
+        if self.notes.boot_run:
+            return self._resume_boot_run(ledger, config, self.notes.boot_run, identity)
+        run = ledger.get(config.job, run_id) if run_id else None
+        seen_before = bool(run_id) and self.notes.seen(run_id)  # type: ignore[arg-type]
+        if run_id:
+            self.notes.note_seen(run_id)
+        if run is None:
+            why = (
+                f"booted with no run waiting (tag points at {run_id}, which the ledger does not have)"
+                if run_id
+                else "booted with no run waiting (no run id tag)"
+            )
+            return self._boot_run(ledger, config, why, identity)
+        if run.status == RUNNING:
+            if run.instance_id in (None, identity.instance_id):
+                log.info("run already RUNNING: the agent restarted", extra=fields(run_id=run.run_id))
+                return run
+            log.warning(
+                "the tagged run is RUNNING on another instance: powering off without acting",
+                extra=fields(run_id=run.run_id, other_instance=run.instance_id),
+            )
+            return None
+        if run.terminal:
+            return self._ended(ledger, config, run, identity, seen_before)
+        try:
+            return ledger.transition(
+                config.job, run.run_id, RUNNING, instance_id=identity.instance_id, instance_type=identity.instance_type
+            )
+        except TransitionRejected as exc:
+            current = ledger.get(config.job, run.run_id)
+            if current and current.status == RUNNING and current.instance_id == identity.instance_id:
+                return current  # our own claim, applied, its answer lost
+            log.warning(
+                "run ended before the agent could claim it: powering off without acting",
+                extra=fields(run_id=run.run_id, status=current.status if current else None, error=str(exc)),
+            )
+            return None
+
+    def _ended(self, ledger: Ledger, config: JobConfig, run: Run, identity: Identity, seen_before: bool) -> Run | None:
+        """The tag names a run that has ended. Only a machine started again later (by hand) is a `boot` run."""
+        ran_here = run.instance_id == identity.instance_id and run.instance_running_at is not None
+        if self.notes.known and not seen_before and ran_here:
+            # It ran here in an earlier boot; this boot is someone starting the machine again.
+            why = f"booted with no run waiting (tag points at {run.run_id}, {run.status})"
+            return self._boot_run(ledger, config, why, identity)
+        if seen_before:
+            what = "the agent restarted after the run ended"
+        elif not ran_here:
+            what = "the machine was started for a run that ended before it was claimed"
+        else:
+            what = "the run ended (this boot's purpose is unknown: no runtime directory)"
+        log.warning(
+            f"{what}: powering off without acting",
+            extra=fields(run_id=run.run_id, status=run.status, instance_id=identity.instance_id),
         )
+        return None
+
+    def _resume_boot_run(self, ledger: Ledger, config: JobConfig, run_id: str, identity: Identity) -> Run | None:
+        """A restarted agent finds the `boot` run this boot created: re-attach if it runs, else power off."""
+        run = ledger.get(config.job, run_id)
+        if run is not None and run.status == RUNNING and run.instance_id == identity.instance_id:
+            log.info("boot run already RUNNING: the agent restarted", extra=fields(run_id=run_id))
+            return run
+        if run is not None and run.status == PENDING:  # recorded, then the agent died before claiming it
+            return ledger.transition(config.job, run_id, RUNNING)
+        log.warning(
+            "this boot's boot run has ended: powering off without acting",
+            extra=fields(run_id=run_id, status=run.status if run else None),
+        )
+        return None
+
+    def _boot_run(self, ledger: Ledger, config: JobConfig, why: str, identity: Identity) -> Run | None:
+        now = self.clock()
         run_id = new_run_id("boot", now)
         run = Run(
             job=config.job,
@@ -184,15 +328,9 @@ class Agent:
             instance_id=identity.instance_id,
             instance_type=identity.instance_type,
         )
+        self.notes.note_boot_run(run_id)
         if config.boot_without_run == "poweroff":
-            skipped = Run(
-                **{
-                    **run.__dict__,
-                    "status": SKIPPED,
-                    "ended_at": iso(now),
-                    "reason": f"{why}; boot_without_run is poweroff",
-                }
-            )
+            skipped = replace(run, status=SKIPPED, ended_at=iso(now), reason=f"{why}; boot_without_run is poweroff")
             ledger.record_terminal_at_creation(skipped)
             log.warning("no run waiting: recorded and powering off", extra=fields(run_id=run_id, reason=why))
             return None
@@ -203,49 +341,28 @@ class Agent:
         log.info("no run waiting: running the job as a boot run", extra=fields(run_id=run.run_id, reason=why))
         return ledger.transition(config.job, run.run_id, RUNNING)
 
+    # ---------------------------------------------------------------- the job
     def _execute(self, clients: Clients, ledger: Ledger, config: JobConfig, run: Run, identity: Identity) -> Run | None:
         docker = engine.wait_for_engine(self.make_docker, self.settings.engine_timeout)
         existing = engine.find_run_container(docker, run.run_id)
+        scene = _Scene(clients, ledger, config.job, identity)
         if existing is None:
-            engine.remove_old_containers(docker, config.job, run.run_id)
-            auth = engine.ecr_auth(clients.ecr)
-            digest, pulled = engine.pull(docker, config.image, auth)
-            secrets = resolve_secrets(clients.ssm, clients.secretsmanager, config.secrets)
-            self.redact = Redactor(secrets)
-            environment = {**config.env, **run.env, **secrets}
-            command = list(run.command) if run.command else (list(config.command) if config.command else None)
-            stream = config.names.run_log_stream(run.run_id)
-            container = engine.start_container(
-                docker,
-                config,
-                run.run_id,
-                command=command,
-                environment=environment,
-                log_stream=stream,
-                region=identity.region,
-                awslogs_endpoint=self.settings.awslogs_endpoint,
-                instance_id=identity.instance_id,
-            )
-            log.info(
-                "container started",
-                extra=fields(run_id=run.run_id, container=container.name, digest=digest, pulled=pulled),
-            )
-            begun = engine.started_at(container) or self.clock()
-            ledger.update_fields(
-                config.job, run.run_id, container_started_at=iso(begun), image_digest=digest, log_stream=stream
-            )
+            container, begun = self._start(clients, docker, ledger, config, run, identity)
         else:
-            container = existing
-            begun = engine.started_at(container) or self.clock()
-            log.info(
-                "re-attached to the run's container",
-                extra=fields(run_id=run.run_id, container=container.name, status=container.status),
-            )
+            container, begun = self._reattach(docker, ledger, config, run, existing)
         deadline = begun + timedelta(seconds=config.max_runtime_seconds)
-        outcome = engine.wait_with_deadline(container, deadline, config.stop_grace_seconds, self.clock)
+        outcome = engine.wait_with_deadline(
+            container,
+            deadline,
+            config.stop_grace_seconds,
+            self.clock,
+            reconnect_attempts=self.settings.engine_reconnect_attempts,
+            reconnect_delay=self.settings.engine_reconnect_delay,
+            sleep=self.sleep,
+        )
         if outcome.timed_out:
             return self._finish(
-                ledger,
+                scene,
                 run,
                 TIMED_OUT,
                 exit_code=outcome.exit_code,
@@ -253,43 +370,173 @@ class Agent:
                 f"{config.stop_grace_seconds}s grace",
             )
         if outcome.exit_code == 0:
-            return self._finish(ledger, run, SUCCEEDED, exit_code=0)
+            return self._finish(scene, run, SUCCEEDED, exit_code=0)
         reason = "out of memory (OOM killed)" if outcome.oom_killed else f"exit code {outcome.exit_code}"
-        return self._finish(ledger, run, FAILED, exit_code=outcome.exit_code, reason=reason)
+        return self._finish(scene, run, FAILED, exit_code=outcome.exit_code, reason=reason)
 
-    def _finish(self, ledger: Ledger, run: Run, status: str, **changes: Any) -> Run | None:
-        # The machine powers off right after this: the run's billed time ends about now.
-        changes.update(run_cost(ledger.get(run.job, run.run_id) or run, self.clock(), self.region))
-        try:
-            final = ledger.transition(run.job, run.run_id, status, **changes)
-        except TransitionRejected as exc:
-            # Someone else ended it first (the external deadline, a cancel): theirs stands.
-            log.warning("outcome not recorded: run already ended", extra=fields(run_id=run.run_id, error=str(exc)))
-            return None
-        log.info(
-            "run ended", extra=fields(run_id=run.run_id, status=status, exit_code=final.exit_code, reason=final.reason)
+    def _start(
+        self, clients: Clients, docker: Any, ledger: Ledger, config: JobConfig, run: Run, identity: Identity
+    ) -> tuple[Any, datetime]:
+        engine.remove_old_containers(docker, config.job, run.run_id)
+        auth = engine.ecr_auth(clients.ecr)
+        digest, pulled = engine.pull(docker, config.image, auth)
+        secrets = resolve_secrets(clients.ssm, clients.secretsmanager, config.secrets)
+        self.redact.add(secrets)
+        environment = {**config.env, **run.env, **secrets}
+        command = list(run.command) if run.command else (list(config.command) if config.command else None)
+        stream = config.names.run_log_stream(run.run_id)
+        container = engine.start_container(
+            docker,
+            config,
+            run.run_id,
+            command=command,
+            environment=environment,
+            log_stream=stream,
+            region=identity.region,
+            awslogs_endpoint=self.settings.awslogs_endpoint,
+            instance_id=identity.instance_id,
         )
-        return final
+        log.info(
+            "container started",
+            extra=fields(run_id=run.run_id, container=container.name, digest=digest, pulled=pulled),
+        )
+        begun = engine.started_at(container) or self.clock()
+        ledger.update_fields(
+            config.job, run.run_id, container_started_at=iso(begun), image_digest=digest, log_stream=stream
+        )
+        return container, begun
 
-    def _fail_unconfigured(self, ledger: Ledger, job: str, run_id: str | None, identity: Identity, reason: str) -> None:
-        log.error("cannot run", extra=fields(job=job, run_id=run_id, reason=reason))
-        if run_id:
+    def _reattach(
+        self, docker: Any, ledger: Ledger, config: JobConfig, run: Run, container: Any
+    ) -> tuple[Any, datetime]:
+        # The secrets are in the container's environment already; the redactor still needs to know them.
+        self.redact.add(_secret_values(container, config))
+        started = engine.ensure_started(container)
+        log.info(
+            "re-attached to the run's container",
+            extra=fields(run_id=run.run_id, container=container.name, status=container.status, started_now=started),
+        )
+        begun = engine.started_at(container) or self.clock()
+        if started or run.container_started_at is None:
+            # The previous agent died before recording the start: record it now.
+            ledger.update_fields(
+                config.job,
+                run.run_id,
+                container_started_at=iso(begun),
+                image_digest=run.image_digest or engine.local_digest(docker, config.image),
+                log_stream=config.names.run_log_stream(run.run_id),
+            )
+        return container, begun
+
+    # ---------------------------------------------------------------- the outcome
+    def _finish(self, scene: _Scene, run: Run, status: str, **changes: Any) -> Run | None:
+        # The machine powers off right after this: the run's billed time ends about now. Both ends of the
+        # billed time come from this machine's clock (the claim stamped instance_running_at with it).
+        ended = self.clock()
+        current = _quietly(lambda: scene.ledger.get(run.job, run.run_id)) or run
+        started = parse_time(current.instance_running_at) if current.instance_running_at else self.began
+        changes.update(run_cost(current, ended, self.region, started=started))
+        return self._record(scene, run.run_id, status, ended, **changes)
+
+    def _record(self, scene: _Scene, run_id: str, status: str, ended: datetime, **changes: Any) -> Run | None:
+        """The final ledger write, retried with backoff; if it stays impossible, the outcome goes on the instance.
+
+        Returns the recorded run, or None if someone else ended it first (theirs stands) or it could not be
+        recorded (the reconciler records it from the `ec2batch:outcome` tag).
+        """
+        changes["ended_at"] = iso(ended)  # the same on every attempt, so our own applied write is recognisable
+        delays = backoff(self.settings.record_budget_seconds)
+        failed_before = False
+        for attempt in range(1, len(delays) + 2):
             try:
-                ledger.transition(job, run_id, FAILED, reason=reason, instance_id=identity.instance_id)
-            except Exception:
-                log.exception("could not record the failure")
+                final = scene.ledger.transition(scene.job, run_id, status, **changes)
+            except TransitionRejected as exc:
+                current = _quietly(lambda: scene.ledger.get(scene.job, run_id))
+                if failed_before and current and (current.status, current.ended_at) == (status, changes["ended_at"]):
+                    final = current  # an earlier attempt was applied and its answer lost
+                else:
+                    log.warning("outcome not recorded: run already ended", extra=fields(run_id=run_id, error=str(exc)))
+                    return None
+            except Exception as exc:
+                failed_before = True
+                delay = delays[attempt - 1] if attempt <= len(delays) else None
+                log.warning(
+                    "could not record the outcome",
+                    extra=fields(run_id=run_id, attempt=attempt, error=self.redact(describe(exc)), retry_in=delay),
+                )
+                if delay is None:
+                    break
+                self.sleep(delay)
+                continue
+            log.info(
+                "run ended",
+                extra=fields(run_id=run_id, status=status, exit_code=final.exit_code, reason=final.reason),
+            )
+            return final
+        self._leave_outcome(scene, run_id, status, changes)
+        return None
+
+    def _leave_outcome(self, scene: _Scene, run_id: str, status: str, changes: dict[str, Any]) -> None:
+        tag = OutcomeTag(
+            run_id=run_id,
+            status=status,
+            ended_at=changes["ended_at"],
+            exit_code=changes.get("exit_code"),
+            reason=changes.get("reason"),
+        )
+        try:
+            scene.clients.ec2.create_tags(
+                Resources=[scene.identity.instance_id], Tags=[{"Key": TAG_OUTCOME, "Value": tag.encode()}]
+            )
+        except Exception as exc:
+            log.error(
+                "outcome lost: neither the ledger nor the instance's tags could be written",
+                extra=fields(run_id=run_id, status=status, error=self.redact(describe(exc))),
+            )
+            return
+        log.warning(
+            "ledger unreachable: outcome left on the instance for the reconciler",
+            extra=fields(run_id=run_id, status=status, tag=TAG_OUTCOME),
+        )
+
+    def _fail_before_claim(self, scene: _Scene, run_id: str | None, reason: str) -> Run | None:
+        reason = self.redact(reason)
+        log.error("cannot run", extra=fields(job=scene.job, run_id=run_id, reason=reason))
+        if not run_id:
+            return None
+        return self._record(scene, run_id, FAILED, self.clock(), reason=reason, instance_id=scene.identity.instance_id)
 
     # ---------------------------------------------------------------- logs
     def _attach_cloudwatch(self, clients: Clients, config: JobConfig, run_id: str) -> None:
         handler = CloudWatchHandler(clients.logs, config.names.log_group, config.names.agent_log_stream(run_id))
-        from ..jsonlog import JsonFormatter
-
-        handler.setFormatter(JsonFormatter())
+        handler.setFormatter(JsonFormatter(self.redact))
         logging.getLogger("ec2batch").addHandler(handler)
 
     def _flush_logs(self) -> None:
         for handler in logging.getLogger("ec2batch").handlers:
             handler.flush()
+
+
+@dataclass(frozen=True)
+class _Scene:
+    """Where an outcome is written: the ledger, and failing that the instance's tags."""
+
+    clients: Clients
+    ledger: Ledger
+    job: str
+    identity: Identity
+
+
+def _quietly(read: Callable[[], Run | None]) -> Run | None:
+    try:
+        return read()
+    except Exception:
+        return None
+
+
+def _secret_values(container: Any, config: JobConfig) -> dict[str, str]:
+    env = dict(item.split("=", 1) for item in (container.attrs.get("Config", {}).get("Env") or []) if "=" in item)
+    return {name: env[name] for name in config.secrets if name in env}
 
 
 def _docker_from_env() -> Any:

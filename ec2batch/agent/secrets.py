@@ -51,10 +51,20 @@ def _fetch(ssm: Any, secretsmanager: Any, ref: SecretRef) -> str:
 
 
 class Redactor:
-    """Replaces secret values in text with `***`: applied to every reason the agent records or logs."""
+    """Replaces secret values in text with `***`: applied to every reason the agent records or logs.
+
+    One instance lives as long as the agent and learns the values once they are resolved (`add`), so the
+    log formatter holding it redacts every line written after that, tracebacks included.
+    """
 
     def __init__(self, values: Mapping[str, str] | None = None) -> None:
-        self.values = sorted({v for v in (values or {}).values() if len(v) >= 4}, key=len, reverse=True)
+        self.values: list[str] = []
+        self.add(values or {})
+
+    def add(self, values: Mapping[str, str]) -> None:
+        # Values shorter than 4 characters would turn ordinary words into stars and hide nothing worth hiding.
+        known = set(self.values) | {v for v in values.values() if len(v) >= 4}
+        self.values = sorted(known, key=len, reverse=True)
 
     def __call__(self, text: str) -> str:
         for value in self.values:
