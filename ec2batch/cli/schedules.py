@@ -35,6 +35,9 @@ def next_(
 ) -> None:
     """Show the next fire times of JOB's schedule, or of --expression.
 
+    A schedule with nothing left to fire (a past at(), an ended year range, a cron no date matches)
+    is an error that says which.
+
     \b
     Examples:
       ec2batch next daily-report

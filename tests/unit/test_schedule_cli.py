@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import shlex
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -66,3 +69,28 @@ def test_the_three_issue_cases_and_their_neighbours_never_show_python_errors(exp
     else:
         assert result.exit_code == 1
         assert result.output.startswith(f"Error: invalid cron expression {expression!r}: {field} ")
+
+
+def documented_next_examples() -> list[tuple[str, str]]:
+    """Each `$ ec2batch next ...` in docs/cli.md's `next` section, with the output printed under it."""
+    text = Path(__file__).parents[2].joinpath("docs", "cli.md").read_text()
+    section = text[text.index("### `ec2batch next") : text.index("## Jobs")]
+    examples: list[tuple[str, str]] = []
+    for block in re.findall(r"```console\n(.*?)```", section, flags=re.DOTALL):
+        for chunk in re.split(r"^\$ ", block, flags=re.MULTILINE)[1:]:
+            command, _, output = chunk.partition("\n")
+            examples.append((command, output))
+    return examples
+
+
+@pytest.mark.parametrize(("command", "output"), documented_next_examples())
+def test_the_documented_next_examples_print_what_the_docs_show(command: str, output: str) -> None:
+    words = shlex.split(command)
+    assert words[:2] == ["ec2batch", "next"]
+    result = next_(*words[2:])
+    assert result.output == output
+    assert result.exit_code == (1 if output.startswith("Error:") else 0)
+
+
+def test_the_docs_show_at_least_a_dozen_next_examples() -> None:
+    assert len(documented_next_examples()) >= 12
