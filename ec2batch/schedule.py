@@ -104,10 +104,14 @@ def zone(name: str) -> ZoneInfo:
         raise ScheduleError(f"time zone {name!r} is not an IANA time zone name (e.g. Europe/Berlin, UTC)") from exc
 
 
-@functools.lru_cache(maxsize=256)  # the scheduler emulator asks again for every schedule on every step
 def _parse(expression: str) -> tuple[str, object]:
     if not isinstance(expression, str):
         raise ScheduleError(f"schedule expression must be a string, got {type(expression).__name__}")
+    return _parse_text(expression)
+
+
+@functools.lru_cache(maxsize=256)  # the scheduler emulator asks again for every schedule on every step
+def _parse_text(expression: str) -> tuple[str, object]:
     if m := _CRON.match(expression):
         try:
             return "cron", Cron.parse(m.group(1))
