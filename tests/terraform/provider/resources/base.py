@@ -8,6 +8,9 @@ dict | None. Every attribute and block of the schema is present as a key (None /
 
 from __future__ import annotations
 
+import json
+import time
+import uuid
 from typing import Any, ClassVar, Protocol
 
 from botocore.exceptions import ClientError
@@ -27,6 +30,10 @@ class Aws(Protocol):
 class ResourceHandler(Protocol):
     type_name: str
     replace_on: frozenset[str]
+    # Optional (read it with getattr(handler, "update_unknown", frozenset())): computed attributes whose value
+    # AWS changes on any in-place update (a parameter's version, a launch template's latest_version, a
+    # function's last_modified). The real provider marks them unknown in the update plan (SetNewComputed);
+    # the core should too, or Terraform rejects the new state as inconsistent with the plan.
 
     def create(self, aws: Aws, planned: dict[str, Value]) -> dict[str, Value]: ...
 
@@ -62,6 +69,7 @@ class Resource:
 
     type_name: ClassVar[str] = ""
     replace_on: ClassVar[frozenset[str]] = frozenset()
+    update_unknown: ClassVar[frozenset[str]] = frozenset()
 
     def create(self, aws: Aws, planned: dict[str, Value]) -> dict[str, Value]:
         raise NotImplementedError
@@ -105,3 +113,68 @@ def tag_map(items: list[dict[str, str]] | None, key: str = "Key", value: str = "
 def tags_to_send(planned: dict[str, Value]) -> dict[str, str]:
     """The provider sends tags_all (tags merged with default_tags), computed by the core before the handler."""
     return dict(planned.get("tags_all") or planned.get("tags") or {})
+
+
+def fill(values: dict[str, Value], **computed: Value) -> dict[str, Value]:
+    """`values` with each of `computed` filled in where still unset (None): what the plan left unknown.
+
+    Terraform refuses a new state that differs from a known planned value, so a handler never overwrites one.
+    """
+    out = dict(values)
+    for key, value in computed.items():
+        if out.get(key) is None:
+            out[key] = value
+    return out
+
+
+def refresh(state: dict[str, Value], observed: dict[str, Value], computed: tuple[str, ...] = ()) -> dict[str, Value]:
+    """`state` updated with what AWS reports now.
+
+    An argument the configuration left unset stays unset: the double has no schema defaults, so writing AWS's
+    default into it would show a change on every plan. Attributes named in `computed` are always taken.
+    """
+    out = dict(state)
+    for key, value in observed.items():
+        if key in computed or out.get(key) is not None:
+            out[key] = value
+    return out
+
+
+def same_json(a: str | None, b: str | None) -> bool:
+    """Two JSON documents equal as data (the provider keeps the configured text when AWS reformats a policy)."""
+    if a is None or b is None:
+        return a is b
+    try:
+        return bool(json.loads(a) == json.loads(b))
+    except ValueError:
+        return a == b
+
+
+def json_kept(configured: str | None, observed: str | None) -> str | None:
+    """The configured JSON text if AWS's copy means the same, else AWS's (so a change made outside shows)."""
+    return configured if same_json(configured, observed) else observed
+
+
+def arn(aws: Aws, service: str, resource: str, *, regional: bool = True) -> str:
+    region = aws.region if regional else ""
+    return f"arn:aws:{service}:{region}:{aws.account_id}:{resource}"
+
+
+def first(blocks: list[dict[str, Value]] | dict[str, Value] | None) -> dict[str, Value] | None:
+    """The single element of a MaxItems=1 block (list nesting), or None when absent."""
+    if isinstance(blocks, dict):
+        return blocks
+    return blocks[0] if blocks else None
+
+
+def drop_none(**kwargs: Value) -> dict[str, Value]:
+    """Request parameters without the unset ones (boto3 refuses None)."""
+    return {k: v for k, v in kwargs.items() if v is not None}
+
+
+def resource_name(planned: dict[str, Value], prefix_key: str = "name_prefix") -> str:
+    """The configured name, else one made from name_prefix as the provider does (prefix + a unique suffix)."""
+    if planned.get("name"):
+        return str(planned["name"])
+    prefix = planned.get(prefix_key) or "terraform-"
+    return f"{prefix}{time.strftime('%Y%m%d%H%M%S')}{uuid.uuid4().hex[:8]}"
