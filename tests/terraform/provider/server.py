@@ -35,8 +35,9 @@ class HandlerError(Exception):
 
 
 def _ext(code: int, data: bytes) -> Any:
-    # cty's msgpack encoding: extension 0 is an unknown value.
-    return Unknown if code == 0 else ExtType(code, data)
+    # cty's msgpack encoding: extension 0 is an unknown value, 12 an unknown with refinements (not null, a string
+    # prefix, a length range: Terraform 1.6+). The double plans neither refinements nor anything from them.
+    return Unknown if code in (0, 12) else ExtType(code, data)
 
 
 def _default(value: Any) -> Any:
