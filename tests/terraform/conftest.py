@@ -1,10 +1,11 @@
 """Real Terraform against the provider double: a working copy of examples/daily-job pointed at a moto_server.
 
 Fixtures (session-scoped: one init, one plan, one apply per test session):
-- `aws_endpoint`: the AWS API. A moto_server of our own on a free port, or EC2BATCH_TF_ENDPOINT when set (the local
-  stack's, http://127.0.0.1:4566, for the end-to-end run through what Terraform created).
+- `aws_endpoint`: the AWS API. A moto_server of our own on a free port (serialized like the local stack's), or
+  EC2BATCH_TF_ENDPOINT when set (the local stack's, http://127.0.0.1:4566, for the end-to-end run through what
+  Terraform created).
 - `tf_dir`: a copy of terraform/ (module and example) and dist/launcher.zip in a temporary directory, with
-  `terraform.tfvars` and a provider override pointing every AWS endpoint at `aws_endpoint`.
+  `terraform.tfvars.json` and a provider override pointing every AWS endpoint at `aws_endpoint`.
 - `tf(*args)`: runs `terraform <args>` there and returns the CompletedProcess (raises on failure unless check=False).
 - `plan_json`: `terraform show -json` of a plan of the example (the dict). `applied`: the state after
   `terraform apply` (`terraform show -json`'s dict).
@@ -20,6 +21,7 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -94,15 +96,21 @@ def aws_endpoint() -> Iterator[str]:
     if given:
         yield given.rstrip("/")
         return
-    from moto.server import ThreadedMotoServer
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+    from werkzeug.serving import make_server
 
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
+    from ec2batch.local.motoserver import Serialized
+
+    # moto_server as the local stack runs it (one request at a time: Terraform applies ten resources at once, and
+    # moto's backends have no locks), on a free port of its own.
+    server = make_server("127.0.0.1", 0, Serialized(DomainDispatcherApplication(create_backend_app)), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="tf-moto-server", daemon=True)
+    thread.start()
     try:
-        yield f"http://{host}:{port}"
+        yield f"http://127.0.0.1:{server.server_port}"
     finally:
-        server.stop()
+        server.shutdown()
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")
