@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
-from tests.terraform.provider.resources import DATA_SOURCES, RESOURCES
+from tests.terraform.provider.resources import RESOURCES
 
 REGION = "eu-central-1"
 
@@ -155,7 +155,7 @@ def test_log_group_and_metric_filter(aws: MotoAws) -> None:
 def test_sqs_queue(aws: MotoAws) -> None:
     sqs = aws.client("sqs")
     dlq = lifecycle(aws, "aws_sqs_queue", tagged(name="nightly-dlq", message_retention_seconds=1209600))
-    redrive = '{"deadLetterTargetArn":"%s","maxReceiveCount":3}' % dlq["arn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq["arn"], "maxReceiveCount": 3}, separators=(",", ":"))
     queue = lifecycle(
         aws,
         "aws_sqs_queue",
@@ -252,7 +252,14 @@ def test_ssm_parameter(aws: MotoAws) -> None:
     param = lifecycle(
         aws,
         "aws_ssm_parameter",
-        tagged(name="/ec2batch/nightly/config", type="SecureString", value=config, description="job config", tier="Standard", key_id=None),
+        tagged(
+            name="/ec2batch/nightly/config",
+            type="SecureString",
+            value=config,
+            description="job config",
+            tier="Standard",
+            key_id=None,
+        ),
     )
     assert param["arn"] == f"arn:aws:ssm:{REGION}:123456789012:parameter/ec2batch/nightly/config"
     assert param["version"] == 1 and param["key_id"] == "alias/aws/ssm"
@@ -289,11 +296,17 @@ def test_ecr_repository_and_lifecycle_policy(aws: MotoAws) -> None:
     got = ecr.describe_repositories(repositoryNames=["ec2batch/nightly"])["repositories"][0]
     assert got["imageScanningConfiguration"] == {"scanOnPush": False}
 
-    rule = {"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10}, "action": {"type": "expire"}}
+    rule = {
+        "rulePriority": 1,
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10},
+        "action": {"type": "expire"},
+    }
     policy = lifecycle(
         aws, "aws_ecr_lifecycle_policy", {"repository": "ec2batch/nightly", "policy": json.dumps({"rules": [rule]})}
     )
-    assert json.loads(ecr.get_lifecycle_policy(repositoryName="ec2batch/nightly")["lifecyclePolicyText"]) == {"rules": [rule]}
+    assert json.loads(ecr.get_lifecycle_policy(repositoryName="ec2batch/nightly")["lifecyclePolicyText"]) == {
+        "rules": [rule]
+    }
     rule5 = {**rule, "selection": {**rule["selection"], "countNumber": 5}}
     policy = update(aws, "aws_ecr_lifecycle_policy", policy, policy=json.dumps({"rules": [rule5]}))
     destroy(aws, "aws_ecr_lifecycle_policy", policy)
@@ -329,7 +342,150 @@ def test_dynamodb_table(aws: MotoAws) -> None:
     # As on AWS, a protected table cannot be destroyed: `terraform destroy` fails until protection is lifted.
     with pytest.raises(ClientError, match="DeletionProtectionEnabled"):
         res("aws_dynamodb_table").delete(aws, table)
-    ddb.update_time_to_live(TableName="ec2batch-nightly-runs", TimeToLiveSpecification={"Enabled": False, "AttributeName": "expires_at"})
+    ddb.update_time_to_live(
+        TableName="ec2batch-nightly-runs", TimeToLiveSpecification={"Enabled": False, "AttributeName": "expires_at"}
+    )
     assert res("aws_dynamodb_table").read(aws, table)["ttl"][0]["enabled"] is False
     table = update(aws, "aws_dynamodb_table", table, deletion_protection_enabled=False)
     destroy(aws, "aws_dynamodb_table", table)
+
+
+def assume_policy(service: str) -> str:
+    statement = {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": service}}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def test_iam_role_policy_and_instance_profile(aws: MotoAws) -> None:
+    iam = aws.client("iam")
+    role = lifecycle(
+        aws,
+        "aws_iam_role",
+        tagged(name="nightly-instance", assume_role_policy=assume_policy("ec2.amazonaws.com"), description="agent"),
+    )
+    assert role["arn"] == "arn:aws:iam::123456789012:role/nightly-instance" and role["unique_id"]
+    got = iam.get_role(RoleName="nightly-instance")["Role"]
+    assert got["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+
+    document = json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Sid": "Logs", "Effect": "Allow", "Action": "logs:PutLogEvents"}]}
+    )
+    policy = lifecycle(aws, "aws_iam_role_policy", {"name": "ec2batch-agent", "role": role["id"], "policy": document})
+    assert policy["id"] == "nightly-instance:ec2batch-agent"
+    stored = iam.get_role_policy(RoleName="nightly-instance", PolicyName="ec2batch-agent")["PolicyDocument"]
+    assert stored["Statement"][0]["Sid"] == "Logs"
+    wider = document.replace("logs:PutLogEvents", "logs:*")
+    iam.put_role_policy(RoleName="nightly-instance", PolicyName="ec2batch-agent", PolicyDocument=wider)
+    assert json.loads(res("aws_iam_role_policy").read(aws, policy)["policy"]) == json.loads(wider)
+    policy = update(aws, "aws_iam_role_policy", policy, policy=document.replace("Logs", "OnlyLogs"))
+    stored = iam.get_role_policy(RoleName="nightly-instance", PolicyName="ec2batch-agent")["PolicyDocument"]
+    assert stored["Statement"][0]["Sid"] == "OnlyLogs" and stored["Statement"][0]["Action"] == "logs:PutLogEvents"
+
+    profile = lifecycle(aws, "aws_iam_instance_profile", tagged(name="nightly-instance", role=role["name"]))
+    got = iam.get_instance_profile(InstanceProfileName="nightly-instance")["InstanceProfile"]
+    assert [r["RoleName"] for r in got["Roles"]] == ["nightly-instance"]
+    assert profile["arn"] == "arn:aws:iam::123456789012:instance-profile/nightly-instance"
+
+    role = update(aws, "aws_iam_role", role, description="the agent on the job's machine")
+    assert iam.get_role(RoleName="nightly-instance")["Role"]["Description"] == "the agent on the job's machine"
+    destroy(aws, "aws_iam_instance_profile", profile)
+    destroy(aws, "aws_iam_role_policy", policy)
+    destroy(aws, "aws_iam_role", role)
+
+
+def test_metric_alarm(aws: MotoAws) -> None:
+    cw = aws.client("cloudwatch")
+    topic = aws.client("sns").create_topic(Name="alarms")["TopicArn"]
+    alarm = lifecycle(
+        aws,
+        "aws_cloudwatch_metric_alarm",
+        tagged(
+            alarm_name="nightly-dead-letters",
+            alarm_description="Events ended in the DLQ",
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": "nightly-dlq"},
+            statistic="Maximum",
+            period=300,
+            evaluation_periods=1,
+            threshold=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=[topic],
+        ),
+    )
+    got = cw.describe_alarms(AlarmNames=["nightly-dead-letters"])["MetricAlarms"][0]
+    assert got["AlarmActions"] == [topic] and got["Dimensions"] == [{"Name": "QueueName", "Value": "nightly-dlq"}]
+    assert got["Threshold"] == 1.0 and got["TreatMissingData"] == "notBreaching"
+    assert alarm["arn"] == got["AlarmArn"]
+    alarm = update(aws, "aws_cloudwatch_metric_alarm", alarm, evaluation_periods=3)
+    assert cw.describe_alarms(AlarmNames=["nightly-dead-letters"])["MetricAlarms"][0]["EvaluationPeriods"] == 3
+    destroy(aws, "aws_cloudwatch_metric_alarm", alarm)
+
+
+def test_event_rule_and_target(aws: MotoAws) -> None:
+    events = aws.client("events")
+    queue_arn = aws.client("sqs").get_queue_attributes(
+        QueueUrl=aws.client("sqs").create_queue(QueueName="rule-target")["QueueUrl"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    rule = lifecycle(
+        aws,
+        "aws_cloudwatch_event_rule",
+        tagged(name="nightly-state", event_pattern=json.dumps({"source": ["aws.ec2"]}), description="instance state"),
+    )
+    assert rule["id"] == "nightly-state" and rule["arn"].endswith(":rule/nightly-state")
+    assert events.describe_rule(Name="nightly-state")["State"] == "ENABLED"
+    literal = '{"at":"<aws.events.event.ingestion-time>"}'
+    target = lifecycle(
+        aws,
+        "aws_cloudwatch_event_target",
+        {"rule": "nightly-state", "arn": queue_arn, "input": literal, "target_id": None},
+    )
+    assert target["target_id"] and target["id"] == f"nightly-state-{target['target_id']}"
+    got = events.list_targets_by_rule(Rule="nightly-state")["Targets"]
+    assert [(t["Arn"], t["Input"]) for t in got] == [(queue_arn, literal)]
+    target = update(aws, "aws_cloudwatch_event_target", target, input='{"at":"now"}')
+    assert events.list_targets_by_rule(Rule="nightly-state")["Targets"][0]["Input"] == '{"at":"now"}'
+    rule = update(aws, "aws_cloudwatch_event_rule", rule, state="DISABLED")
+    assert events.describe_rule(Name="nightly-state")["State"] == "DISABLED"
+    destroy(aws, "aws_cloudwatch_event_target", target)
+    destroy(aws, "aws_cloudwatch_event_rule", rule)
+
+
+def test_scheduler_group_and_schedule(aws: MotoAws) -> None:
+    scheduler = aws.client("scheduler")
+    group = lifecycle(aws, "aws_scheduler_schedule_group", tagged(name="ec2batch-nightly"))
+    assert group["arn"].endswith(":schedule-group/ec2batch-nightly") and group["state"] == "ACTIVE"
+    # What jsonencode renders: "<" and ">" escaped. The double must send these bytes, not a re-encoding.
+    rendered = '{"action":"schedule","scheduled_time":"\\u003caws.scheduler.scheduled-time\\u003e"}'
+    target = {
+        "arn": f"arn:aws:lambda:{REGION}:123456789012:function:nightly-launcher",
+        "role_arn": "arn:aws:iam::123456789012:role/nightly-scheduler",
+        "input": rendered,
+        "retry_policy": [{"maximum_event_age_in_seconds": 300, "maximum_retry_attempts": 3}],
+        "dead_letter_config": [{"arn": f"arn:aws:sqs:{REGION}:123456789012:nightly-dlq"}],
+    }
+    schedule = lifecycle(
+        aws,
+        "aws_scheduler_schedule",
+        {
+            "name": "nightly",
+            "group_name": "ec2batch-nightly",
+            "description": "run the job",
+            "schedule_expression": "cron(0 3 * * ? *)",
+            "schedule_expression_timezone": "Europe/Berlin",
+            "flexible_time_window": [{"mode": "OFF", "maximum_window_in_minutes": None}],
+            "target": [target],
+        },
+    )
+    assert schedule["id"] == "ec2batch-nightly/nightly"
+    got = scheduler.get_schedule(GroupName="ec2batch-nightly", Name="nightly")
+    assert got["Target"]["Input"] == rendered  # the literal text, escapes and all
+    assert got["ScheduleExpressionTimezone"] == "Europe/Berlin"
+    assert got["Target"]["RetryPolicy"] == {"MaximumEventAgeInSeconds": 300, "MaximumRetryAttempts": 3}
+    assert got["Target"]["DeadLetterConfig"]["Arn"].endswith(":nightly-dlq")
+
+    plain = '{"action":"schedule","scheduled_time":"<aws.scheduler.scheduled-time>"}'
+    schedule = update(aws, "aws_scheduler_schedule", schedule, target=[{**target, "input": plain}])
+    assert scheduler.get_schedule(GroupName="ec2batch-nightly", Name="nightly")["Target"]["Input"] == plain
+    destroy(aws, "aws_scheduler_schedule", schedule)
+    destroy(aws, "aws_scheduler_schedule_group", group)
