@@ -366,9 +366,8 @@ def test_iam_role_policy_and_instance_profile(aws: MotoAws) -> None:
     got = iam.get_role(RoleName="nightly-instance")["Role"]
     assert got["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
 
-    document = json.dumps(
-        {"Version": "2012-10-17", "Statement": [{"Sid": "Logs", "Effect": "Allow", "Action": "logs:PutLogEvents"}]}
-    )
+    statement = {"Sid": "Logs", "Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*"}
+    document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
     policy = lifecycle(aws, "aws_iam_role_policy", {"name": "ec2batch-agent", "role": role["id"], "policy": document})
     assert policy["id"] == "nightly-instance:ec2batch-agent"
     stored = iam.get_role_policy(RoleName="nightly-instance", PolicyName="ec2batch-agent")["PolicyDocument"]
