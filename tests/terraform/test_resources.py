@@ -7,9 +7,13 @@ would plan to create it again).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -488,3 +492,105 @@ def test_scheduler_group_and_schedule(aws: MotoAws) -> None:
     assert scheduler.get_schedule(GroupName="ec2batch-nightly", Name="nightly")["Target"]["Input"] == plain
     destroy(aws, "aws_scheduler_schedule", schedule)
     destroy(aws, "aws_scheduler_schedule_group", group)
+
+
+def launcher_zip(path: Path, body: str = "def handler(event, context):\n    return event\n") -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("ec2batch/launcher.py", body)
+    return path
+
+
+def test_lambda_function_invoke_config_and_event_source_mapping(aws: MotoAws, tmp_path: Path) -> None:
+    lam, sqs = aws.client("lambda"), aws.client("sqs")
+    role_arn = aws.client("iam").create_role(
+        RoleName="nightly-launcher", AssumeRolePolicyDocument=assume_policy("lambda.amazonaws.com")
+    )["Role"]["Arn"]
+    dlq_url = sqs.create_queue(QueueName="launcher-dlq")["QueueUrl"]
+    dlq = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    package = launcher_zip(tmp_path / "launcher.zip")
+    planned = tagged(
+        function_name="nightly-launcher",
+        role=role_arn,
+        filename=str(package),
+        source_code_hash=base64.b64encode(hashlib.sha256(package.read_bytes()).digest()).decode(),
+        handler="ec2batch.launcher.handler",
+        runtime="python3.12",
+        architectures=["arm64"],
+        memory_size=256,
+        timeout=180,
+        reserved_concurrent_executions=None,
+        environment=[{"variables": {"EC2BATCH_JOB": "nightly"}}],
+        dead_letter_config=[{"target_arn": dlq}],
+        tracing_config=[{"mode": "Active"}],
+        logging_config=[
+            {
+                "log_format": "Text",
+                "log_group": "/ec2batch/nightly/launcher",
+                "application_log_level": None,
+                "system_log_level": None,
+            }
+        ],
+    )
+    fn = lifecycle(aws, "aws_lambda_function", planned)
+    assert fn["arn"] == f"arn:aws:lambda:{REGION}:123456789012:function:nightly-launcher"
+    assert fn["invoke_arn"].endswith(f"functions/{fn['arn']}/invocations") and fn["version"] == "$LATEST"
+    conf = lam.get_function(FunctionName="nightly-launcher")["Configuration"]
+    assert conf["Environment"]["Variables"] == {"EC2BATCH_JOB": "nightly"}
+    assert conf["Architectures"] == ["arm64"] and conf["Timeout"] == 180 and conf["TracingConfig"]["Mode"] == "Active"
+    assert conf["CodeSha256"] == planned["source_code_hash"]  # the zip the configuration names was uploaded
+    assert "Concurrency" not in lam.get_function(FunctionName="nightly-launcher")  # no reservation when unset
+
+    lam.update_function_configuration(FunctionName="nightly-launcher", Timeout=30)
+    assert res("aws_lambda_function").read(aws, fn)["timeout"] == 30
+    new_package = launcher_zip(tmp_path / "launcher2.zip", "def handler(event, context):\n    return None\n")
+    new_hash = base64.b64encode(hashlib.sha256(new_package.read_bytes()).digest()).decode()
+    fn = update(
+        aws,
+        "aws_lambda_function",
+        fn,
+        filename=str(new_package),
+        source_code_hash=new_hash,
+        reserved_concurrent_executions=2,
+        environment=[{"variables": {"EC2BATCH_JOB": "nightly", "EC2BATCH_STOPPING_WAIT_SECONDS": "120"}}],
+    )
+    got = lam.get_function(FunctionName="nightly-launcher")
+    assert got["Configuration"]["CodeSha256"] == new_hash and got["Configuration"]["Timeout"] == 180
+    assert got["Concurrency"] == {"ReservedConcurrentExecutions": 2}
+    assert got["Configuration"]["Environment"]["Variables"]["EC2BATCH_STOPPING_WAIT_SECONDS"] == "120"
+
+    invoke = lifecycle(
+        aws,
+        "aws_lambda_function_event_invoke_config",
+        {
+            "function_name": "nightly-launcher",
+            "maximum_retry_attempts": 2,
+            "maximum_event_age_in_seconds": 3600,
+            "destination_config": [{"on_failure": [{"destination": dlq}], "on_success": []}],
+        },
+    )
+    got = lam.get_function_event_invoke_config(FunctionName="nightly-launcher")
+    assert got["MaximumRetryAttempts"] == 2 and got["DestinationConfig"]["OnFailure"]["Destination"] == dlq
+    invoke = update(aws, "aws_lambda_function_event_invoke_config", invoke, maximum_retry_attempts=0)
+    assert lam.get_function_event_invoke_config(FunctionName="nightly-launcher")["MaximumRetryAttempts"] == 0
+
+    timers_url = sqs.create_queue(QueueName="timers")["QueueUrl"]
+    timers = sqs.get_queue_attributes(QueueUrl=timers_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    mapping = lifecycle(
+        aws,
+        "aws_lambda_event_source_mapping",
+        tagged(
+            event_source_arn=timers,
+            function_name=fn["arn"],
+            batch_size=1,
+            maximum_batching_window_in_seconds=0,
+            function_response_types=["ReportBatchItemFailures"],
+        ),
+    )
+    got = lam.get_event_source_mapping(UUID=mapping["id"])
+    assert got["EventSourceArn"] == timers and got["BatchSize"] == 1 and got["FunctionArn"] == fn["arn"]
+    mapping = update(aws, "aws_lambda_event_source_mapping", mapping, batch_size=5)
+    assert lam.get_event_source_mapping(UUID=mapping["id"])["BatchSize"] == 5
+
+    destroy(aws, "aws_lambda_event_source_mapping", mapping)
+    destroy(aws, "aws_lambda_function_event_invoke_config", invoke)
+    destroy(aws, "aws_lambda_function", fn)

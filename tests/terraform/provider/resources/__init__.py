@@ -9,6 +9,7 @@ from tests.terraform.provider.resources import (  # noqa: F401  (each module reg
     events,
     iam,
     kms,
+    lambda_,
     logs,
     scheduler,
     sns,
