@@ -7,9 +7,13 @@ would plan to create it again).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import os
+import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -17,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
-from tests.terraform.provider.resources import DATA_SOURCES, RESOURCES
+from tests.terraform.provider.resources import RESOURCES
 
 REGION = "eu-central-1"
 
@@ -155,7 +159,7 @@ def test_log_group_and_metric_filter(aws: MotoAws) -> None:
 def test_sqs_queue(aws: MotoAws) -> None:
     sqs = aws.client("sqs")
     dlq = lifecycle(aws, "aws_sqs_queue", tagged(name="nightly-dlq", message_retention_seconds=1209600))
-    redrive = '{"deadLetterTargetArn":"%s","maxReceiveCount":3}' % dlq["arn"]
+    redrive = json.dumps({"deadLetterTargetArn": dlq["arn"], "maxReceiveCount": 3}, separators=(",", ":"))
     queue = lifecycle(
         aws,
         "aws_sqs_queue",
@@ -252,7 +256,14 @@ def test_ssm_parameter(aws: MotoAws) -> None:
     param = lifecycle(
         aws,
         "aws_ssm_parameter",
-        tagged(name="/ec2batch/nightly/config", type="SecureString", value=config, description="job config", tier="Standard", key_id=None),
+        tagged(
+            name="/ec2batch/nightly/config",
+            type="SecureString",
+            value=config,
+            description="job config",
+            tier="Standard",
+            key_id=None,
+        ),
     )
     assert param["arn"] == f"arn:aws:ssm:{REGION}:123456789012:parameter/ec2batch/nightly/config"
     assert param["version"] == 1 and param["key_id"] == "alias/aws/ssm"
@@ -289,11 +300,17 @@ def test_ecr_repository_and_lifecycle_policy(aws: MotoAws) -> None:
     got = ecr.describe_repositories(repositoryNames=["ec2batch/nightly"])["repositories"][0]
     assert got["imageScanningConfiguration"] == {"scanOnPush": False}
 
-    rule = {"rulePriority": 1, "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10}, "action": {"type": "expire"}}
+    rule = {
+        "rulePriority": 1,
+        "selection": {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 10},
+        "action": {"type": "expire"},
+    }
     policy = lifecycle(
         aws, "aws_ecr_lifecycle_policy", {"repository": "ec2batch/nightly", "policy": json.dumps({"rules": [rule]})}
     )
-    assert json.loads(ecr.get_lifecycle_policy(repositoryName="ec2batch/nightly")["lifecyclePolicyText"]) == {"rules": [rule]}
+    assert json.loads(ecr.get_lifecycle_policy(repositoryName="ec2batch/nightly")["lifecyclePolicyText"]) == {
+        "rules": [rule]
+    }
     rule5 = {**rule, "selection": {**rule["selection"], "countNumber": 5}}
     policy = update(aws, "aws_ecr_lifecycle_policy", policy, policy=json.dumps({"rules": [rule5]}))
     destroy(aws, "aws_ecr_lifecycle_policy", policy)
@@ -329,7 +346,251 @@ def test_dynamodb_table(aws: MotoAws) -> None:
     # As on AWS, a protected table cannot be destroyed: `terraform destroy` fails until protection is lifted.
     with pytest.raises(ClientError, match="DeletionProtectionEnabled"):
         res("aws_dynamodb_table").delete(aws, table)
-    ddb.update_time_to_live(TableName="ec2batch-nightly-runs", TimeToLiveSpecification={"Enabled": False, "AttributeName": "expires_at"})
+    ddb.update_time_to_live(
+        TableName="ec2batch-nightly-runs", TimeToLiveSpecification={"Enabled": False, "AttributeName": "expires_at"}
+    )
     assert res("aws_dynamodb_table").read(aws, table)["ttl"][0]["enabled"] is False
     table = update(aws, "aws_dynamodb_table", table, deletion_protection_enabled=False)
     destroy(aws, "aws_dynamodb_table", table)
+
+
+def assume_policy(service: str) -> str:
+    statement = {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"Service": service}}
+    return json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+
+
+def test_iam_role_policy_and_instance_profile(aws: MotoAws) -> None:
+    iam = aws.client("iam")
+    role = lifecycle(
+        aws,
+        "aws_iam_role",
+        tagged(name="nightly-instance", assume_role_policy=assume_policy("ec2.amazonaws.com"), description="agent"),
+    )
+    assert role["arn"] == "arn:aws:iam::123456789012:role/nightly-instance" and role["unique_id"]
+    got = iam.get_role(RoleName="nightly-instance")["Role"]
+    assert got["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
+
+    statement = {"Sid": "Logs", "Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": "*"}
+    document = json.dumps({"Version": "2012-10-17", "Statement": [statement]})
+    policy = lifecycle(aws, "aws_iam_role_policy", {"name": "ec2batch-agent", "role": role["id"], "policy": document})
+    assert policy["id"] == "nightly-instance:ec2batch-agent"
+    stored = iam.get_role_policy(RoleName="nightly-instance", PolicyName="ec2batch-agent")["PolicyDocument"]
+    assert stored["Statement"][0]["Sid"] == "Logs"
+    wider = document.replace("logs:PutLogEvents", "logs:*")
+    iam.put_role_policy(RoleName="nightly-instance", PolicyName="ec2batch-agent", PolicyDocument=wider)
+    assert json.loads(res("aws_iam_role_policy").read(aws, policy)["policy"]) == json.loads(wider)
+    policy = update(aws, "aws_iam_role_policy", policy, policy=document.replace("Logs", "OnlyLogs"))
+    stored = iam.get_role_policy(RoleName="nightly-instance", PolicyName="ec2batch-agent")["PolicyDocument"]
+    assert stored["Statement"][0]["Sid"] == "OnlyLogs" and stored["Statement"][0]["Action"] == "logs:PutLogEvents"
+
+    profile = lifecycle(aws, "aws_iam_instance_profile", tagged(name="nightly-instance", role=role["name"]))
+    got = iam.get_instance_profile(InstanceProfileName="nightly-instance")["InstanceProfile"]
+    assert [r["RoleName"] for r in got["Roles"]] == ["nightly-instance"]
+    assert profile["arn"] == "arn:aws:iam::123456789012:instance-profile/nightly-instance"
+
+    role = update(aws, "aws_iam_role", role, description="the agent on the job's machine")
+    assert iam.get_role(RoleName="nightly-instance")["Role"]["Description"] == "the agent on the job's machine"
+    destroy(aws, "aws_iam_instance_profile", profile)
+    destroy(aws, "aws_iam_role_policy", policy)
+    destroy(aws, "aws_iam_role", role)
+
+
+def test_metric_alarm(aws: MotoAws) -> None:
+    cw = aws.client("cloudwatch")
+    topic = aws.client("sns").create_topic(Name="alarms")["TopicArn"]
+    alarm = lifecycle(
+        aws,
+        "aws_cloudwatch_metric_alarm",
+        tagged(
+            alarm_name="nightly-dead-letters",
+            alarm_description="Events ended in the DLQ",
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": "nightly-dlq"},
+            statistic="Maximum",
+            period=300,
+            evaluation_periods=1,
+            threshold=1,
+            comparison_operator="GreaterThanOrEqualToThreshold",
+            treat_missing_data="notBreaching",
+            alarm_actions=[topic],
+        ),
+    )
+    got = cw.describe_alarms(AlarmNames=["nightly-dead-letters"])["MetricAlarms"][0]
+    assert got["AlarmActions"] == [topic] and got["Dimensions"] == [{"Name": "QueueName", "Value": "nightly-dlq"}]
+    assert got["Threshold"] == 1.0 and got["TreatMissingData"] == "notBreaching"
+    assert alarm["arn"] == got["AlarmArn"]
+    alarm = update(aws, "aws_cloudwatch_metric_alarm", alarm, evaluation_periods=3)
+    assert cw.describe_alarms(AlarmNames=["nightly-dead-letters"])["MetricAlarms"][0]["EvaluationPeriods"] == 3
+    destroy(aws, "aws_cloudwatch_metric_alarm", alarm)
+
+
+def test_event_rule_and_target(aws: MotoAws) -> None:
+    events = aws.client("events")
+    queue_arn = aws.client("sqs").get_queue_attributes(
+        QueueUrl=aws.client("sqs").create_queue(QueueName="rule-target")["QueueUrl"], AttributeNames=["QueueArn"]
+    )["Attributes"]["QueueArn"]
+    rule = lifecycle(
+        aws,
+        "aws_cloudwatch_event_rule",
+        tagged(name="nightly-state", event_pattern=json.dumps({"source": ["aws.ec2"]}), description="instance state"),
+    )
+    assert rule["id"] == "nightly-state" and rule["arn"].endswith(":rule/nightly-state")
+    assert events.describe_rule(Name="nightly-state")["State"] == "ENABLED"
+    literal = '{"at":"<aws.events.event.ingestion-time>"}'
+    target = lifecycle(
+        aws,
+        "aws_cloudwatch_event_target",
+        {"rule": "nightly-state", "arn": queue_arn, "input": literal, "target_id": None},
+    )
+    assert target["target_id"] and target["id"] == f"nightly-state-{target['target_id']}"
+    got = events.list_targets_by_rule(Rule="nightly-state")["Targets"]
+    assert [(t["Arn"], t["Input"]) for t in got] == [(queue_arn, literal)]
+    target = update(aws, "aws_cloudwatch_event_target", target, input='{"at":"now"}')
+    assert events.list_targets_by_rule(Rule="nightly-state")["Targets"][0]["Input"] == '{"at":"now"}'
+    rule = update(aws, "aws_cloudwatch_event_rule", rule, state="DISABLED")
+    assert events.describe_rule(Name="nightly-state")["State"] == "DISABLED"
+    destroy(aws, "aws_cloudwatch_event_target", target)
+    destroy(aws, "aws_cloudwatch_event_rule", rule)
+
+
+def test_scheduler_group_and_schedule(aws: MotoAws) -> None:
+    scheduler = aws.client("scheduler")
+    group = lifecycle(aws, "aws_scheduler_schedule_group", tagged(name="ec2batch-nightly"))
+    assert group["arn"].endswith(":schedule-group/ec2batch-nightly") and group["state"] == "ACTIVE"
+    # What jsonencode renders: "<" and ">" escaped. The double must send these bytes, not a re-encoding.
+    rendered = '{"action":"schedule","scheduled_time":"\\u003caws.scheduler.scheduled-time\\u003e"}'
+    target = {
+        "arn": f"arn:aws:lambda:{REGION}:123456789012:function:nightly-launcher",
+        "role_arn": "arn:aws:iam::123456789012:role/nightly-scheduler",
+        "input": rendered,
+        "retry_policy": [{"maximum_event_age_in_seconds": 300, "maximum_retry_attempts": 3}],
+        "dead_letter_config": [{"arn": f"arn:aws:sqs:{REGION}:123456789012:nightly-dlq"}],
+    }
+    schedule = lifecycle(
+        aws,
+        "aws_scheduler_schedule",
+        {
+            "name": "nightly",
+            "group_name": "ec2batch-nightly",
+            "description": "run the job",
+            "schedule_expression": "cron(0 3 * * ? *)",
+            "schedule_expression_timezone": "Europe/Berlin",
+            "flexible_time_window": [{"mode": "OFF", "maximum_window_in_minutes": None}],
+            "target": [target],
+        },
+    )
+    assert schedule["id"] == "ec2batch-nightly/nightly"
+    got = scheduler.get_schedule(GroupName="ec2batch-nightly", Name="nightly")
+    assert got["Target"]["Input"] == rendered  # the literal text, escapes and all
+    assert got["ScheduleExpressionTimezone"] == "Europe/Berlin"
+    assert got["Target"]["RetryPolicy"] == {"MaximumEventAgeInSeconds": 300, "MaximumRetryAttempts": 3}
+    assert got["Target"]["DeadLetterConfig"]["Arn"].endswith(":nightly-dlq")
+
+    plain = '{"action":"schedule","scheduled_time":"<aws.scheduler.scheduled-time>"}'
+    schedule = update(aws, "aws_scheduler_schedule", schedule, target=[{**target, "input": plain}])
+    assert scheduler.get_schedule(GroupName="ec2batch-nightly", Name="nightly")["Target"]["Input"] == plain
+    destroy(aws, "aws_scheduler_schedule", schedule)
+    destroy(aws, "aws_scheduler_schedule_group", group)
+
+
+def launcher_zip(path: Path, body: str = "def handler(event, context):\n    return event\n") -> Path:
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("ec2batch/launcher.py", body)
+    return path
+
+
+def test_lambda_function_invoke_config_and_event_source_mapping(aws: MotoAws, tmp_path: Path) -> None:
+    lam, sqs = aws.client("lambda"), aws.client("sqs")
+    role_arn = aws.client("iam").create_role(
+        RoleName="nightly-launcher", AssumeRolePolicyDocument=assume_policy("lambda.amazonaws.com")
+    )["Role"]["Arn"]
+    dlq_url = sqs.create_queue(QueueName="launcher-dlq")["QueueUrl"]
+    dlq = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    package = launcher_zip(tmp_path / "launcher.zip")
+    planned = tagged(
+        function_name="nightly-launcher",
+        role=role_arn,
+        filename=str(package),
+        source_code_hash=base64.b64encode(hashlib.sha256(package.read_bytes()).digest()).decode(),
+        handler="ec2batch.launcher.handler",
+        runtime="python3.12",
+        architectures=["arm64"],
+        memory_size=256,
+        timeout=180,
+        reserved_concurrent_executions=None,
+        environment=[{"variables": {"EC2BATCH_JOB": "nightly"}}],
+        dead_letter_config=[{"target_arn": dlq}],
+        tracing_config=[{"mode": "Active"}],
+        logging_config=[
+            {
+                "log_format": "Text",
+                "log_group": "/ec2batch/nightly/launcher",
+                "application_log_level": None,
+                "system_log_level": None,
+            }
+        ],
+    )
+    fn = lifecycle(aws, "aws_lambda_function", planned)
+    assert fn["arn"] == f"arn:aws:lambda:{REGION}:123456789012:function:nightly-launcher"
+    assert fn["invoke_arn"].endswith(f"functions/{fn['arn']}/invocations") and fn["version"] == "$LATEST"
+    conf = lam.get_function(FunctionName="nightly-launcher")["Configuration"]
+    assert conf["Environment"]["Variables"] == {"EC2BATCH_JOB": "nightly"}
+    assert conf["Architectures"] == ["arm64"] and conf["Timeout"] == 180 and conf["TracingConfig"]["Mode"] == "Active"
+    assert conf["CodeSha256"] == planned["source_code_hash"]  # the zip the configuration names was uploaded
+    assert "Concurrency" not in lam.get_function(FunctionName="nightly-launcher")  # no reservation when unset
+
+    lam.update_function_configuration(FunctionName="nightly-launcher", Timeout=30)
+    assert res("aws_lambda_function").read(aws, fn)["timeout"] == 30
+    new_package = launcher_zip(tmp_path / "launcher2.zip", "def handler(event, context):\n    return None\n")
+    new_hash = base64.b64encode(hashlib.sha256(new_package.read_bytes()).digest()).decode()
+    fn = update(
+        aws,
+        "aws_lambda_function",
+        fn,
+        filename=str(new_package),
+        source_code_hash=new_hash,
+        reserved_concurrent_executions=2,
+        environment=[{"variables": {"EC2BATCH_JOB": "nightly", "EC2BATCH_STOPPING_WAIT_SECONDS": "120"}}],
+    )
+    got = lam.get_function(FunctionName="nightly-launcher")
+    assert got["Configuration"]["CodeSha256"] == new_hash and got["Configuration"]["Timeout"] == 180
+    assert got["Concurrency"] == {"ReservedConcurrentExecutions": 2}
+    assert got["Configuration"]["Environment"]["Variables"]["EC2BATCH_STOPPING_WAIT_SECONDS"] == "120"
+
+    invoke = lifecycle(
+        aws,
+        "aws_lambda_function_event_invoke_config",
+        {
+            "function_name": "nightly-launcher",
+            "maximum_retry_attempts": 2,
+            "maximum_event_age_in_seconds": 3600,
+            "destination_config": [{"on_failure": [{"destination": dlq}], "on_success": []}],
+        },
+    )
+    got = lam.get_function_event_invoke_config(FunctionName="nightly-launcher")
+    assert got["MaximumRetryAttempts"] == 2 and got["DestinationConfig"]["OnFailure"]["Destination"] == dlq
+    invoke = update(aws, "aws_lambda_function_event_invoke_config", invoke, maximum_retry_attempts=0)
+    assert lam.get_function_event_invoke_config(FunctionName="nightly-launcher")["MaximumRetryAttempts"] == 0
+
+    timers_url = sqs.create_queue(QueueName="timers")["QueueUrl"]
+    timers = sqs.get_queue_attributes(QueueUrl=timers_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    mapping = lifecycle(
+        aws,
+        "aws_lambda_event_source_mapping",
+        tagged(
+            event_source_arn=timers,
+            function_name=fn["arn"],
+            batch_size=1,
+            maximum_batching_window_in_seconds=0,
+            function_response_types=["ReportBatchItemFailures"],
+        ),
+    )
+    got = lam.get_event_source_mapping(UUID=mapping["id"])
+    assert got["EventSourceArn"] == timers and got["BatchSize"] == 1 and got["FunctionArn"] == fn["arn"]
+    mapping = update(aws, "aws_lambda_event_source_mapping", mapping, batch_size=5)
+    assert lam.get_event_source_mapping(UUID=mapping["id"])["BatchSize"] == 5
+
+    destroy(aws, "aws_lambda_event_source_mapping", mapping)
+    destroy(aws, "aws_lambda_function_event_invoke_config", invoke)
+    destroy(aws, "aws_lambda_function", fn)

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from tests.terraform.provider.resources import dynamodb, ecr, kms, logs, sns, sqs, ssm  # noqa: F401  (each module registers its handlers)
+from tests.terraform.provider.resources import (  # noqa: F401  (each module registers its handlers)
+    cloudwatch,
+    dynamodb,
+    ecr,
+    events,
+    iam,
+    kms,
+    lambda_,
+    logs,
+    scheduler,
+    sns,
+    sqs,
+    ssm,
+)
 from tests.terraform.provider.resources.base import DATA_SOURCES, RESOURCES
 
 __all__ = ["DATA_SOURCES", "RESOURCES"]

@@ -27,7 +27,10 @@ def key_schema(hash_key: str | None, range_key: str | None) -> list[dict[str, st
 
 
 def throughput(block: dict[str, Value]) -> dict[str, int]:
-    return {"ReadCapacityUnits": int(block.get("read_capacity") or 0), "WriteCapacityUnits": int(block.get("write_capacity") or 0)}
+    return {
+        "ReadCapacityUnits": int(block.get("read_capacity") or 0),
+        "WriteCapacityUnits": int(block.get("write_capacity") or 0),
+    }
 
 
 def gsi_request(gsi: dict[str, Value], provisioned: bool) -> dict[str, Value]:
@@ -120,7 +123,9 @@ class Table(Resource):
     def _apply_ttl(self, aws: Aws, name: str, planned: dict[str, Value], prior: dict[str, Value] | None) -> None:
         want = first(planned.get("ttl")) or {}
         had = first((prior or {}).get("ttl")) or {}
-        if bool(want.get("enabled")) == bool(had.get("enabled")) and want.get("attribute_name") == had.get("attribute_name"):
+        if bool(want.get("enabled")) == bool(had.get("enabled")) and want.get("attribute_name") == had.get(
+            "attribute_name"
+        ):
             return
         if want.get("enabled"):
             spec = {"Enabled": True, "AttributeName": want["attribute_name"]}
@@ -225,7 +230,17 @@ class Table(Resource):
             ddb.untag_resource(ResourceArn=prior["arn"], TagKeys=gone)
         if new and new != old:
             ddb.tag_resource(ResourceArn=prior["arn"], Tags=tag_list(new))
-        keep = ("id", "arn", "hash_key", "read_capacity", "write_capacity", "stream_arn", "stream_label", "stream_view_type", "region")
+        keep = (
+            "id",
+            "arn",
+            "hash_key",
+            "read_capacity",
+            "write_capacity",
+            "stream_arn",
+            "stream_label",
+            "stream_view_type",
+            "region",
+        )
         out = fill(planned, **{k: prior.get(k) for k in keep})
         table = ddb.describe_table(TableName=name)["Table"]
         out["server_side_encryption"] = self._sse(table, planned.get("server_side_encryption"))

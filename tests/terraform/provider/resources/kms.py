@@ -21,7 +21,9 @@ from tests.terraform.provider.resources.base import (
 
 class Key(Resource):
     type_name = "aws_kms_key"
-    replace_on = frozenset({"customer_master_key_spec", "key_usage", "multi_region", "custom_key_store_id", "xks_key_id"})
+    replace_on = frozenset(
+        {"customer_master_key_spec", "key_usage", "multi_region", "custom_key_store_id", "xks_key_id"}
+    )
 
     def create(self, aws: Aws, planned: dict[str, Value]) -> dict[str, Value]:
         kms = aws.client("kms")
@@ -128,7 +130,13 @@ class Alias(Resource):
         kms.create_alias(AliasName=name, TargetKeyId=planned["target_key_id"])
         key_arn = kms.describe_key(KeyId=planned["target_key_id"])["KeyMetadata"]["Arn"]
         return fill(
-            planned, id=name, name=name, name_prefix="", arn=arn(aws, "kms", name), target_key_arn=key_arn, region=aws.region
+            planned,
+            id=name,
+            name=name,
+            name_prefix="",
+            arn=arn(aws, "kms", name),
+            target_key_arn=key_arn,
+            region=aws.region,
         )
 
     def _find(self, aws: Aws, name: str) -> dict[str, Value] | None:

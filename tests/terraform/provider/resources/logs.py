@@ -11,8 +11,8 @@ from tests.terraform.provider.resources.base import (
     fill,
     first,
     refresh,
-    resource_name,
     register_resource,
+    resource_name,
     tags_to_send,
 )
 

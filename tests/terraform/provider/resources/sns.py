@@ -51,7 +51,7 @@ def to_sns(value: Value) -> str:
 def from_sns(key: str, value: str, prior: Value) -> Value:
     if key in ("fifo_topic", "content_based_deduplication"):
         return value == "true"
-    if key.endswith("_sample_rate") or key == "signature_version" and isinstance(prior, int):
+    if key.endswith("_sample_rate") or (key == "signature_version" and isinstance(prior, int)):
         return int(value)
     return value
 
@@ -112,8 +112,7 @@ class Topic(Resource):
             if (
                 key in TOPIC_CREATE_ONLY
                 or planned.get(key) == prior.get(key)
-                or key in TOPIC_COMPUTED
-                and planned.get(key) is None
+                or (key in TOPIC_COMPUTED and planned.get(key) is None)
             ):
                 continue
             value = planned.get(key)

@@ -109,7 +109,9 @@ class Parameter(Resource):
             ssm.remove_tags_from_resource(ResourceType="Parameter", ResourceId=prior["id"], TagKeys=gone)
         if new and new != old:
             ssm.add_tags_to_resource(ResourceType="Parameter", ResourceId=prior["id"], Tags=tag_list(new))
-        out = fill(planned, **{k: prior.get(k) for k in ("id", "arn", "tier", "key_id", "data_type", "has_value_wo", "region")})
+        out = fill(
+            planned, **{k: prior.get(k) for k in ("id", "arn", "tier", "key_id", "data_type", "has_value_wo", "region")}
+        )
         out["version"] = version
         return out
 
