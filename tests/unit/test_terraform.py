@@ -179,16 +179,67 @@ def test_the_schedule_target_input_is_the_launchers() -> None:
     assert rendered == json.loads(schedule_target_input("daily-report"))
 
 
+# Key policies (documents used as an aws_kms_key's policy), where AWS's own default key policy grants the account
+# root "kms:*" (that is what lets IAM policies grant the key at all) and AWS documents "kms:GenerateDataKey*" for
+# services publishing to an encrypted topic. Nowhere else may an action have a wildcard.
+KEY_POLICIES = {"topic_key"}
+KEY_POLICY_WILDCARDS = {"kms:*", "kms:GenerateDataKey*"}
+
+
 def test_iam_has_no_wildcard_action_and_every_wildcard_resource_is_justified() -> None:
-    text = (MODULE / "iam.tf").read_text()
+    text = "\n".join(p.read_text() for p in sorted(MODULE.glob("*.tf")))
     for name, statements in policy_documents(module()).items():
         for statement in statements:
             actions = statement.get("actions", [])
-            assert not any("*" in a for a in actions), f"{name}/{statement.get('sid')}: wildcard action {actions}"
+            wildcards = {a for a in actions if "*" in a}
+            if name in KEY_POLICIES:
+                assert wildcards <= KEY_POLICY_WILDCARDS, f"{name}/{statement.get('sid')}: wildcard action {actions}"
+                if "kms:*" in wildcards:
+                    principals = one(statement["principals"])
+                    assert principals["identifiers"] == ["arn:${local.partition}:iam::${local.account_id}:root"]
+            else:
+                assert not wildcards, f"{name}/{statement.get('sid')}: wildcard action {actions}"
             if statement.get("resources") == ["*"]:
                 sid = statement["sid"]
                 block = text[text.index(f'sid = "{sid}"') - 40 : text.index(f'sid = "{sid}"') + 400]
                 assert 'requires "*"' in block, f'{name}/{sid}: resources = ["*"] without a reason'
+
+
+def versions_constraint(path: Path) -> str:
+    return one(one(load(path)["terraform"])["required_providers"])["aws"]["version"]
+
+
+# The newest argument or attribute the module uses, per the provider's CHANGELOG: the floor must be at least
+# each of these (finding 6: `>= 5.40` admitted providers without tags on the event source mapping).
+NEWEST_ARGUMENTS = {
+    ("data.aws_region", "region"): (6, 0),  # 6.0.0: `region` added, `name` deprecated
+    ("aws_lambda_event_source_mapping", "tags"): (5, 70),  # 5.70.0 (issue 10, finding 6)
+}
+
+
+def floor_and_ceiling(constraint: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    floor = re.search(r">=\s*([0-9.]+)", constraint)
+    ceiling = re.search(r"<\s*([0-9.]+)", constraint)
+    assert floor and ceiling, f"{constraint!r} needs a floor (>=) and a ceiling (<)"
+    return tuple(int(x) for x in floor.group(1).split(".")), tuple(int(x) for x in ceiling.group(1).split("."))
+
+
+@pytest.mark.parametrize("root", [MODULE, TERRAFORM / "examples" / "daily-job"], ids=["module", "example"])
+def test_the_provider_constraint_has_every_argument_used_and_stops_before_the_next_major(root: Path) -> None:
+    floor, ceiling = floor_and_ceiling(versions_constraint(root / "versions.tf"))
+    source = "\n".join(p.read_text() for p in root.glob("*.tf")) if root == MODULE else ""
+    for (rtype, argument), introduced in NEWEST_ARGUMENTS.items():
+        assert floor >= introduced, f"{rtype}.{argument} needs >= {introduced}, the floor is {floor}"
+        if root == MODULE:
+            assert argument in source, f"{rtype}.{argument} is no longer used: drop it from NEWEST_ARGUMENTS"
+    assert ceiling == (floor[0] + 1, 0), f"the ceiling {ceiling} must be the next major version after {floor}"
+
+
+def test_the_module_reads_the_region_from_its_current_attribute() -> None:
+    # data.aws_region's `name` is deprecated since provider 6.0 (Terraform warns on every plan).
+    source = "\n".join(p.read_text() for p in MODULE.glob("*.tf"))
+    assert not re.search(r"data\.aws_region\.\w+\.name\b", source)
+    assert "data.aws_region.current.region" in source
 
 
 def test_every_ec2_action_that_changes_something_is_limited_by_tag_or_template() -> None:
