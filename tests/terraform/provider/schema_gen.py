@@ -46,6 +46,7 @@ RESOURCES = (
     "aws_iam_instance_profile",
     "aws_iam_role",
     "aws_iam_role_policy",
+    "aws_iam_role_policy_attachment",
     "aws_instance",
     "aws_kms_alias",
     "aws_kms_key",
