@@ -205,7 +205,10 @@ def tf(terraform_bin: str, tf_dir: Path, tf_env: dict[str, str]) -> TfRunner:
             timeout=timeout,
         )
         if check and proc.returncode != 0:
-            pytest.fail(f"terraform {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            # The errors are at the end of stdout (after the plan) and in stderr; a whole plan would bury them.
+            out = proc.stdout[-4000:]
+            command = " ".join(args)
+            pytest.fail(f"terraform {command} failed ({proc.returncode}):\n...{out}\n{proc.stderr}", pytrace=False)
         return proc
 
     return run
