@@ -504,19 +504,71 @@ def _service(prefix: str) -> dict[str, Any] | None:
         return None
 
 
-def _arn_regex(arn_format: str) -> re.Pattern[str]:
+# An ARN pattern as tokens over characters: a literal character, or one of these.
+_ANY = "any"  # exactly one character ('?' in a policy; the first of a resource name)
+_RUN = "run"  # any run of characters, possibly empty ('*' in a policy; the rest of a resource name)
+_SEG = "seg"  # any run without ':' (a partition, region or account field of AWS's format; may be empty)
+
+
+def _policy_tokens(resource: str) -> list[str]:
+    return [_RUN if c == "*" else _ANY if c == "?" else c for c in resource.lower()]
+
+
+def _format_tokens(arn_format: str) -> list[str]:
     # arn:${Partition}:ec2:${Region}:${Account}:instance/${InstanceId}: the first three variables stay within
-    # one ':' field (and may be empty: an AMI's account), a resource's own name may hold anything.
-    parts = re.split(r"(\$\{[A-Za-z0-9]+\})", arn_format)
-    out = []
-    for part in parts:
-        if part in ("${Partition}", "${Region}", "${Account}"):
-            out.append("[^:]*")
+    # one ':' field (an AMI's account is empty), a resource's own name is one character or more of anything.
+    tokens: list[str] = []
+    for part in re.split(r"(\$\{[A-Za-z0-9]+\})", arn_format.lower()):
+        if part in ("${partition}", "${region}", "${account}"):
+            tokens.append(_SEG)
         elif part.startswith("${"):
-            out.append(".+")
+            tokens += [_ANY, _RUN]
         else:
-            out.append(re.escape(part))
-    return re.compile("^" + "".join(out) + "$", re.IGNORECASE)
+            tokens += list(part)
+    return tokens
+
+
+def _closure(tokens: list[str], states: set[int]) -> set[int]:
+    todo, seen = list(states), set(states)
+    while todo:
+        k = todo.pop()
+        if k < len(tokens) and tokens[k] in (_RUN, _SEG) and k + 1 not in seen:
+            seen.add(k + 1)
+            todo.append(k + 1)
+    return seen
+
+
+def _step(tokens: list[str], states: set[int], char: str) -> set[int]:
+    out = set()
+    for k in states:
+        if k == len(tokens):
+            continue
+        token = tokens[k]
+        if token == _RUN or (token == _SEG and char != ":"):
+            out.add(k)
+        elif token in (_ANY, char):
+            out.add(k + 1)
+    return _closure(tokens, out)
+
+
+def arn_fits(resource: str, arn_format: str) -> bool:
+    """Whether some ARN matches both a policy's Resource (with its wildcards) and an ARN format of AWS's
+    definitions: the product of the two patterns' automata reaches both ends together."""
+    a, b = _policy_tokens(resource), _format_tokens(arn_format)
+    alphabet = {c for c in a + b if len(c) == 1} | {"\0"}  # "\0": any character neither pattern names
+    start = (frozenset(_closure(a, {0})), frozenset(_closure(b, {0})))
+    todo, seen = [start], {start}
+    while todo:
+        sa, sb = todo.pop()
+        if len(a) in sa and len(b) in sb:
+            return True
+        for char in alphabet:
+            na, nb = _step(a, set(sa), char), _step(b, set(sb), char)
+            pair = (frozenset(na), frozenset(nb))
+            if na and nb and pair not in seen:
+                seen.add(pair)
+                todo.append(pair)
+    return False
 
 
 def _template_key_matches(template: str, key: str) -> bool:
@@ -557,13 +609,13 @@ def check_policy(doc: dict[str, Any], where: str = "policy") -> list[str]:
                 for rt in privilege["resource_types"]
                 if rt and rt in service["resources"]
             ]
-            if resources and not any(_arn_regex(f).match(r.replace("*", "x")) for f in formats for r in resources):
+            if resources and not any(arn_fits(r, f) for f in formats for r in resources):
                 problems.append(
                     f"{sid}: {action.split(':')[0]}:{privilege['privilege']} applies to none of {resources}"
                 )
         for resource in resources:
             fits = any(
-                _arn_regex(service["resources"][rt]["arn"]).match(resource.replace("*", "x"))
+                arn_fits(resource, service["resources"][rt]["arn"])
                 for _, service, privilege in resolved
                 for rt in privilege["resource_types"]
                 if rt and rt in service["resources"]
