@@ -395,6 +395,13 @@ def test_iam_role_policy_and_instance_profile(aws: MotoAws) -> None:
     assert [r["RoleName"] for r in got["Roles"]] == ["nightly-instance"]
     assert profile["arn"] == "arn:aws:iam::123456789012:instance-profile/nightly-instance"
 
+    managed = iam.create_policy(PolicyName="job-reads-s3", PolicyDocument=document)["Policy"]["Arn"]
+    attachment = lifecycle(aws, "aws_iam_role_policy_attachment", {"role": role["name"], "policy_arn": managed})
+    attached = iam.list_attached_role_policies(RoleName="nightly-instance")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [managed]
+    destroy(aws, "aws_iam_role_policy_attachment", attachment)
+    assert iam.list_attached_role_policies(RoleName="nightly-instance")["AttachedPolicies"] == []
+
     role = update(aws, "aws_iam_role", role, description="the agent on the job's machine")
     assert iam.get_role(RoleName="nightly-instance")["Role"]["Description"] == "the agent on the job's machine"
     destroy(aws, "aws_iam_instance_profile", profile)
