@@ -208,8 +208,8 @@ data "aws_iam_policy_document" "launcher" {
     actions = ["ec2:RunInstances"]
     resources = [
       aws_launch_template.this.arn,
+      # An AMI's ARN has no account (arn:aws:ec2:<region>::image/ami-...), whoever owns it.
       "arn:${local.partition}:ec2:${local.region}::image/*",
-      "arn:${local.partition}:ec2:${local.region}:${local.account_id}:image/*",
       "arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/*",
       "arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*",
       "arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/*",
@@ -298,10 +298,21 @@ data "aws_iam_policy_document" "launcher" {
   dynamic "statement" {
     for_each = var.kms_key_arn == null ? [] : [1]
     content {
-      # RunInstances and StartInstances with EBS volumes under a customer key: EC2 creates a grant for the
-      # volume and re-encrypts the snapshot's data key with the caller's permissions.
+      # RunInstances and StartInstances with EBS volumes under a customer key: EC2 re-encrypts the snapshot's
+      # data key and describes the key with the caller's permissions...
       sid       = "StartInstancesWithVolumesUnderTheJobsKey"
-      actions   = ["kms:CreateGrant", "kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
+      actions   = ["kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
+      resources = [var.kms_key_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [1]
+    content {
+      # ...and creates a grant for the volume: only for an AWS resource. (kms:GrantIsForAWSResource exists only
+      # in grant requests: on the actions above the condition would never hold and deny them.)
+      sid       = "GrantTheJobsKeyToItsVolumes"
+      actions   = ["kms:CreateGrant"]
       resources = [var.kms_key_arn]
       condition {
         test     = "Bool"
