@@ -32,6 +32,8 @@ class FakeParameter:
     def create(self, aws: Any, planned: dict[str, Any]) -> dict[str, Any]:
         name = planned["name"]
         state = {**planned, "id": name, "arn": f"arn:aws:ssm:{aws.region}:123456789012:parameter{name}", "version": 1}
+        # As AWS and the real provider's schema defaults do: an unset description reads back as "".
+        state["description"] = planned.get("description") or ""
         store = _load()
         store[name] = state
         _save(store)

@@ -123,7 +123,7 @@ def test_apply_fills_computed_values_and_reads_dependent_data_sources(ws: Worksp
     assert ws.stored()["/core/p"]["arn"] == arn
     outputs = json.loads(ws.run("output", "-json").stdout)
     assert json.loads(outputs["policy"]["value"])["Statement"][0]["Resource"] == arn
-    # Nothing to do after an apply: the plan is empty.
+    # Nothing to do after an apply, though the handler reported a default ("") for the unset description.
     assert ws.plan()["resource_changes"][0]["change"]["actions"] == ["no-op"]
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -11,6 +12,8 @@ import pytest
 
 from tests.terraform.conftest import EXAMPLE, TfRunner
 from tests.terraform.provider.cliconfig import provider_version
+
+MODULE = Path("terraform/modules/scheduled-job")
 
 
 def test_init_installs_the_provider_from_the_mirror_and_locks_it(initialized: Any, tf_dir: Path) -> None:
@@ -44,8 +47,16 @@ def test_a_second_plan_after_apply_has_no_changes(tf: TfRunner, applied: dict[st
 
 
 @pytest.mark.destroys
-def test_destroy_leaves_nothing(tf: TfRunner, applied: dict[str, Any], aws: Callable[[str], Any]) -> None:
+def test_destroy_leaves_nothing(tf: TfRunner, tf_dir: Path, applied: dict[str, Any], aws: Callable[[str], Any]) -> None:
     names = applied["values"]["outputs"]["names"]["value"]
+    # The run ledger is deletion-protected, and AWS refuses to delete it: turn the protection off first, as a user
+    # who means to destroy the job must.
+    (tf_dir / MODULE / "ledger_override.tf").write_text(
+        'resource "aws_dynamodb_table" "ledger" {\n  deletion_protection_enabled = false\n}\n'
+    )
+    tf("apply", "-auto-approve")
+    ledger = aws("dynamodb").describe_table(TableName=names["ledger_table"])["Table"]
+    assert ledger["DeletionProtectionEnabled"] is False
     tf("destroy", "-auto-approve")
     assert aws("dynamodb").list_tables()["TableNames"] == []
     assert aws("sqs").list_queues(QueueNamePrefix=names["base"]).get("QueueUrls", []) == []
@@ -68,7 +79,8 @@ def test_destroy_leaves_nothing(tf: TfRunner, applied: dict[str, Any], aws: Call
         Filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
     )["Reservations"]
     assert reservations == []
-    assert tf("state", "list").stdout.strip() == ""
+    state = json.loads(tf("show", "-json").stdout)
+    assert _resources(state.get("values", {}).get("root_module", {})) == []
 
 
 def _resources(module: dict[str, Any]) -> list[dict[str, Any]]:

@@ -21,7 +21,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto.server import ThreadedMotoServer
 
-from tests.terraform.provider.resources import RESOURCES
+from tests.terraform.provider.resources import DATA_SOURCES, RESOURCES
 
 REGION = "eu-central-1"
 
@@ -65,6 +65,10 @@ def res(type_name: str) -> Any:
     return RESOURCES[type_name]
 
 
+# (type, id) -> the arguments the test "configured": what Terraform takes from the configuration when it plans.
+CONFIGURED: dict[tuple[str, str], set[str]] = {}
+
+
 def consistent(planned: Any, state: Any) -> bool:
     """Terraform's rule for a new state: every value the plan knew is kept; unknowns (None here) may be filled."""
     if planned is None:
@@ -83,6 +87,7 @@ def lifecycle(aws: MotoAws, type_name: str, planned: dict[str, Any]) -> dict[str
     for key, value in planned.items():
         assert consistent(value, state[key]), f"{type_name}.{key}: planned {value!r}, new state {state[key]!r}"
     assert state["id"], f"{type_name}: no id"
+    CONFIGURED[(type_name, state["id"])] = {k for k, v in planned.items() if v is not None}
     again = handler.read(aws, state)
     assert again == state, f"{type_name}: read right after create differs"
     return state
@@ -92,11 +97,13 @@ def update(aws: MotoAws, type_name: str, prior: dict[str, Any], **changes: Any) 
     """Refresh, then apply the configuration (the prior state's arguments) with `changes`, as `terraform apply` does:
     a change made outside Terraform is reverted along the way."""
     handler = res(type_name)
-    planned = {**prior, **changes}
-    for key in getattr(handler, "update_unknown", ()):  # the core plans them unknown
-        planned[key] = None
     refreshed = handler.read(aws, prior)
     assert refreshed is not None
+    # The plan: configured arguments from the configuration, the rest (computed) from the refreshed state.
+    configured = CONFIGURED[(type_name, prior["id"])] | set(changes)
+    planned = {**refreshed, **{k: prior[k] for k in configured if k in prior}, **changes}
+    for key in getattr(handler, "update_unknown", ()):  # the core plans them unknown
+        planned[key] = None
     state = handler.update(aws, refreshed, planned)
     for key, value in prior.items():
         assert consistent(planned[key], state[key]), f"{type_name}.{key}: planned {value!r}, new state {state[key]!r}"
@@ -388,6 +395,13 @@ def test_iam_role_policy_and_instance_profile(aws: MotoAws) -> None:
     assert [r["RoleName"] for r in got["Roles"]] == ["nightly-instance"]
     assert profile["arn"] == "arn:aws:iam::123456789012:instance-profile/nightly-instance"
 
+    managed = iam.create_policy(PolicyName="job-reads-s3", PolicyDocument=document)["Policy"]["Arn"]
+    attachment = lifecycle(aws, "aws_iam_role_policy_attachment", {"role": role["name"], "policy_arn": managed})
+    attached = iam.list_attached_role_policies(RoleName="nightly-instance")["AttachedPolicies"]
+    assert [p["PolicyArn"] for p in attached] == [managed]
+    destroy(aws, "aws_iam_role_policy_attachment", attachment)
+    assert iam.list_attached_role_policies(RoleName="nightly-instance")["AttachedPolicies"] == []
+
     role = update(aws, "aws_iam_role", role, description="the agent on the job's machine")
     assert iam.get_role(RoleName="nightly-instance")["Role"]["Description"] == "the agent on the job's machine"
     destroy(aws, "aws_iam_instance_profile", profile)
@@ -594,3 +608,219 @@ def test_lambda_function_invoke_config_and_event_source_mapping(aws: MotoAws, tm
     destroy(aws, "aws_lambda_event_source_mapping", mapping)
     destroy(aws, "aws_lambda_function_event_invoke_config", invoke)
     destroy(aws, "aws_lambda_function", fn)
+
+
+def test_data_sources(aws: MotoAws) -> None:
+    region = DATA_SOURCES["aws_region"].read(aws, {"name": None, "region": None, "endpoint": None})
+    assert region["region"] == region["name"] == region["id"] == REGION
+    assert region["endpoint"] == f"ec2.{REGION}.amazonaws.com" and region["description"] == "Europe (Frankfurt)"
+    identity = DATA_SOURCES["aws_caller_identity"].read(aws, {})
+    assert identity["account_id"] == "123456789012" and identity["arn"].startswith("arn:aws:")
+    partition = DATA_SOURCES["aws_partition"].read(aws, {})
+    assert (partition["partition"], partition["dns_suffix"], partition["reverse_dns_prefix"]) == (
+        "aws",
+        "amazonaws.com",
+        "com.amazonaws",
+    )
+    subnet_id = aws.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
+    subnet = DATA_SOURCES["aws_subnet"].read(aws, {"id": subnet_id, "filter": []})
+    assert subnet["vpc_id"].startswith("vpc-") and subnet["availability_zone"].startswith(REGION)
+
+    ami = DATA_SOURCES["aws_ami"]
+    query = {
+        "most_recent": True,
+        "owners": ["self"],
+        "filter": [{"name": "tag:ec2batch:image", "values": ["instance"]}],
+    }
+    with pytest.raises(ValueError, match="no results"):
+        ami.read(aws, query)
+    image_id = register_ami(aws, "ec2batch-instance-1")
+    assert ami.read(aws, query)["id"] == image_id
+    image = aws.client("ec2").describe_images(ImageIds=[image_id])["Images"][0]
+    assert ami.read(aws, query)["root_device_name"] == image["RootDeviceName"]
+    register_ami(aws, "ec2batch-instance-2")
+    with pytest.raises(ValueError, match="more than one result"):
+        ami.read(aws, {**query, "most_recent": False})
+
+
+def register_ami(aws: MotoAws, name: str) -> str:
+    ec2 = aws.client("ec2")
+    image_id = ec2.register_image(
+        Name=name,
+        RootDeviceName="/dev/xvda",
+        BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 8}}],
+        Architecture="arm64",
+    )["ImageId"]
+    ec2.create_tags(Resources=[image_id], Tags=[{"Key": "ec2batch:image", "Value": "instance"}])
+    return str(image_id)
+
+
+def test_security_group_and_egress_rule(aws: MotoAws) -> None:
+    ec2 = aws.client("ec2")
+    vpc_id = ec2.describe_subnets()["Subnets"][0]["VpcId"]
+    sg = lifecycle(
+        aws,
+        "aws_security_group",
+        tagged(name="ec2batch-nightly", description="no ingress", vpc_id=vpc_id, egress=None, ingress=None),
+    )
+    assert sg["arn"].endswith(f":security-group/{sg['id']}")
+    # AWS's default allow-all egress rule is gone, as with the real provider.
+    assert (
+        sg["egress"] == []
+        and ec2.describe_security_groups(GroupIds=[sg["id"]])["SecurityGroups"][0]["IpPermissionsEgress"] == []
+    )
+
+    rule = lifecycle(
+        aws,
+        "aws_vpc_security_group_egress_rule",
+        tagged(
+            security_group_id=sg["id"],
+            description="HTTPS",
+            ip_protocol="tcp",
+            from_port=443,
+            to_port=443,
+            cidr_ipv4="0.0.0.0/0",
+        ),
+    )
+    assert rule["id"].startswith("sgr-") and rule["security_group_rule_id"] == rule["id"]
+    got = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule["id"]])["SecurityGroupRules"][0]
+    assert (got["IpProtocol"], got["FromPort"], got["ToPort"], got["CidrIpv4"]) == ("tcp", 443, 443, "0.0.0.0/0")
+    assert tag_dict(got["Tags"]) == TAGS
+    refreshed = res("aws_security_group").read(aws, sg)
+    assert [(e["protocol"], e["from_port"], e["cidr_blocks"]) for e in refreshed["egress"]] == [
+        ("tcp", 443, ["0.0.0.0/0"])
+    ]
+
+    rule = update(aws, "aws_vpc_security_group_egress_rule", rule, from_port=5432, to_port=5432)
+    got = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule["id"]])["SecurityGroupRules"][0]
+    assert (got["FromPort"], got["ToPort"]) == (5432, 5432)
+    destroy(aws, "aws_vpc_security_group_egress_rule", rule)
+    destroy(aws, "aws_security_group", sg)
+
+
+def tag_dict(tags: list[dict[str, str]]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in tags}
+
+
+def launch_template_planned(image_id: str, sg_id: str, profile_arn: str) -> dict[str, Any]:
+    return tagged(
+        name="ec2batch-nightly",
+        description="the job's machine",
+        image_id=image_id,
+        instance_type="t4g.small",
+        instance_initiated_shutdown_behavior="stop",
+        ebs_optimized="true",
+        update_default_version=True,
+        iam_instance_profile=[{"arn": profile_arn, "name": None}],
+        metadata_options=[
+            {
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 1,
+                "instance_metadata_tags": None,
+                "http_protocol_ipv6": None,
+            }
+        ],
+        vpc_security_group_ids=[sg_id],
+        block_device_mappings=[
+            {
+                "device_name": "/dev/xvda",
+                "no_device": None,
+                "virtual_name": None,
+                "ebs": [
+                    {
+                        "volume_size": 30,
+                        "volume_type": "gp3",
+                        "encrypted": "true",
+                        "kms_key_id": None,
+                        "delete_on_termination": "true",
+                        "iops": None,
+                        "throughput": None,
+                        "snapshot_id": None,
+                        "volume_initialization_rate": None,
+                    }
+                ],
+            }
+        ],
+        monitoring=[{"enabled": True}],
+        tag_specifications=[
+            {"resource_type": "instance", "tags": {**TAGS, "Name": "ec2batch-nightly"}},
+            {"resource_type": "volume", "tags": dict(TAGS)},
+        ],
+    )
+
+
+def test_launch_template_instance_and_instance_state(aws: MotoAws) -> None:
+    ec2, iam = aws.client("ec2"), aws.client("iam")
+    subnet = ec2.describe_subnets()["Subnets"][0]
+    sg_id = ec2.create_security_group(GroupName="lt-sg", Description="x", VpcId=subnet["VpcId"])["GroupId"]
+    iam.create_role(RoleName="lt-role", AssumeRolePolicyDocument=assume_policy("ec2.amazonaws.com"))
+    profile = iam.create_instance_profile(InstanceProfileName="lt-profile")["InstanceProfile"]
+    iam.add_role_to_instance_profile(InstanceProfileName="lt-profile", RoleName="lt-role")
+    image_id = register_ami(aws, "ec2batch-instance-lt")
+
+    lt = lifecycle(aws, "aws_launch_template", launch_template_planned(image_id, sg_id, profile["Arn"]))
+    assert lt["id"].startswith("lt-") and lt["latest_version"] == 1 and lt["default_version"] == 1
+    data = ec2.describe_launch_template_versions(LaunchTemplateId=lt["id"], Versions=["$Latest"])[
+        "LaunchTemplateVersions"
+    ][0]["LaunchTemplateData"]
+    assert data["SecurityGroupIds"] == [sg_id] and data["MetadataOptions"]["HttpTokens"] == "required"
+    assert data["EbsOptimized"] is True and data["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
+    assert {s["ResourceType"] for s in data["TagSpecifications"]} >= {"instance", "volume"}
+
+    lt = update(aws, "aws_launch_template", lt, instance_type="t4g.medium")
+    assert (lt["latest_version"], lt["default_version"]) == (2, 2)
+    assert (
+        ec2.describe_launch_templates(LaunchTemplateIds=[lt["id"]])["LaunchTemplates"][0]["DefaultVersionNumber"] == 2
+    )
+
+    instance_tags = {**TAGS, "Name": "ec2batch-nightly"}  # the template's instance tags, as the module repeats them
+    instance_planned = dict(
+        tags=instance_tags,
+        tags_all=instance_tags,
+        launch_template=[{"id": lt["id"], "name": None, "version": str(lt["latest_version"])}],
+        subnet_id=subnet["SubnetId"],
+        iam_instance_profile="lt-profile",
+        ebs_optimized=True,
+        monitoring=True,
+        metadata_options=[
+            {
+                "http_endpoint": "enabled",
+                "http_tokens": "required",
+                "http_put_response_hop_limit": 1,
+                "instance_metadata_tags": None,
+                "http_protocol_ipv6": None,
+            }
+        ],
+        root_block_device=[{"volume_size": 30, "volume_type": "gp3", "encrypted": True, "delete_on_termination": True}],
+    )
+    # What AWS answers the module's old configuration: an explicit associate_public_ip_address with subnet_id
+    # becomes a request-level network interface, which a template with security groups forbids.
+    with pytest.raises(ValueError, match="InvalidParameterCombination"):
+        res("aws_instance").create(aws, {**instance_planned, "associate_public_ip_address": False})
+
+    instance = lifecycle(aws, "aws_instance", instance_planned)
+    got = ec2.describe_instances(InstanceIds=[instance["id"]])["Reservations"][0]["Instances"][0]
+    assert got["InstanceType"] == "t4g.medium" and got["SubnetId"] == subnet["SubnetId"]
+    assert [g["GroupId"] for g in got["SecurityGroups"]] == [sg_id]
+    assert got["MetadataOptions"]["HttpTokens"] == "required"
+    assert {k: v for k, v in tag_dict(got["Tags"]).items() if not k.startswith("aws:")} == instance_tags
+    assert instance["ami"] == image_id and instance["instance_state"] == "running"
+    assert instance["root_block_device"][0]["volume_id"].startswith("vol-")
+
+    state = lifecycle(aws, "aws_ec2_instance_state", {"instance_id": instance["id"], "state": "stopped", "force": None})
+    assert ec2.describe_instances(InstanceIds=[instance["id"]])["Reservations"][0]["Instances"][0]["State"]["Name"] == (
+        "stopped"
+    )
+    ec2.start_instances(InstanceIds=[instance["id"]])
+    assert res("aws_ec2_instance_state").read(aws, state)["state"] in ("pending", "running")
+    state = update(aws, "aws_ec2_instance_state", state, state="stopped")
+    res("aws_ec2_instance_state").delete(aws, state)  # leaves the instance as it is
+    assert res("aws_instance").read(aws, instance)["instance_state"] == "stopped"
+
+    retagged = {**instance_tags, "team": "ops"}
+    instance = update(aws, "aws_instance", instance, tags=retagged, tags_all=retagged)
+    got = ec2.describe_instances(InstanceIds=[instance["id"]])["Reservations"][0]["Instances"][0]
+    assert tag_dict(got["Tags"])["team"] == "ops"
+    destroy(aws, "aws_instance", instance)
+    destroy(aws, "aws_launch_template", lt)

@@ -166,3 +166,55 @@ def same(a: Any, b: Any, cty: Any = None) -> bool:
         key = lambda v: json.dumps(v, sort_keys=True, default=repr)  # noqa: E731
         return sorted(map(key, a)) == sorted(map(key, b))
     return a == b
+
+
+def keep_configured(block: Block, planned: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """`new` with every non-computed attribute as planned (which is as configured), in nested blocks too.
+
+    Terraform holds a provider to this: a value the configuration sets (or leaves null) is the value in state. The
+    real provider's defaults (`skip_destroy = false`) are not in the published bindings, so a handler that reports
+    AWS's default for an unset argument would otherwise show a change on every plan. Blocks the configuration leaves
+    out but the handler reports (computed blocks, like aws_instance's root_block_device) are kept as reported.
+    """
+    out = dict(new)
+    for name, attr in block["attributes"].items():
+        if not attr.get("computed"):
+            out[name] = planned.get(name)
+    for name, nested in block.get("block_types", {}).items():
+        want, have = planned.get(name), new.get(name)
+        if nested["nesting_mode"] == "single":
+            out[name] = have if want is None else keep_configured(nested["block"], want, have or {})
+        elif not want:
+            out[name] = have if have else want
+        elif nested["nesting_mode"] == "list" and have and len(have) == len(want):
+            out[name] = [keep_configured(nested["block"], w, h or {}) for w, h in zip(want, have, strict=True)]
+        elif nested["nesting_mode"] == "set" and have and len(have) == len(want) and _has_computed(nested["block"]):
+            out[name] = have  # set elements have no position to pair them by; the handler's carry computed values
+        else:
+            out[name] = want
+    return out
+
+
+def keep_unset(block: Block, prior: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """After a refresh: a non-computed attribute that was null stays null (see keep_configured); others drift."""
+    out = dict(new)
+    for name, attr in block["attributes"].items():
+        if not attr.get("computed") and prior.get(name) is None:
+            out[name] = None
+    return out
+
+
+def keep_prior_blocks(block: Block, prior: dict[str, Any], planned: dict[str, Any]) -> dict[str, Any]:
+    """An update plan keeps blocks the configuration leaves out but state has (the SDK's optional+computed blocks)."""
+    out = dict(planned)
+    for name, nested in block.get("block_types", {}).items():
+        left_out = planned.get(name) is None if nested["nesting_mode"] == "single" else not planned.get(name)
+        if left_out and prior.get(name):
+            out[name] = prior[name]
+    return out
+
+
+def _has_computed(block: Block) -> bool:
+    return any(a.get("computed") for a in block["attributes"].values()) or any(
+        _has_computed(n["block"]) for n in block.get("block_types", {}).values()
+    )

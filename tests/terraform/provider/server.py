@@ -138,6 +138,8 @@ class ProviderServicer(rpc.ProviderServicer):
         except HandlerError as err:
             return pb.ReadResource.Response(diagnostics=_error(str(err), err.__cause__ and _trace(err.__cause__)))
         new = schema.conform(block, state, unknown_to_none=True)
+        if new is not None:
+            new = schema.keep_unset(block, current, new)
         return pb.ReadResource.Response(new_state=encode(new), private=request.private)
 
     def PlanResourceChange(self, request: pb.PlanResourceChange.Request, context: Any) -> Any:
@@ -151,6 +153,8 @@ class ProviderServicer(rpc.ProviderServicer):
         planned = schema.conform(block, proposed)
         if prior is None:
             planned = schema.unknown_computed(block, config, planned)
+        else:
+            planned = schema.keep_prior_blocks(block, prior, planned)
         planned = self._plan_known_computed(block, planned)
         replace: list[pb.AttributePath] = []
         handler = _registries()[0].get(type_name)
@@ -202,7 +206,8 @@ class ProviderServicer(rpc.ProviderServicer):
             return pb.ApplyResourceChange.Response(
                 new_state=encode(prior), diagnostics=_error(str(err), _trace(err.__cause__))
             )
-        new = schema.conform(block, {**planned, **(state or {})}, unknown_to_none=True)
+        new = schema.conform(block, {**planned, **(state or {})}, unknown_to_none=True) or {}
+        new = schema.keep_configured(block, planned, new)
         return pb.ApplyResourceChange.Response(
             new_state=encode(new), private=request.planned_private, legacy_type_system=True
         )

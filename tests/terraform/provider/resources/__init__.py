@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from tests.terraform.provider.resources import (  # noqa: F401  (each module registers its handlers)
     cloudwatch,
+    data,
     dynamodb,
+    ec2,
     ecr,
     events,
     iam,

@@ -107,7 +107,8 @@ def tag_list(tags: dict[str, str] | None, key: str = "Key", value: str = "Value"
 
 
 def tag_map(items: list[dict[str, str]] | None, key: str = "Key", value: str = "Value") -> dict[str, str]:
-    return {item[key]: item[value] for item in items or []}
+    """AWS's tag list as Terraform's map, without the "aws:" system tags (the provider ignores those)."""
+    return {item[key]: item[value] for item in items or [] if not item[key].startswith("aws:")}
 
 
 def tags_to_send(planned: dict[str, Value]) -> dict[str, str]:

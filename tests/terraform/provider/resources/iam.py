@@ -1,4 +1,4 @@
-"""IAM: aws_iam_role, aws_iam_role_policy, aws_iam_instance_profile."""
+"""IAM: aws_iam_role, aws_iam_role_policy, aws_iam_role_policy_attachment, aws_iam_instance_profile."""
 
 from __future__ import annotations
 
@@ -195,6 +195,37 @@ class RolePolicy(Resource):
                 raise
 
 
+class RolePolicyAttachment(Resource):
+    type_name = "aws_iam_role_policy_attachment"
+    replace_on = frozenset({"role", "policy_arn"})
+
+    def create(self, aws: Aws, planned: dict[str, Value]) -> dict[str, Value]:
+        role = role_name(planned["role"])
+        aws.client("iam").attach_role_policy(RoleName=role, PolicyArn=planned["policy_arn"])
+        return fill(planned, id=f"{role}/{planned['policy_arn']}")
+
+    def read(self, aws: Aws, state: dict[str, Value]) -> dict[str, Value] | None:
+        role = role_name(state["role"])
+        try:
+            pages = aws.client("iam").get_paginator("list_attached_role_policies").paginate(RoleName=role)
+            attached = [p["PolicyArn"] for page in pages for p in page["AttachedPolicies"]]
+        except Exception as err:
+            if is_not_found(err, "NoSuchEntity"):
+                return None
+            raise
+        return dict(state) if state["policy_arn"] in attached else None
+
+    def update(self, aws: Aws, prior: dict[str, Value], planned: dict[str, Value]) -> dict[str, Value]:
+        return fill(planned, id=prior["id"])  # both arguments force a new attachment: nothing to change in place
+
+    def delete(self, aws: Aws, state: dict[str, Value]) -> None:
+        try:
+            aws.client("iam").detach_role_policy(RoleName=role_name(state["role"]), PolicyArn=state["policy_arn"])
+        except Exception as err:
+            if not is_not_found(err, "NoSuchEntity"):
+                raise
+
+
 class InstanceProfile(Resource):
     type_name = "aws_iam_instance_profile"
     replace_on = frozenset({"name", "name_prefix", "path"})
@@ -280,4 +311,5 @@ def _timestamp(value: Value) -> str:
 
 register_resource(Role())
 register_resource(RolePolicy())
+register_resource(RolePolicyAttachment())
 register_resource(InstanceProfile())
