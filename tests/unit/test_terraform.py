@@ -505,3 +505,34 @@ def test_the_timer_queue_never_polls_more_than_a_reservation_allows(
     expression = expression_of(lambda_locals["timer_concurrency"])
     done = console(tmp_path, "jsonencode(local.t)", {"launcher_reserved_concurrency": reserved}, {"t": expression})
     assert value(done) == timers
+
+
+def test_the_job_role_trusts_only_this_jobs_instance_role_and_gets_only_the_users_policies() -> None:
+    docs = policy_documents(module())
+    (trust,) = docs["job_assume"]
+    assert trust["actions"] == ["sts:AssumeRole"]
+    assert one(trust["principals"]) == {"type": "AWS", "identifiers": ["${aws_iam_role.instance.arn}"]}
+    condition = one(trust["condition"])
+    assert (condition["variable"], condition["values"]) == ("aws:PrincipalTag/${local.tag_job}", ["${var.job_name}"])
+    # Only the instance role may assume it, and the instance role may assume nothing else.
+    assuming = [
+        (name, s["sid"], s.get("resources"))
+        for name, stmts in docs.items()
+        for s in stmts
+        if "sts:AssumeRole" in s["actions"]
+    ]
+    granted = [(name, sid, res) for name, sid, res in assuming if not name.endswith("_assume")]
+    assert granted == [("instance", "AssumeTheJobRole", ["${aws_iam_role.job.arn}"])]
+    # Its permissions come from the user's variables only, none by default.
+    job_policies = [
+        (rtype, body)
+        for rtype, _, body in resources(module())
+        if "aws_iam_role.job" in json.dumps(body.get("role", ""))
+    ]
+    assert {rtype for rtype, _ in job_policies} == {"aws_iam_role_policy", "aws_iam_role_policy_attachment"}
+    for rtype, body in job_policies:
+        source = json.dumps(body)
+        assert "var.job_policy_json" in source or "var.job_policy_arns" in source, (rtype, body)
+    variables = {name: body for block in module()["variable"] for name, body in block.items()}
+    assert (variables["job_policy_json"]["default"], variables["job_policy_arns"]["default"]) == (None, [])
+    assert locals_(module())["names"]["job_role"] == "${local.base}-job"
