@@ -137,6 +137,22 @@ def _subnet(aws: Callable[[str], Any]) -> str:
     return sorted(s["SubnetId"] for s in subnets)[0]
 
 
+def _instance_image(aws: Callable[[str], Any]) -> str:
+    """The AMI `make ami` would have built (tag ec2batch:image = instance, owned by the account): the example finds
+    its image by that tag. The local stack has one; a fresh moto_server gets one imaged from a throwaway instance."""
+    ec2 = aws("ec2")
+    tagged = [{"Name": "tag:ec2batch:image", "Values": ["instance"]}]
+    found = ec2.describe_images(Owners=["self"], Filters=tagged)["Images"]
+    if found:
+        return str(found[0]["ImageId"])
+    base = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
+    instance = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
+    image = ec2.create_image(InstanceId=instance, Name="ec2batch-instance-tests")["ImageId"]
+    ec2.create_tags(Resources=[image], Tags=[{"Key": "ec2batch:image", "Value": "instance"}])
+    ec2.terminate_instances(InstanceIds=[instance])
+    return str(image)
+
+
 def _provider_override(tmp: Path) -> None:
     example = tmp / EXAMPLE
     (example / "test_endpoint.tf").write_text(
@@ -172,6 +188,7 @@ def tf_dir(tmp_path_factory: pytest.TempPathFactory, aws_endpoint: str, aws: Cal
         capture_output=True,
     )
     _provider_override(tmp)
+    _instance_image(aws)
     tfvars = {"aws_endpoint": aws_endpoint, "region": REGION, "subnet_ids": [_subnet(aws)]}
     (tmp / EXAMPLE / "terraform.tfvars.json").write_text(json.dumps(tfvars, indent=2))
     return tmp

@@ -201,6 +201,12 @@ def keep_unset(block: Block, prior: dict[str, Any], new: dict[str, Any]) -> dict
     for name, attr in block["attributes"].items():
         if not attr.get("computed") and prior.get(name) is None:
             out[name] = None
+    for name, nested in block.get("block_types", {}).items():
+        was, now = prior.get(name), new.get(name)
+        if nested["nesting_mode"] == "single" and was is not None and now is not None:
+            out[name] = keep_unset(nested["block"], was, now)
+        elif nested["nesting_mode"] == "list" and was and now and len(was) == len(now):
+            out[name] = [keep_unset(nested["block"], w, n) for w, n in zip(was, now, strict=True)]
     return out
 
 
