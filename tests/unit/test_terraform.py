@@ -20,7 +20,7 @@ from hcl2 import SerializationOptions
 
 from ec2batch.config import JobConfig
 from ec2batch.launcher.events import schedule_target_input
-from ec2batch.names import JOB_NAME_PATTERN, TAG_JOB, JobNames
+from ec2batch.names import JOB_NAME_PATTERN, TAG_JOB, TAG_OUTCOME, JobNames
 
 ROOT = Path(__file__).parents[2]
 TERRAFORM = ROOT / "terraform"
@@ -536,3 +536,14 @@ def test_the_job_role_trusts_only_this_jobs_instance_role_and_gets_only_the_user
     variables = {name: body for block in module()["variable"] for name, body in block.items()}
     assert (variables["job_policy_json"]["default"], variables["job_policy_arns"]["default"]) == (None, [])
     assert locals_(module())["names"]["job_role"] == "${local.base}-job"
+
+
+def test_the_agent_may_tag_only_the_outcome_key_and_only_on_this_jobs_instances() -> None:
+    (statement,) = [s for s in policy_documents(module())["instance"] if "ec2:CreateTags" in s["actions"]]
+    conditions = {c["variable"]: (c["test"], c["values"]) for c in statement["condition"]}
+    assert conditions == {
+        "aws:ResourceTag/${local.tag_job}": ("StringEquals", ["${var.job_name}"]),
+        "aws:TagKeys": ("ForAllValues:StringEquals", ["${local.tag_outcome}"]),
+    }
+    assert statement["resources"] == ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:instance/*"]
+    assert locals_(module())["tag_outcome"] == TAG_OUTCOME
