@@ -140,7 +140,8 @@ def _check(world: World, scenario: Scenario, faulted: str | None) -> list[str]:
 
 def _explained(run: Run, faulted: str | None) -> bool:
     """A run may end FAILED or SKIPPED instead, if the injected fault is what its reason names."""
-    return faulted is not None and run.status in (FAILED, SKIPPED, CANCELLED) and "injected" in (run.reason or "")
+    reason = run.reason or ""
+    return faulted is not None and run.status in (FAILED, SKIPPED) and ("injected" in reason or "InternalError" in reason)
 
 
 def _all_notifications(job: Job) -> list[dict[str, Any]]:
