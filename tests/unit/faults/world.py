@@ -74,7 +74,7 @@ class World:
             return self.launcher().handle(event)  # type: ignore[return-value]
         except Killed:
             pass
-        except Exception as exc:  # noqa: BLE001 - the caller retries whatever the failure
+        except Exception as exc:
             self.errors.append(f"launcher: {type(exc).__name__}: {exc}")
         if retries:
             delay = LAMBDA_RETRIES[len(LAMBDA_RETRIES) - retries]
@@ -87,7 +87,7 @@ class World:
             return action()
         except Killed:
             return None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.errors.append(f"command: {type(exc).__name__}: {exc}")
             return None
 
@@ -120,9 +120,12 @@ class World:
         return times
 
     def step(self) -> None:
+        """Everything due now; an instance started by any of it boots at once (before any later timer)."""
+        self._boot_machines()
         for pending in [p for p in self.retries if p.at <= self.clock.now()]:
             self.retries.remove(pending)
             self.invoke(pending.event, pending.retries_left)
+            self._boot_machines()
         self._deliver_timers()
         self._boot_machines()
         if self.next_tick is None or self.next_tick - self.clock.now() > PLANNER_PERIOD:
@@ -130,6 +133,7 @@ class World:
         if self.clock.now() >= self.next_tick:
             self.next_tick = self.clock.now() + PLANNER_PERIOD  # EventBridge's rate(15 minutes): no catching up
             self.invoke({"action": "plan", "job": self.job.name}, retries=0)
+            self._boot_machines()
 
     def _deliver_timers(self) -> None:
         sqs = self.job.clients.sqs
@@ -146,12 +150,13 @@ class World:
                 result = self.launcher().handle(event)
             except Killed:
                 continue  # not deleted: SQS delivers it again after the visibility timeout
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self.errors.append(f"timer: {type(exc).__name__}: {exc}")
                 continue
             if not result["batchItemFailures"]:  # type: ignore[index]
                 with self.quiet():
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            self._boot_machines()
 
     def _boot_machines(self) -> None:
         for instance in self.instances("running"):
