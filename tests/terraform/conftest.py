@@ -16,12 +16,14 @@ Terraform suite did not run; with CI=true it is a failure, elsewhere a skip with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
-import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,27 +92,47 @@ def terraform_bin() -> str:
     return found
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"moto_server exited ({server.returncode}) before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"moto_server did not listen on {port} within 60 s")
+
+
 @pytest.fixture(scope="session")
-def aws_endpoint() -> Iterator[str]:
+def aws_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     given = os.environ.get(ENDPOINT_ENV)
     if given:
         yield given.rstrip("/")
         return
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import make_server
-
-    from ec2batch.local.motoserver import Serialized
-
     # moto_server as the local stack runs it (one request at a time: Terraform applies ten resources at once, and
-    # moto's backends have no locks), on a free port of its own.
-    server = make_server("127.0.0.1", 0, Serialized(DomainDispatcherApplication(create_backend_app)), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="tf-moto-server", daemon=True)
-    thread.start()
+    # moto's backends have no locks), in a process of its own: moto's state is per process, and other tests in this
+    # one use in-process moto.
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ec2batch.local.motoserver", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        _wait_for_port(port, server)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        server.shutdown()
-        thread.join(timeout=10)
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
