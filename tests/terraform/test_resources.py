@@ -24,45 +24,66 @@ from moto.server import ThreadedMotoServer
 from tests.terraform.provider.resources import DATA_SOURCES, RESOURCES
 
 REGION = "eu-central-1"
+# moto keeps its state in module-level backends, shared by every moto_server in this process (the Terraform suite
+# runs one too). Working in an account of its own keeps these tests and that suite out of each other's way:
+# moto files requests made with an assumed role's credentials under the role's account.
+ACCOUNT = "210987654321"
 
 
 class MotoAws:
-    """The `Aws` the core hands to handlers, bound to this test's moto_server."""
+    """The `Aws` the core hands to handlers, bound to this test's moto_server and account."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, credentials: dict[str, str]) -> None:
         self.endpoint = endpoint
         self.region = REGION
-        self.account_id = "123456789012"
+        self.account_id = ACCOUNT
+        self._credentials = credentials
         self._clients: dict[str, Any] = {}
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
+            self._clients[service] = boto3.client(
+                service, endpoint_url=self.endpoint, region_name=self.region, **self._credentials
+            )
         return self._clients[service]
 
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[MotoAws]:
-    saved = dict(os.environ)
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=REGION,
-        MOTO_EC2_LOAD_DEFAULT_AMIS="false",
-    )
+    # Without moto's ~2,000 built-in AMIs EC2 starts in milliseconds; the tests register the AMIs they use.
+    set_here = "MOTO_EC2_LOAD_DEFAULT_AMIS" not in os.environ
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
     try:
-        yield MotoAws(f"http://{host}:{port}")
+        sts = boto3.client(
+            "sts", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
+        )
+        creds = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/tfres-tests", RoleSessionName="tfres")[
+            "Credentials"
+        ]
+        yield MotoAws(
+            endpoint,
+            {
+                "aws_access_key_id": creds["AccessKeyId"],
+                "aws_secret_access_key": creds["SecretAccessKey"],
+                "aws_session_token": creds["SessionToken"],
+            },
+        )
     finally:
         server.stop()
-        os.environ.clear()
-        os.environ.update(saved)
+        if set_here:
+            os.environ.pop("MOTO_EC2_LOAD_DEFAULT_AMIS", None)
 
 
 def res(type_name: str) -> Any:
-    return RESOURCES[type_name]
+    handler = RESOURCES[type_name]
+    where = type(handler).__module__
+    # A fake registered in this process (the core's tests have one for aws_ssm_parameter) would be tested instead.
+    assert where.startswith("tests.terraform.provider.resources."), f"RESOURCES[{type_name!r}] is a {where} handler"
+    return handler
 
 
 # (type, id) -> the arguments the test "configured": what Terraform takes from the configuration when it plans.
@@ -131,7 +152,7 @@ def test_log_group_and_metric_filter(aws: MotoAws) -> None:
     group = lifecycle(
         aws, "aws_cloudwatch_log_group", tagged(name="/ec2batch/nightly", retention_in_days=30, kms_key_id=None)
     )
-    assert group["arn"] == f"arn:aws:logs:{REGION}:123456789012:log-group:/ec2batch/nightly"
+    assert group["arn"] == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ec2batch/nightly"
     got = logs.describe_log_groups(logGroupNamePrefix="/ec2batch/nightly")["logGroups"][0]
     assert got["retentionInDays"] == 30
     assert logs.list_tags_log_group(logGroupName="/ec2batch/nightly")["tags"] == TAGS
@@ -229,7 +250,7 @@ def test_kms_key_and_alias(aws: MotoAws) -> None:
 
     alias = lifecycle(aws, "aws_kms_alias", {"name": "alias/ec2batch-nightly", "target_key_id": key["id"]})
     assert alias["target_key_arn"] == key["arn"]
-    assert alias["arn"] == f"arn:aws:kms:{REGION}:123456789012:alias/ec2batch-nightly"
+    assert alias["arn"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/ec2batch-nightly"
     destroy(aws, "aws_kms_alias", alias)
     destroy(aws, "aws_kms_key", key)
     assert kms.describe_key(KeyId=key["id"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
@@ -238,7 +259,7 @@ def test_kms_key_and_alias(aws: MotoAws) -> None:
 def test_sns_topic_and_subscription(aws: MotoAws) -> None:
     sns = aws.client("sns")
     topic = lifecycle(aws, "aws_sns_topic", tagged(name="nightly", kms_master_key_id="alias/ec2batch-nightly"))
-    assert topic["id"] == topic["arn"] == f"arn:aws:sns:{REGION}:123456789012:nightly"
+    assert topic["id"] == topic["arn"] == f"arn:aws:sns:{REGION}:{ACCOUNT}:nightly"
     got = sns.get_topic_attributes(TopicArn=topic["arn"])["Attributes"]
     assert got["KmsMasterKeyId"] == "alias/ec2batch-nightly"
     sns.set_topic_attributes(TopicArn=topic["arn"], AttributeName="KmsMasterKeyId", AttributeValue="alias/aws/sns")
@@ -272,7 +293,7 @@ def test_ssm_parameter(aws: MotoAws) -> None:
             key_id=None,
         ),
     )
-    assert param["arn"] == f"arn:aws:ssm:{REGION}:123456789012:parameter/ec2batch/nightly/config"
+    assert param["arn"] == f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/ec2batch/nightly/config"
     assert param["version"] == 1 and param["key_id"] == "alias/aws/ssm"
     got = ssm.get_parameter(Name="/ec2batch/nightly/config", WithDecryption=True)["Parameter"]
     assert got["Type"] == "SecureString" and got["Value"] == config
@@ -298,7 +319,7 @@ def test_ecr_repository_and_lifecycle_policy(aws: MotoAws) -> None:
             encryption_configuration=[{"encryption_type": "AES256", "kms_key": None}],
         ),
     )
-    assert repo["repository_url"].endswith("/ec2batch/nightly") and repo["registry_id"] == "123456789012"
+    assert repo["repository_url"].endswith("/ec2batch/nightly") and repo["registry_id"] == ACCOUNT
     got = ecr.describe_repositories(repositoryNames=["ec2batch/nightly"])["repositories"][0]
     assert got["imageTagMutability"] == "IMMUTABLE" and got["imageScanningConfiguration"] == {"scanOnPush": True}
     ecr.put_image_tag_mutability(repositoryName="ec2batch/nightly", imageTagMutability="MUTABLE")
@@ -373,7 +394,7 @@ def test_iam_role_policy_and_instance_profile(aws: MotoAws) -> None:
         "aws_iam_role",
         tagged(name="nightly-instance", assume_role_policy=assume_policy("ec2.amazonaws.com"), description="agent"),
     )
-    assert role["arn"] == "arn:aws:iam::123456789012:role/nightly-instance" and role["unique_id"]
+    assert role["arn"] == f"arn:aws:iam::{ACCOUNT}:role/nightly-instance" and role["unique_id"]
     got = iam.get_role(RoleName="nightly-instance")["Role"]
     assert got["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
 
@@ -393,7 +414,7 @@ def test_iam_role_policy_and_instance_profile(aws: MotoAws) -> None:
     profile = lifecycle(aws, "aws_iam_instance_profile", tagged(name="nightly-instance", role=role["name"]))
     got = iam.get_instance_profile(InstanceProfileName="nightly-instance")["InstanceProfile"]
     assert [r["RoleName"] for r in got["Roles"]] == ["nightly-instance"]
-    assert profile["arn"] == "arn:aws:iam::123456789012:instance-profile/nightly-instance"
+    assert profile["arn"] == f"arn:aws:iam::{ACCOUNT}:instance-profile/nightly-instance"
 
     managed = iam.create_policy(PolicyName="job-reads-s3", PolicyDocument=document)["Policy"]["Arn"]
     attachment = lifecycle(aws, "aws_iam_role_policy_attachment", {"role": role["name"], "policy_arn": managed})
@@ -475,11 +496,11 @@ def test_scheduler_group_and_schedule(aws: MotoAws) -> None:
     # What jsonencode renders: "<" and ">" escaped. The double must send these bytes, not a re-encoding.
     rendered = '{"action":"schedule","scheduled_time":"\\u003caws.scheduler.scheduled-time\\u003e"}'
     target = {
-        "arn": f"arn:aws:lambda:{REGION}:123456789012:function:nightly-launcher",
-        "role_arn": "arn:aws:iam::123456789012:role/nightly-scheduler",
+        "arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:nightly-launcher",
+        "role_arn": f"arn:aws:iam::{ACCOUNT}:role/nightly-scheduler",
         "input": rendered,
         "retry_policy": [{"maximum_event_age_in_seconds": 300, "maximum_retry_attempts": 3}],
-        "dead_letter_config": [{"arn": f"arn:aws:sqs:{REGION}:123456789012:nightly-dlq"}],
+        "dead_letter_config": [{"arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:nightly-dlq"}],
     }
     schedule = lifecycle(
         aws,
@@ -546,7 +567,7 @@ def test_lambda_function_invoke_config_and_event_source_mapping(aws: MotoAws, tm
         ],
     )
     fn = lifecycle(aws, "aws_lambda_function", planned)
-    assert fn["arn"] == f"arn:aws:lambda:{REGION}:123456789012:function:nightly-launcher"
+    assert fn["arn"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:nightly-launcher"
     assert fn["invoke_arn"].endswith(f"functions/{fn['arn']}/invocations") and fn["version"] == "$LATEST"
     conf = lam.get_function(FunctionName="nightly-launcher")["Configuration"]
     assert conf["Environment"]["Variables"] == {"EC2BATCH_JOB": "nightly"}
@@ -615,7 +636,7 @@ def test_data_sources(aws: MotoAws) -> None:
     assert region["region"] == region["name"] == region["id"] == REGION
     assert region["endpoint"] == f"ec2.{REGION}.amazonaws.com" and region["description"] == "Europe (Frankfurt)"
     identity = DATA_SOURCES["aws_caller_identity"].read(aws, {})
-    assert identity["account_id"] == "123456789012" and identity["arn"].startswith("arn:aws:")
+    assert identity["account_id"] == ACCOUNT and identity["arn"].startswith("arn:aws:")
     partition = DATA_SOURCES["aws_partition"].read(aws, {})
     assert (partition["partition"], partition["dns_suffix"], partition["reverse_dns_prefix"]) == (
         "aws",

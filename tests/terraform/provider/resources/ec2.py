@@ -648,6 +648,20 @@ def root_block(aws: Aws, instance: dict[str, Value], prior: dict[str, Value]) ->
     return out
 
 
+# In aws_instance's metadata_options these are optional only (the provider's schema defaults them; the double has no
+# defaults): unset in the configuration, they stay null rather than take AWS's value.
+INSTANCE_METADATA_OPTIONAL = ("http_endpoint", "http_protocol_ipv6")
+
+
+def instance_metadata(instance: dict[str, Value], prior: dict[str, Value]) -> dict[str, Value]:
+    got = from_aws(instance.get("MetadataOptions") or {}, METADATA, {})
+    out = dict(prior)
+    for key, value in got.items():
+        if key not in INSTANCE_METADATA_OPTIONAL or prior.get(key) is not None:
+            out[key] = value
+    return out
+
+
 # Arguments the real provider changes in place that this double does not (it says so rather than ignore them).
 UNSUPPORTED_INSTANCE_UPDATES = (
     "user_data",
@@ -690,8 +704,7 @@ class Instance(Resource):
         if out.get("root_block_device"):
             out["root_block_device"] = [root_block(aws, instance, dict(first(out["root_block_device"]) or {}))]
         if out.get("metadata_options"):
-            got = from_aws(instance.get("MetadataOptions") or {}, METADATA, {})
-            out["metadata_options"] = [fill(dict(first(out["metadata_options"]) or {}), **got)]
+            out["metadata_options"] = [instance_metadata(instance, first(out["metadata_options"]) or {})]
         return out
 
     def read(self, aws: Aws, state: dict[str, Value]) -> dict[str, Value] | None:
@@ -703,8 +716,7 @@ class Instance(Resource):
         if state.get("root_block_device"):
             observed["root_block_device"] = [root_block(aws, instance, dict(first(state["root_block_device"]) or {}))]
         if state.get("metadata_options") and instance.get("MetadataOptions"):
-            prior = dict(first(state["metadata_options"]) or {})
-            observed["metadata_options"] = [from_aws(instance["MetadataOptions"], METADATA, prior)]
+            observed["metadata_options"] = [instance_metadata(instance, first(state["metadata_options"]) or {})]
         computed = (
             "arn",
             "instance_state",
