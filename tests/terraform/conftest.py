@@ -32,6 +32,7 @@ from typing import Any
 import boto3
 import pytest
 
+from ec2batch.local.ec2 import TAG_DOCKER_IMAGE
 from tests.terraform.provider.cliconfig import install
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -161,17 +162,24 @@ def _subnet(aws: Callable[[str], Any]) -> str:
 
 def _instance_image(aws: Callable[[str], Any]) -> str:
     """The AMI `make ami` would have built (tag ec2batch:image = instance, owned by the account): the example finds
-    its image by that tag. The local stack has one; a fresh moto_server gets one imaged from a throwaway instance."""
+    its image by that tag. On the local stack that is its registered instance image; on a fresh moto_server, an
+    image registered for the purpose (no instance is started for it)."""
     ec2 = aws("ec2")
-    tagged = [{"Name": "tag:ec2batch:image", "Values": ["instance"]}]
-    found = ec2.describe_images(Owners=["self"], Filters=tagged)["Images"]
-    if found:
-        return str(found[0]["ImageId"])
-    base = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    instance = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-    image = ec2.create_image(InstanceId=instance, Name="ec2batch-instance-tests")["ImageId"]
+    tagged = ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:ec2batch:image", "Values": ["instance"]}])
+    if tagged["Images"]:
+        return str(tagged["Images"][0]["ImageId"])
+    local = ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag-key", "Values": [TAG_DOCKER_IMAGE]}])
+    if local["Images"]:
+        image = max(local["Images"], key=lambda i: i.get("CreationDate", ""))["ImageId"]
+    else:
+        image = ec2.register_image(
+            Name="ec2batch-instance-tests",
+            RootDeviceName="/dev/xvda",
+            Architecture="x86_64",
+            VirtualizationType="hvm",
+            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 30, "VolumeType": "gp3"}}],
+        )["ImageId"]
     ec2.create_tags(Resources=[image], Tags=[{"Key": "ec2batch:image", "Value": "instance"}])
-    ec2.terminate_instances(InstanceIds=[instance])
     return str(image)
 
 
