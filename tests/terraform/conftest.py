@@ -273,6 +273,7 @@ def plan_json(tf: TfRunner, initialized: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def applied(tf: TfRunner, initialized: Any) -> dict[str, Any]:
-    tf("apply", "-auto-approve")
+def applied(tf: TfRunner, plan_json: dict[str, Any]) -> dict[str, Any]:
+    # Apply the very plan `plan_json` shows, which is therefore always taken before anything is applied.
+    tf("apply", "tfplan")
     return json.loads(tf("show", "-json").stdout)
