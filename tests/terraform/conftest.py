@@ -239,12 +239,19 @@ def tf_env(tf_dir: Path, aws_endpoint: str) -> dict[str, str]:
     return env
 
 
+def _command(terraform: str, args: tuple[str, ...]) -> list[str]:
+    # -no-color goes right after the subcommand: Terraform stops reading flags at the first positional argument.
+    # Two-word subcommands (`providers schema`, `state list`) print no colour and take no such flag.
+    if args[0] in ("providers", "state", "workspace"):
+        return [terraform, *args]
+    return [terraform, args[0], "-no-color", *args[1:]]
+
+
 @pytest.fixture(scope="session")
 def tf(terraform_bin: str, tf_dir: Path, tf_env: dict[str, str]) -> TfRunner:
     def run(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            # Flags go before positional arguments: Terraform stops reading flags at the first of those.
-            [terraform_bin, args[0], "-no-color", *args[1:]],
+            _command(terraform_bin, args),
             cwd=tf_dir / EXAMPLE,
             env=tf_env,
             capture_output=True,

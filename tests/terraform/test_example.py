@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 
 from tests.terraform.conftest import EXAMPLE, TfRunner
-from tests.terraform.provider.cliconfig import provider_version
+from tests.terraform.provider import schema
+from tests.terraform.provider.cliconfig import SOURCE, provider_version
 
 MODULE = Path("terraform/modules/scheduled-job")
 JOB = "daily-report"  # the example's job_name
@@ -21,6 +22,23 @@ def test_init_installs_the_provider_from_the_mirror_and_locks_it(initialized: An
     lock = (tf_dir / EXAMPLE / ".terraform.lock.hcl").read_text()
     assert f'version     = "{provider_version()}"' in lock
     assert re.search(r'"h1:[A-Za-z0-9+/=]+"', lock)
+
+
+def test_terraform_sees_the_real_providers_schema(tf: TfRunner, initialized: Any) -> None:
+    # What Terraform reads through the protocol is the committed schema, every type, attribute, block and nesting.
+    seen = json.loads(tf("providers", "schema", "-json").stdout)["provider_schemas"][SOURCE]
+    committed = schema.load()
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            # Terraform's JSON leaves out description kinds, versions and a block's empty attribute list.
+            dropped = ("description_kind", "version")
+            return {k: plain(v) for k, v in value.items() if k not in dropped and not (k == "attributes" and not v)}
+        return value
+
+    for kind in ("resource_schemas", "data_source_schemas"):
+        assert plain(seen[kind]) == plain(committed[kind])
+    assert plain(seen["provider"]) == plain(committed["provider"])
 
 
 def test_validate_passes(tf: TfRunner, initialized: Any) -> None:
