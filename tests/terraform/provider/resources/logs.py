@@ -50,7 +50,6 @@ class LogGroup(Resource):
             arn=arn(aws, "logs", f"log-group:{name}"),
             log_group_class="STANDARD",
             deletion_protection_enabled=False,
-            skip_destroy=False,
             region=aws.region,
         )
 

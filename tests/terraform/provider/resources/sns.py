@@ -51,7 +51,7 @@ def to_sns(value: Value) -> str:
 def from_sns(key: str, value: str, prior: Value) -> Value:
     if key in ("fifo_topic", "content_based_deduplication"):
         return value == "true"
-    if key.endswith("_sample_rate") or (key == "signature_version" and isinstance(prior, int)):
+    if key.endswith("_sample_rate") or key == "signature_version":  # numbers in the schema
         return int(value)
     return value
 
