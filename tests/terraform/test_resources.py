@@ -793,6 +793,17 @@ def test_security_group_and_egress_rule(aws: MotoAws) -> None:
         ("tcp", 443, ["0.0.0.0/0"])
     ]
 
+    # All traffic to another group (the module's egress variable allows such rules): no ports are sent for "-1".
+    peer = ec2.create_security_group(GroupName="db", Description="db", VpcId=vpc_id)["GroupId"]
+    to_peer = lifecycle(
+        aws,
+        "aws_vpc_security_group_egress_rule",
+        {"security_group_id": sg["id"], "ip_protocol": "-1", "referenced_security_group_id": peer, "tags_all": {}},
+    )
+    got = ec2.describe_security_group_rules(SecurityGroupRuleIds=[to_peer["id"]])["SecurityGroupRules"][0]
+    assert got["IpProtocol"] == "-1" and got["ReferencedGroupInfo"]["GroupId"] == peer
+    destroy(aws, "aws_vpc_security_group_egress_rule", to_peer)
+
     rule = update(aws, "aws_vpc_security_group_egress_rule", rule, from_port=5432, to_port=5432)
     got = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule["id"]])["SecurityGroupRules"][0]
     assert (got["FromPort"], got["ToPort"]) == (5432, 5432)
