@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar, Protocol
 
 from botocore.exceptions import ClientError
@@ -179,3 +181,13 @@ def resource_name(planned: dict[str, Value], prefix_key: str = "name_prefix") ->
         return str(planned["name"])
     prefix = planned.get(prefix_key) or "terraform-"
     return f"{prefix}{time.strftime('%Y%m%d%H%M%S')}{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def unless_gone(*codes: str) -> Iterator[None]:
+    """Run a delete; an object already gone is what the delete wanted (the provider treats it as done)."""
+    try:
+        yield
+    except ClientError as err:
+        if not is_not_found(err, *codes):
+            raise

@@ -19,6 +19,7 @@ from tests.terraform.provider.resources.base import (
     tag_list,
     tag_map,
     tags_to_send,
+    unless_gone,
 )
 
 
@@ -146,7 +147,13 @@ class Role(Resource):
         iam = aws.client("iam")
         name = state["id"]
         # The provider always takes the role out of its instance profiles first; policies only when asked to.
-        for profile in iam.list_instance_profiles_for_role(RoleName=name)["InstanceProfiles"]:
+        try:
+            profiles = iam.list_instance_profiles_for_role(RoleName=name)["InstanceProfiles"]
+        except Exception as err:
+            if is_not_found(err, "NoSuchEntity"):
+                return
+            raise
+        for profile in profiles:
             iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
         if state.get("force_detach_policies"):
             for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
@@ -156,7 +163,8 @@ class Role(Resource):
         for policy in state.get("inline_policy") or []:
             if policy.get("name"):
                 iam.delete_role_policy(RoleName=name, PolicyName=policy["name"])
-        iam.delete_role(RoleName=name)
+        with unless_gone("NoSuchEntity"):
+            iam.delete_role(RoleName=name)
 
 
 class RolePolicy(Resource):

@@ -74,6 +74,9 @@ class ScheduleGroup(Resource):
         return fill(planned, **{k: prior.get(k) for k in keep})
 
     def delete(self, aws: Aws, state: dict[str, Value]) -> None:
+        # moto 5.2 answers a 500 (not ResourceNotFound) when deleting a group that is gone: look first.
+        if self.read(aws, state) is None:
+            return
         try:
             aws.client("scheduler").delete_schedule_group(Name=state["id"])
         except Exception as err:

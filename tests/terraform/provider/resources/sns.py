@@ -15,6 +15,7 @@ from tests.terraform.provider.resources.base import (
     tag_list,
     tag_map,
     tags_to_send,
+    unless_gone,
 )
 
 _FEEDBACK = {"application": "Application", "firehose": "Firehose", "http": "HTTP", "lambda": "Lambda", "sqs": "SQS"}
@@ -135,7 +136,8 @@ class Topic(Resource):
         )
 
     def delete(self, aws: Aws, state: dict[str, Value]) -> None:
-        aws.client("sns").delete_topic(TopicArn=state["id"])
+        with unless_gone():
+            aws.client("sns").delete_topic(TopicArn=state["id"])
 
 
 # Terraform attribute -> SNS subscription attribute.
