@@ -39,6 +39,7 @@ class MotoAws:
         self.account_id = ACCOUNT
         self._credentials = credentials
         self._clients: dict[str, Any] = {}
+        self.default_tags: dict[str, str] = {}  # the provider's default_tags (the core's ProviderAws has them too)
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -938,3 +939,23 @@ def test_launch_template_instance_and_instance_state(aws: MotoAws) -> None:
     assert tag_dict(got["Tags"])["team"] == "ops"
     destroy(aws, "aws_instance", instance)
     destroy(aws, "aws_launch_template", lt)
+
+
+def test_default_tags_stay_out_of_tags(aws: MotoAws) -> None:
+    """With the provider's default_tags, AWS holds tags + defaults; read answers tags without the defaults (and
+    tags_all with them), as the provider does, or every plan would want to remove the defaults."""
+    aws.default_tags = {"owner": "platform", "team": "data"}
+    try:
+        configured = {"ec2batch:job": "nightly", "team": "data"}  # repeats one default: it stays in tags
+        queue = lifecycle(
+            aws,
+            "aws_sqs_queue",
+            {"name": "defaults", "tags": configured, "tags_all": {**aws.default_tags, **configured}},
+        )
+        tags = aws.client("sqs").list_queue_tags(QueueUrl=queue["id"])["Tags"]
+        assert tags == {"owner": "platform", "team": "data", "ec2batch:job": "nightly"}
+        refreshed = res("aws_sqs_queue").read(aws, queue)
+        assert refreshed["tags"] == configured and refreshed["tags_all"] == tags
+        destroy(aws, "aws_sqs_queue", queue)
+    finally:
+        aws.default_tags = {}

@@ -191,3 +191,12 @@ def unless_gone(*codes: str) -> Iterator[None]:
     except ClientError as err:
         if not is_not_found(err, *codes):
             raise
+
+
+def split_tags(aws: Aws, state: dict[str, Value], all_tags: dict[str, str]) -> dict[str, dict[str, str]]:
+    """AWS's tags as the provider reads them: `tags_all` is all of them; `tags` leaves out the provider's
+    default_tags (unless the configuration repeats one), or every plan would show them as a change."""
+    defaults = getattr(aws, "default_tags", None) or {}
+    configured = state.get("tags") or {}
+    tags = {k: v for k, v in all_tags.items() if k in configured or defaults.get(k) != v}
+    return {"tags": tags, "tags_all": dict(all_tags)}

@@ -16,6 +16,7 @@ from tests.terraform.provider.resources.base import (
     refresh,
     register_resource,
     resource_name,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
@@ -93,8 +94,7 @@ class Rule(Resource):
             "role_arn": rule.get("RoleArn"),
             "state": rule.get("State"),
             "is_enabled": rule.get("State") == "ENABLED",
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         return refresh(state, observed, computed=("arn", "tags_all"))
 

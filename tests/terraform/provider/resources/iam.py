@@ -16,6 +16,7 @@ from tests.terraform.provider.resources.base import (
     register_resource,
     resource_name,
     same_json,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
@@ -97,8 +98,7 @@ class Role(Resource):
             "managed_policy_arns": sorted(attached)
             if sorted(attached) != sorted(state.get("managed_policy_arns") or [])
             else state.get("managed_policy_arns"),
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         if state.get("inline_policy"):
             observed["inline_policy"] = self._inline(aws, state["id"], state["inline_policy"])
@@ -273,8 +273,7 @@ class InstanceProfile(Resource):
             "unique_id": profile["InstanceProfileId"],
             "path": profile.get("Path"),
             "role": roles[0] if roles else "",
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         return refresh(state, observed, computed=("arn", "unique_id", "tags_all"))
 

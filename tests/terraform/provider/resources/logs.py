@@ -14,6 +14,7 @@ from tests.terraform.provider.resources.base import (
     refresh,
     register_resource,
     resource_name,
+    split_tags,
     tags_to_send,
     unless_gone,
 )
@@ -65,8 +66,7 @@ class LogGroup(Resource):
             "arn": group["arn"].removesuffix(":*"),
             "retention_in_days": group.get("retentionInDays", 0),
             "kms_key_id": group.get("kmsKeyId"),
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         return refresh(state, observed, computed=("arn", "tags_all"))
 

@@ -16,6 +16,7 @@ from tests.terraform.provider.resources.base import (
     refresh,
     register_resource,
     resource_name,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
@@ -60,7 +61,7 @@ class ScheduleGroup(Resource):
                 return None
             raise
         tags = tag_map(scheduler.list_tags_for_resource(ResourceArn=group["Arn"]).get("Tags"))
-        observed = {"arn": group["Arn"], "state": group.get("State", "ACTIVE"), "tags": tags, "tags_all": tags}
+        observed = {"arn": group["Arn"], "state": group.get("State", "ACTIVE"), **split_tags(aws, state, tags)}
         return refresh(state, observed, computed=("arn", "state", "tags_all"))
 
     def update(self, aws: Aws, prior: dict[str, Value], planned: dict[str, Value]) -> dict[str, Value]:

@@ -12,6 +12,7 @@ from tests.terraform.provider.resources.base import (
     refresh,
     register_resource,
     resource_name,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
@@ -104,7 +105,7 @@ class Topic(Resource):
         # A topic whose key attribute is gone reports no KmsMasterKeyId at all.
         if state.get("kms_master_key_id") and "KmsMasterKeyId" not in got:
             observed["kms_master_key_id"] = ""
-        observed.update(arn=got["TopicArn"], owner=got.get("Owner"), tags=tags, tags_all=tags)
+        observed.update(arn=got["TopicArn"], owner=got.get("Owner"), **split_tags(aws, state, tags))
         return refresh(state, observed, computed=("arn", "owner", "tags_all", *TOPIC_COMPUTED))
 
     def update(self, aws: Aws, prior: dict[str, Value], planned: dict[str, Value]) -> dict[str, Value]:
