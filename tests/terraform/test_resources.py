@@ -39,6 +39,7 @@ class MotoAws:
         self.account_id = ACCOUNT
         self._credentials = credentials
         self._clients: dict[str, Any] = {}
+        self.default_tags: dict[str, str] = {}  # the provider's default_tags (the core's ProviderAws has them too)
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
@@ -86,6 +87,72 @@ def res(type_name: str) -> Any:
     return handler
 
 
+# The real provider's schema (tfcore's tests/terraform/provider/aws_schema.json, generated from cdktn-provider-aws).
+SCHEMA_FILE = Path(__file__).parent / "provider" / "aws_schema.json"
+SCHEMA: dict[str, Any] = json.loads(SCHEMA_FILE.read_text()) if SCHEMA_FILE.exists() else {}
+
+
+def _type_problems(cty: Any, value: Any, path: str) -> list[str]:
+    if value is None or cty == "dynamic":
+        return []
+    if isinstance(cty, str):
+        ok = {
+            "string": isinstance(value, str),
+            "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+        }[cty]
+        return [] if ok else [f"{path}: {value!r} is not a {cty}"]
+    kind, inner = cty
+    if kind in ("list", "set"):
+        if not isinstance(value, list):
+            return [f"{path}: {value!r} is not a {kind}"]
+        return [p for i, v in enumerate(value) for p in _type_problems(inner, v, f"{path}[{i}]")]
+    if kind == "map":
+        if not isinstance(value, dict):
+            return [f"{path}: {value!r} is not a map"]
+        return [p for k, v in value.items() for p in _type_problems(inner, v, f"{path}.{k}")]
+    if kind == "object":
+        if not isinstance(value, dict):
+            return [f"{path}: {value!r} is not an object"]
+        return [p for k, t in inner.items() for p in _type_problems(t, value.get(k), f"{path}.{k}")]
+    return []
+
+
+def schema_problems(
+    block: dict[str, Any], value: dict[str, Any], planned: dict[str, Any] | None, path: str
+) -> list[str]:
+    """What Terraform would refuse in a handler's answer: an attribute the schema does not have, a value of the wrong
+    type, or a value (or block) the configuration left unset in an attribute that is not computed."""
+    attrs, blocks = block.get("attributes", {}), block.get("block_types", {})
+    problems = [f"{path}.{k}: not in the provider's schema" for k in value if k not in attrs and k not in blocks]
+    for key, attr in attrs.items():
+        got = value.get(key)
+        problems += _type_problems(attr["type"], got, f"{path}.{key}")
+        if planned is not None and got is not None and not attr.get("computed") and planned.get(key) is None:
+            problems.append(f"{path}.{key}: {got!r} where the configuration has null (not a computed attribute)")
+    for key, nested in blocks.items():
+        got = value.get(key)
+        items = [got] if isinstance(got, dict) else list(got or [])
+        wanted = (planned or {}).get(key)
+        wanted_items = [wanted] if isinstance(wanted, dict) else list(wanted or [])
+        if planned is not None and items and not wanted_items:
+            problems.append(f"{path}.{key}: a block the configuration does not have")
+            continue
+        for i, item in enumerate(items):
+            prior = wanted_items[i] if i < len(wanted_items) else None
+            problems += schema_problems(
+                nested["block"], item, prior if planned is not None else None, f"{path}.{key}[{i}]"
+            )
+    return problems
+
+
+def check_schema(kind: str, type_name: str, value: dict[str, Any], planned: dict[str, Any] | None = None) -> None:
+    if not SCHEMA:
+        return  # the schema arrives with the core's branch; test_every_handler_has_a_schema says so
+    problems = schema_problems(SCHEMA[kind][type_name]["block"], value, planned, type_name)
+    assert not problems, "\n".join(problems)
+
+
 # (type, id) -> the arguments the test "configured": what Terraform takes from the configuration when it plans.
 CONFIGURED: dict[tuple[str, str], set[str]] = {}
 
@@ -109,6 +176,7 @@ def lifecycle(aws: MotoAws, type_name: str, planned: dict[str, Any]) -> dict[str
         assert consistent(value, state[key]), f"{type_name}.{key}: planned {value!r}, new state {state[key]!r}"
     assert state["id"], f"{type_name}: no id"
     CONFIGURED[(type_name, state["id"])] = {k for k, v in planned.items() if v is not None}
+    check_schema("resource_schemas", type_name, state, planned)
     again = handler.read(aws, state)
     assert again == state, f"{type_name}: read right after create differs"
     return state
@@ -126,6 +194,7 @@ def update(aws: MotoAws, type_name: str, prior: dict[str, Any], **changes: Any) 
     for key in getattr(handler, "update_unknown", ()):  # the core plans them unknown
         planned[key] = None
     state = handler.update(aws, refreshed, planned)
+    check_schema("resource_schemas", type_name, state, planned)
     for key, value in prior.items():
         assert consistent(planned[key], state[key]), f"{type_name}.{key}: planned {value!r}, new state {state[key]!r}"
     for key, value in changes.items():
@@ -138,6 +207,7 @@ def destroy(aws: MotoAws, type_name: str, state: dict[str, Any]) -> None:
     handler = res(type_name)
     handler.delete(aws, state)
     assert handler.read(aws, state) is None, f"{type_name}: still there after delete"
+    handler.delete(aws, state)  # a destroy retried after the object went: done, not an error
 
 
 TAGS = {"ec2batch:job": "nightly", "team": "data"}
@@ -631,20 +701,33 @@ def test_lambda_function_invoke_config_and_event_source_mapping(aws: MotoAws, tm
     destroy(aws, "aws_lambda_function", fn)
 
 
+def read_data(aws: MotoAws, type_name: str, config: dict[str, Any]) -> dict[str, Any]:
+    got = DATA_SOURCES[type_name].read(aws, config)
+    check_schema("data_source_schemas", type_name, got)
+    return dict(got)
+
+
+def test_every_handler_has_a_schema() -> None:
+    if not SCHEMA:
+        pytest.skip(f"NOT CHECKED: handlers against the provider's schema ({SCHEMA_FILE} is the core's, not here yet)")
+    assert set(RESOURCES) <= set(SCHEMA["resource_schemas"])
+    assert set(DATA_SOURCES) <= set(SCHEMA["data_source_schemas"])
+
+
 def test_data_sources(aws: MotoAws) -> None:
-    region = DATA_SOURCES["aws_region"].read(aws, {"name": None, "region": None, "endpoint": None})
+    region = read_data(aws, "aws_region", {"name": None, "region": None, "endpoint": None})
     assert region["region"] == region["name"] == region["id"] == REGION
     assert region["endpoint"] == f"ec2.{REGION}.amazonaws.com" and region["description"] == "Europe (Frankfurt)"
-    identity = DATA_SOURCES["aws_caller_identity"].read(aws, {})
+    identity = read_data(aws, "aws_caller_identity", {})
     assert identity["account_id"] == ACCOUNT and identity["arn"].startswith("arn:aws:")
-    partition = DATA_SOURCES["aws_partition"].read(aws, {})
+    partition = read_data(aws, "aws_partition", {})
     assert (partition["partition"], partition["dns_suffix"], partition["reverse_dns_prefix"]) == (
         "aws",
         "amazonaws.com",
         "com.amazonaws",
     )
     subnet_id = aws.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
-    subnet = DATA_SOURCES["aws_subnet"].read(aws, {"id": subnet_id, "filter": []})
+    subnet = read_data(aws, "aws_subnet", {"id": subnet_id, "filter": []})
     assert subnet["vpc_id"].startswith("vpc-") and subnet["availability_zone"].startswith(REGION)
 
     ami = DATA_SOURCES["aws_ami"]
@@ -656,7 +739,7 @@ def test_data_sources(aws: MotoAws) -> None:
     with pytest.raises(ValueError, match="no results"):
         ami.read(aws, query)
     image_id = register_ami(aws, "ec2batch-instance-1")
-    assert ami.read(aws, query)["id"] == image_id
+    assert read_data(aws, "aws_ami", query)["id"] == image_id
     image = aws.client("ec2").describe_images(ImageIds=[image_id])["Images"][0]
     assert ami.read(aws, query)["root_device_name"] == image["RootDeviceName"]
     register_ami(aws, "ec2batch-instance-2")
@@ -711,6 +794,17 @@ def test_security_group_and_egress_rule(aws: MotoAws) -> None:
     assert [(e["protocol"], e["from_port"], e["cidr_blocks"]) for e in refreshed["egress"]] == [
         ("tcp", 443, ["0.0.0.0/0"])
     ]
+
+    # All traffic to another group (the module's egress variable allows such rules): no ports are sent for "-1".
+    peer = ec2.create_security_group(GroupName="db", Description="db", VpcId=vpc_id)["GroupId"]
+    to_peer = lifecycle(
+        aws,
+        "aws_vpc_security_group_egress_rule",
+        {"security_group_id": sg["id"], "ip_protocol": "-1", "referenced_security_group_id": peer, "tags_all": {}},
+    )
+    got = ec2.describe_security_group_rules(SecurityGroupRuleIds=[to_peer["id"]])["SecurityGroupRules"][0]
+    assert got["IpProtocol"] == "-1" and got["ReferencedGroupInfo"]["GroupId"] == peer
+    destroy(aws, "aws_vpc_security_group_egress_rule", to_peer)
 
     rule = update(aws, "aws_vpc_security_group_egress_rule", rule, from_port=5432, to_port=5432)
     got = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule["id"]])["SecurityGroupRules"][0]
@@ -845,3 +939,23 @@ def test_launch_template_instance_and_instance_state(aws: MotoAws) -> None:
     assert tag_dict(got["Tags"])["team"] == "ops"
     destroy(aws, "aws_instance", instance)
     destroy(aws, "aws_launch_template", lt)
+
+
+def test_default_tags_stay_out_of_tags(aws: MotoAws) -> None:
+    """With the provider's default_tags, AWS holds tags + defaults; read answers tags without the defaults (and
+    tags_all with them), as the provider does, or every plan would want to remove the defaults."""
+    aws.default_tags = {"owner": "platform", "team": "data"}
+    try:
+        configured = {"ec2batch:job": "nightly", "team": "data"}  # repeats one default: it stays in tags
+        queue = lifecycle(
+            aws,
+            "aws_sqs_queue",
+            {"name": "defaults", "tags": configured, "tags_all": {**aws.default_tags, **configured}},
+        )
+        tags = aws.client("sqs").list_queue_tags(QueueUrl=queue["id"])["Tags"]
+        assert tags == {"owner": "platform", "team": "data", "ec2batch:job": "nightly"}
+        refreshed = res("aws_sqs_queue").read(aws, queue)
+        assert refreshed["tags"] == configured and refreshed["tags_all"] == tags
+        destroy(aws, "aws_sqs_queue", queue)
+    finally:
+        aws.default_tags = {}
