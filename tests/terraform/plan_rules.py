@@ -247,7 +247,8 @@ def _key_allows_service(key: Resource, service: str, actions: tuple[str, ...]) -
 
 def alarm_topics_accept_cloudwatch(plan: Plan) -> list[str]:
     """5. CloudWatch alarms publish as cloudwatch.amazonaws.com: a topic under the AWS managed key (whose policy
-    AWS fixes) or under a key whose policy does not admit CloudWatch drops every alarm silently."""
+    AWS fixes) or under a key whose policy does not admit CloudWatch drops every alarm silently. A customer key
+    the plan does not create cannot be judged here: the module README lists the statements its policy needs."""
     topics = {t["values"].get("arn"): t for t in managed(plan, "aws_sns_topic")}
     problems = []
     for alarm in managed(plan, "aws_cloudwatch_metric_alarm"):

@@ -7,11 +7,23 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import shutil
+import subprocess
+import threading
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import boto3
 import pytest
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+from werkzeug.serving import make_server
 
+from ec2batch.local.motoserver import Serialized
+from tests.terraform import conftest
 from tests.terraform import plan_rules as rules
+from tests.terraform.provider.cliconfig import install
 
 ACCOUNT = "123456789012"
 REGION = "eu-central-1"
@@ -62,6 +74,115 @@ def test_the_applied_example_renders_what_the_rules_judge(judged: dict[str, Any]
 def test_the_plan_before_apply_leaves_policies_unknown(plan_json: dict[str, Any]) -> None:
     # Why the rules judge the applied state: on a first plan the documents are still unknown.
     assert any(a.startswith("module.daily_report.aws_iam_role_policy") for a in rules.unknowns(plan_json))
+
+
+OTHER_ACCOUNT = "111122223333"
+
+
+class OtherAccount:
+    """WSGI middleware: every request to this moto_server acts in another account (moto's x-moto-account-id)."""
+
+    def __init__(self, app: Any, account: str) -> None:
+        self.app, self.account = app, account
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        environ["HTTP_X_MOTO_ACCOUNT_ID"] = self.account
+        return self.app(environ, start_response)
+
+
+CUSTOMER_KEY_SECRETS = {
+    "DB_PASSWORD": {"ssm": "/ec2batch/daily-report/db-password"},
+    "API_TOKEN": {"ssm": "api-token"},
+    "WAREHOUSE": {
+        "secretsmanager": f"arn:aws:secretsmanager:eu-central-1:{OTHER_ACCOUNT}:secret:prod/warehouse-AbCdEf",
+        "key": "password",
+    },
+}
+
+
+@pytest.fixture(scope="session")
+def customer_key_plan(terraform_bin: str, tf_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """The example applied a second time, with a customer key and secrets of both kinds (what its defaults leave
+    out): findings 8 and 10 on a real rendering. Its own moto_server and working copy, so the shared applied
+    state stays as the example's defaults make it; the applied state with the plan's configuration."""
+    # moto's backends are one per process: a second server of our own still needs an account of its own.
+    app = Serialized(OtherAccount(DomainDispatcherApplication(create_backend_app), OTHER_ACCOUNT))
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, name="tf-moto-server-customer-key", daemon=True)
+    thread.start()
+    endpoint = f"http://127.0.0.1:{server.server_port}"
+    session = boto3.Session(aws_access_key_id="test", aws_secret_access_key="test", region_name=conftest.REGION)
+
+    def aws(service: str) -> Any:
+        return session.client(service, endpoint_url=endpoint)
+
+    try:
+        tmp = tmp_path_factory.mktemp("tf-customer-key")
+        ignore = shutil.ignore_patterns(".terraform*", "*.tfstate*", "*.tfplan", "tfplan", "terraform.tfvars.json")
+        shutil.copytree(tf_dir / "terraform", tmp / "terraform", ignore=ignore)
+        shutil.copytree(tf_dir / "dist", tmp / "dist")
+        conftest._instance_image(aws)
+        key = aws("kms").create_key(Description="ec2batch tests: a customer key")["KeyMetadata"]["Arn"]
+        tfvars = {
+            "aws_endpoint": endpoint,
+            "region": conftest.REGION,
+            "subnet_ids": [conftest._subnet(aws)],
+            "kms_key_arn": key,
+            "secrets": CUSTOMER_KEY_SECRETS,
+        }
+        example = tmp / conftest.EXAMPLE
+        (example / "terraform.tfvars.json").write_text(json.dumps(tfvars))
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "TF_"))}
+        env.update(install(tmp / ".terraform-double"))
+        env.update(AWS_ACCESS_KEY_ID="test", AWS_SECRET_ACCESS_KEY="test", AWS_REGION=conftest.REGION)
+        env.update(AWS_ENDPOINT_URL=endpoint, TF_DATA_DIR=str(example / ".terraform"))
+
+        def tf(*args: str) -> str:
+            done = subprocess.run(
+                [terraform_bin, args[0], "-no-color", *args[1:]], cwd=example, env=env, capture_output=True, text=True
+            )
+            assert done.returncode == 0, f"terraform {' '.join(args)}:\n...{done.stdout[-3000:]}\n{done.stderr}"
+            return done.stdout
+
+        tf("init")
+        tf("plan", "-out=tfplan")
+        configuration = json.loads(tf("show", "-json", "tfplan"))["configuration"]
+        tf("apply", "-auto-approve", "tfplan")
+        state = json.loads(tf("show", "-json"))
+        yield {"values": state["values"], "configuration": configuration, "test_key_arn": key}
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+def test_every_rule_passes_with_a_customer_key_and_secrets(customer_key_plan: dict[str, Any]) -> None:
+    problems = {name: rule(customer_key_plan) for name, rule in rules.RULES.items()}
+    assert {name: found for name, found in problems.items() if found} == {}
+
+
+def test_the_customer_key_rendering_is_known_and_has_the_key_and_secret_statements(
+    customer_key_plan: dict[str, Any],
+) -> None:
+    policies = {address: doc for address, kind, doc in rules.rendered_policies(customer_key_plan) if kind == "identity"}
+    assert all(doc is not None for doc in policies.values()), [a for a, d in policies.items() if d is None]
+    key = customer_key_plan["test_key_arn"]
+    launcher = policies["module.daily_report.aws_iam_role_policy.launcher"]
+    assert rules.allows(rules.statements(launcher), "kms:CreateGrant", key)
+    assert rules.allows(rules.statements(launcher), "kms:ReEncryptFrom", key)
+    instance = rules.statements(policies["module.daily_report.aws_iam_role_policy.instance"])
+    prefix = f"arn:aws:ssm:eu-central-1:{OTHER_ACCOUNT}:parameter/"
+    for name in ("ec2batch/daily-report/db-password", "api-token"):
+        assert rules.allows(instance, "ssm:GetParameter", prefix + name), name
+    warehouse = CUSTOMER_KEY_SECRETS["WAREHOUSE"]["secretsmanager"]
+    assert rules.allows(instance, "secretsmanager:GetSecretValue", warehouse)
+    # No key of the module's own once the customer's is given; the topic uses the customer's.
+    assert rules.managed(customer_key_plan, "aws_kms_key") == []
+    (topic,) = rules.managed(customer_key_plan, "aws_sns_topic")
+    assert topic["values"]["kms_master_key_id"] == key
+
+
+def test_every_policy_with_a_customer_key_matches_aws_definitions(customer_key_plan: dict[str, Any]) -> None:
+    assert rules.iam_matches_aws_definitions(customer_key_plan) == []
 
 
 # ---------------------------------------------------------------------------------------------------------------
