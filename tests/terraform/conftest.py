@@ -16,12 +16,14 @@ Terraform suite did not run; with CI=true it is a failure, elsewhere a skip with
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
-import threading
+import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,6 +32,7 @@ from typing import Any
 import boto3
 import pytest
 
+from ec2batch.local.ec2 import TAG_DOCKER_IMAGE
 from tests.terraform.provider.cliconfig import install
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,27 +93,47 @@ def terraform_bin() -> str:
     return found
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, server: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"moto_server exited ({server.returncode}) before listening on {port}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"moto_server did not listen on {port} within 60 s")
+
+
 @pytest.fixture(scope="session")
-def aws_endpoint() -> Iterator[str]:
+def aws_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     given = os.environ.get(ENDPOINT_ENV)
     if given:
         yield given.rstrip("/")
         return
-    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
-    from werkzeug.serving import make_server
-
-    from ec2batch.local.motoserver import Serialized
-
     # moto_server as the local stack runs it (one request at a time: Terraform applies ten resources at once, and
-    # moto's backends have no locks), on a free port of its own.
-    server = make_server("127.0.0.1", 0, Serialized(DomainDispatcherApplication(create_backend_app)), threaded=True)
-    thread = threading.Thread(target=server.serve_forever, name="tf-moto-server", daemon=True)
-    thread.start()
+    # moto's backends have no locks), in a process of its own: moto's state is per process, and other tests in this
+    # one use in-process moto.
+    port = _free_port()
+    log = tmp_path_factory.mktemp("moto") / "moto_server.log"
+    with log.open("w") as out:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "ec2batch.local.motoserver", "--host", "127.0.0.1", "--port", str(port)],
+            cwd=ROOT,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     try:
-        yield f"http://127.0.0.1:{server.server_port}"
+        _wait_for_port(port, server)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        server.shutdown()
-        thread.join(timeout=10)
+        server.terminate()
+        server.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -139,17 +162,24 @@ def _subnet(aws: Callable[[str], Any]) -> str:
 
 def _instance_image(aws: Callable[[str], Any]) -> str:
     """The AMI `make ami` would have built (tag ec2batch:image = instance, owned by the account): the example finds
-    its image by that tag. The local stack has one; a fresh moto_server gets one imaged from a throwaway instance."""
+    its image by that tag. On the local stack that is its registered instance image; on a fresh moto_server, an
+    image registered for the purpose (no instance is started for it)."""
     ec2 = aws("ec2")
-    tagged = [{"Name": "tag:ec2batch:image", "Values": ["instance"]}]
-    found = ec2.describe_images(Owners=["self"], Filters=tagged)["Images"]
-    if found:
-        return str(found[0]["ImageId"])
-    base = ec2.describe_images(Owners=["amazon"])["Images"][0]["ImageId"]
-    instance = ec2.run_instances(ImageId=base, MinCount=1, MaxCount=1)["Instances"][0]["InstanceId"]
-    image = ec2.create_image(InstanceId=instance, Name="ec2batch-instance-tests")["ImageId"]
+    tagged = ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag:ec2batch:image", "Values": ["instance"]}])
+    if tagged["Images"]:
+        return str(tagged["Images"][0]["ImageId"])
+    local = ec2.describe_images(Owners=["self"], Filters=[{"Name": "tag-key", "Values": [TAG_DOCKER_IMAGE]}])
+    if local["Images"]:
+        image = max(local["Images"], key=lambda i: i.get("CreationDate", ""))["ImageId"]
+    else:
+        image = ec2.register_image(
+            Name="ec2batch-instance-tests",
+            RootDeviceName="/dev/xvda",
+            Architecture="x86_64",
+            VirtualizationType="hvm",
+            BlockDeviceMappings=[{"DeviceName": "/dev/xvda", "Ebs": {"VolumeSize": 30, "VolumeType": "gp3"}}],
+        )["ImageId"]
     ec2.create_tags(Resources=[image], Tags=[{"Key": "ec2batch:image", "Value": "instance"}])
-    ec2.terminate_instances(InstanceIds=[instance])
     return str(image)
 
 
@@ -209,12 +239,19 @@ def tf_env(tf_dir: Path, aws_endpoint: str) -> dict[str, str]:
     return env
 
 
+def _command(terraform: str, args: tuple[str, ...]) -> list[str]:
+    # -no-color goes right after the subcommand: Terraform stops reading flags at the first positional argument.
+    # Two-word subcommands (`providers schema`, `state list`) print no colour and take no such flag.
+    if args[0] in ("providers", "state", "workspace"):
+        return [terraform, *args]
+    return [terraform, args[0], "-no-color", *args[1:]]
+
+
 @pytest.fixture(scope="session")
 def tf(terraform_bin: str, tf_dir: Path, tf_env: dict[str, str]) -> TfRunner:
     def run(*args: str, check: bool = True, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         proc = subprocess.run(
-            # Flags go before positional arguments: Terraform stops reading flags at the first of those.
-            [terraform_bin, args[0], "-no-color", *args[1:]],
+            _command(terraform_bin, args),
             cwd=tf_dir / EXAMPLE,
             env=tf_env,
             capture_output=True,
@@ -243,6 +280,7 @@ def plan_json(tf: TfRunner, initialized: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def applied(tf: TfRunner, initialized: Any) -> dict[str, Any]:
-    tf("apply", "-auto-approve")
+def applied(tf: TfRunner, plan_json: dict[str, Any]) -> dict[str, Any]:
+    # Apply the very plan `plan_json` shows, which is therefore always taken before anything is applied.
+    tf("apply", "tfplan")
     return json.loads(tf("show", "-json").stdout)

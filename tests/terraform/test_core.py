@@ -16,10 +16,11 @@ from typing import Any
 
 import pytest
 
-from tests.terraform.fake_store import STORE_ENV
 from tests.terraform.provider.cliconfig import install
 from tests.terraform.provider.server import EXTRA_HANDLERS_ENV
 
+# Not imported from fake_store: importing it would register the fake in this process, over the real handler.
+STORE_ENV = "EC2BATCH_TF_FAKE_STORE"
 CONFIG = """
 terraform {
   required_providers {

@@ -11,15 +11,34 @@ from typing import Any
 import pytest
 
 from tests.terraform.conftest import EXAMPLE, TfRunner
-from tests.terraform.provider.cliconfig import provider_version
+from tests.terraform.provider import schema
+from tests.terraform.provider.cliconfig import SOURCE, provider_version
 
 MODULE = Path("terraform/modules/scheduled-job")
+JOB = "daily-report"  # the example's job_name
 
 
 def test_init_installs_the_provider_from_the_mirror_and_locks_it(initialized: Any, tf_dir: Path) -> None:
     lock = (tf_dir / EXAMPLE / ".terraform.lock.hcl").read_text()
     assert f'version     = "{provider_version()}"' in lock
     assert re.search(r'"h1:[A-Za-z0-9+/=]+"', lock)
+
+
+def test_terraform_sees_the_real_providers_schema(tf: TfRunner, initialized: Any) -> None:
+    # What Terraform reads through the protocol is the committed schema, every type, attribute, block and nesting.
+    seen = json.loads(tf("providers", "schema", "-json").stdout)["provider_schemas"][SOURCE]
+    committed = schema.load()
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, dict):
+            # Terraform's JSON leaves out description kinds, versions and a block's empty attribute list.
+            dropped = ("description_kind", "version")
+            return {k: plain(v) for k, v in value.items() if k not in dropped and not (k == "attributes" and not v)}
+        return value
+
+    for kind in ("resource_schemas", "data_source_schemas"):
+        assert plain(seen[kind]) == plain(committed[kind])
+    assert plain(seen["provider"]) == plain(committed["provider"])
 
 
 def test_validate_passes(tf: TfRunner, initialized: Any) -> None:
@@ -58,27 +77,33 @@ def test_destroy_leaves_nothing(tf: TfRunner, tf_dir: Path, applied: dict[str, A
     ledger = aws("dynamodb").describe_table(TableName=names["ledger_table"])["Table"]
     assert ledger["DeletionProtectionEnabled"] is False
     tf("destroy", "-auto-approve")
-    assert aws("dynamodb").list_tables()["TableNames"] == []
-    assert aws("sqs").list_queues(QueueNamePrefix=names["base"]).get("QueueUrls", []) == []
-    roles = [r["RoleName"] for r in aws("iam").list_roles()["Roles"] if r["RoleName"].startswith(names["base"])]
-    assert roles == []
-    assert aws("iam").list_instance_profiles()["InstanceProfiles"] == []
-    assert aws("lambda").list_functions()["Functions"] == []
+    # By name, so that the check also holds on a shared endpoint (the local stack's moto_server).
+    base = names["base"]
+    assert names["ledger_table"] not in aws("dynamodb").list_tables()["TableNames"]
+    assert aws("sqs").list_queues(QueueNamePrefix=base).get("QueueUrls", []) == []
+    assert [r["RoleName"] for r in aws("iam").list_roles()["Roles"] if r["RoleName"].startswith(base)] == []
+    profiles = aws("iam").list_instance_profiles()["InstanceProfiles"]
+    assert [p["InstanceProfileName"] for p in profiles if p["InstanceProfileName"].startswith(base)] == []
+    assert [f["FunctionName"] for f in aws("lambda").list_functions()["Functions"] if base in f["FunctionName"]] == []
     scheduler = aws("scheduler")
-    assert scheduler.list_schedules()["Schedules"] == []
-    assert [g["Name"] for g in scheduler.list_schedule_groups()["ScheduleGroups"]] in ([], ["default"])
+    assert [s["Name"] for s in scheduler.list_schedules()["Schedules"] if s["Name"].startswith(base)] == []
+    assert [g["Name"] for g in scheduler.list_schedule_groups()["ScheduleGroups"] if g["Name"].startswith(base)] == []
     groups = aws("logs").describe_log_groups()["logGroups"]
-    assert [g["logGroupName"] for g in groups if names["base"] in g["logGroupName"]] == []
-    assert aws("sns").list_topics()["Topics"] == []
-    assert aws("ssm").describe_parameters()["Parameters"] == []
-    assert aws("ecr").describe_repositories()["repositories"] == []
-    assert aws("ec2").describe_launch_templates()["LaunchTemplates"] == []
+    ours = {names["log_group"], names["launcher_log_group"]}
+    assert [g["logGroupName"] for g in groups if g["logGroupName"] in ours] == []
+    topic = f":{names['notification_topic']}"
+    assert [t["TopicArn"] for t in aws("sns").list_topics()["Topics"] if t["TopicArn"].endswith(topic)] == []
+    parameters = aws("ssm").describe_parameters()["Parameters"]
+    assert [p["Name"] for p in parameters if p["Name"] == names["config_parameter"]] == []
+    repos = aws("ecr").describe_repositories()["repositories"]
+    assert [r["repositoryName"] for r in repos if r["repositoryName"] == names["ecr_repository"]] == []
+    templates = aws("ec2").describe_launch_templates()["LaunchTemplates"]
+    assert [t["LaunchTemplateName"] for t in templates if t["LaunchTemplateName"] == names["launch_template"]] == []
     by_name = [{"Name": "group-name", "Values": [names["security_group"]]}]
     assert aws("ec2").describe_security_groups(Filters=by_name)["SecurityGroups"] == []
-    reservations = aws("ec2").describe_instances(
-        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
-    )["Reservations"]
-    assert reservations == []
+    live = [{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+    job = [{"Name": "tag:ec2batch:job", "Values": [JOB]}]
+    assert aws("ec2").describe_instances(Filters=live + job)["Reservations"] == []
     state = json.loads(tf("show", "-json").stdout)
     assert _resources(state.get("values", {}).get("root_module", {})) == []
 

@@ -24,45 +24,133 @@ from moto.server import ThreadedMotoServer
 from tests.terraform.provider.resources import DATA_SOURCES, RESOURCES
 
 REGION = "eu-central-1"
+# moto keeps its state in module-level backends, shared by every moto_server in this process (the Terraform suite
+# runs one too). Working in an account of its own keeps these tests and that suite out of each other's way:
+# moto files requests made with an assumed role's credentials under the role's account.
+ACCOUNT = "210987654321"
 
 
 class MotoAws:
-    """The `Aws` the core hands to handlers, bound to this test's moto_server."""
+    """The `Aws` the core hands to handlers, bound to this test's moto_server and account."""
 
-    def __init__(self, endpoint: str) -> None:
+    def __init__(self, endpoint: str, credentials: dict[str, str]) -> None:
         self.endpoint = endpoint
         self.region = REGION
-        self.account_id = "123456789012"
+        self.account_id = ACCOUNT
+        self._credentials = credentials
         self._clients: dict[str, Any] = {}
+        self.default_tags: dict[str, str] = {}  # the provider's default_tags (the core's ProviderAws has them too)
 
     def client(self, service: str) -> Any:
         if service not in self._clients:
-            self._clients[service] = boto3.client(service, endpoint_url=self.endpoint, region_name=self.region)
+            self._clients[service] = boto3.client(
+                service, endpoint_url=self.endpoint, region_name=self.region, **self._credentials
+            )
         return self._clients[service]
 
 
 @pytest.fixture(scope="module")
 def aws() -> Iterator[MotoAws]:
-    saved = dict(os.environ)
-    os.environ.update(
-        AWS_ACCESS_KEY_ID="testing",
-        AWS_SECRET_ACCESS_KEY="testing",
-        AWS_DEFAULT_REGION=REGION,
-        MOTO_EC2_LOAD_DEFAULT_AMIS="false",
-    )
+    # Without moto's ~2,000 built-in AMIs EC2 starts in milliseconds; the tests register the AMIs they use.
+    set_here = "MOTO_EC2_LOAD_DEFAULT_AMIS" not in os.environ
+    os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
     try:
-        yield MotoAws(f"http://{host}:{port}")
+        sts = boto3.client(
+            "sts", endpoint_url=endpoint, region_name=REGION, aws_access_key_id="test", aws_secret_access_key="test"
+        )
+        creds = sts.assume_role(RoleArn=f"arn:aws:iam::{ACCOUNT}:role/tfres-tests", RoleSessionName="tfres")[
+            "Credentials"
+        ]
+        yield MotoAws(
+            endpoint,
+            {
+                "aws_access_key_id": creds["AccessKeyId"],
+                "aws_secret_access_key": creds["SecretAccessKey"],
+                "aws_session_token": creds["SessionToken"],
+            },
+        )
     finally:
         server.stop()
-        os.environ.clear()
-        os.environ.update(saved)
+        if set_here:
+            os.environ.pop("MOTO_EC2_LOAD_DEFAULT_AMIS", None)
 
 
 def res(type_name: str) -> Any:
-    return RESOURCES[type_name]
+    handler = RESOURCES[type_name]
+    where = type(handler).__module__
+    # A fake registered in this process (the core's tests have one for aws_ssm_parameter) would be tested instead.
+    assert where.startswith("tests.terraform.provider.resources."), f"RESOURCES[{type_name!r}] is a {where} handler"
+    return handler
+
+
+# The real provider's schema (tfcore's tests/terraform/provider/aws_schema.json, generated from cdktn-provider-aws).
+SCHEMA_FILE = Path(__file__).parent / "provider" / "aws_schema.json"
+SCHEMA: dict[str, Any] = json.loads(SCHEMA_FILE.read_text()) if SCHEMA_FILE.exists() else {}
+
+
+def _type_problems(cty: Any, value: Any, path: str) -> list[str]:
+    if value is None or cty == "dynamic":
+        return []
+    if isinstance(cty, str):
+        ok = {
+            "string": isinstance(value, str),
+            "number": isinstance(value, (int, float)) and not isinstance(value, bool),
+            "bool": isinstance(value, bool),
+        }[cty]
+        return [] if ok else [f"{path}: {value!r} is not a {cty}"]
+    kind, inner = cty
+    if kind in ("list", "set"):
+        if not isinstance(value, list):
+            return [f"{path}: {value!r} is not a {kind}"]
+        return [p for i, v in enumerate(value) for p in _type_problems(inner, v, f"{path}[{i}]")]
+    if kind == "map":
+        if not isinstance(value, dict):
+            return [f"{path}: {value!r} is not a map"]
+        return [p for k, v in value.items() for p in _type_problems(inner, v, f"{path}.{k}")]
+    if kind == "object":
+        if not isinstance(value, dict):
+            return [f"{path}: {value!r} is not an object"]
+        return [p for k, t in inner.items() for p in _type_problems(t, value.get(k), f"{path}.{k}")]
+    return []
+
+
+def schema_problems(
+    block: dict[str, Any], value: dict[str, Any], planned: dict[str, Any] | None, path: str
+) -> list[str]:
+    """What Terraform would refuse in a handler's answer: an attribute the schema does not have, a value of the wrong
+    type, or a value (or block) the configuration left unset in an attribute that is not computed."""
+    attrs, blocks = block.get("attributes", {}), block.get("block_types", {})
+    problems = [f"{path}.{k}: not in the provider's schema" for k in value if k not in attrs and k not in blocks]
+    for key, attr in attrs.items():
+        got = value.get(key)
+        problems += _type_problems(attr["type"], got, f"{path}.{key}")
+        if planned is not None and got is not None and not attr.get("computed") and planned.get(key) is None:
+            problems.append(f"{path}.{key}: {got!r} where the configuration has null (not a computed attribute)")
+    for key, nested in blocks.items():
+        got = value.get(key)
+        items = [got] if isinstance(got, dict) else list(got or [])
+        wanted = (planned or {}).get(key)
+        wanted_items = [wanted] if isinstance(wanted, dict) else list(wanted or [])
+        if planned is not None and items and not wanted_items:
+            problems.append(f"{path}.{key}: a block the configuration does not have")
+            continue
+        for i, item in enumerate(items):
+            prior = wanted_items[i] if i < len(wanted_items) else None
+            problems += schema_problems(
+                nested["block"], item, prior if planned is not None else None, f"{path}.{key}[{i}]"
+            )
+    return problems
+
+
+def check_schema(kind: str, type_name: str, value: dict[str, Any], planned: dict[str, Any] | None = None) -> None:
+    if not SCHEMA:
+        return  # the schema arrives with the core's branch; test_every_handler_has_a_schema says so
+    problems = schema_problems(SCHEMA[kind][type_name]["block"], value, planned, type_name)
+    assert not problems, "\n".join(problems)
 
 
 # (type, id) -> the arguments the test "configured": what Terraform takes from the configuration when it plans.
@@ -88,6 +176,7 @@ def lifecycle(aws: MotoAws, type_name: str, planned: dict[str, Any]) -> dict[str
         assert consistent(value, state[key]), f"{type_name}.{key}: planned {value!r}, new state {state[key]!r}"
     assert state["id"], f"{type_name}: no id"
     CONFIGURED[(type_name, state["id"])] = {k for k, v in planned.items() if v is not None}
+    check_schema("resource_schemas", type_name, state, planned)
     again = handler.read(aws, state)
     assert again == state, f"{type_name}: read right after create differs"
     return state
@@ -105,6 +194,7 @@ def update(aws: MotoAws, type_name: str, prior: dict[str, Any], **changes: Any) 
     for key in getattr(handler, "update_unknown", ()):  # the core plans them unknown
         planned[key] = None
     state = handler.update(aws, refreshed, planned)
+    check_schema("resource_schemas", type_name, state, planned)
     for key, value in prior.items():
         assert consistent(planned[key], state[key]), f"{type_name}.{key}: planned {value!r}, new state {state[key]!r}"
     for key, value in changes.items():
@@ -117,6 +207,7 @@ def destroy(aws: MotoAws, type_name: str, state: dict[str, Any]) -> None:
     handler = res(type_name)
     handler.delete(aws, state)
     assert handler.read(aws, state) is None, f"{type_name}: still there after delete"
+    handler.delete(aws, state)  # a destroy retried after the object went: done, not an error
 
 
 TAGS = {"ec2batch:job": "nightly", "team": "data"}
@@ -131,7 +222,7 @@ def test_log_group_and_metric_filter(aws: MotoAws) -> None:
     group = lifecycle(
         aws, "aws_cloudwatch_log_group", tagged(name="/ec2batch/nightly", retention_in_days=30, kms_key_id=None)
     )
-    assert group["arn"] == f"arn:aws:logs:{REGION}:123456789012:log-group:/ec2batch/nightly"
+    assert group["arn"] == f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:/ec2batch/nightly"
     got = logs.describe_log_groups(logGroupNamePrefix="/ec2batch/nightly")["logGroups"][0]
     assert got["retentionInDays"] == 30
     assert logs.list_tags_log_group(logGroupName="/ec2batch/nightly")["tags"] == TAGS
@@ -229,7 +320,7 @@ def test_kms_key_and_alias(aws: MotoAws) -> None:
 
     alias = lifecycle(aws, "aws_kms_alias", {"name": "alias/ec2batch-nightly", "target_key_id": key["id"]})
     assert alias["target_key_arn"] == key["arn"]
-    assert alias["arn"] == f"arn:aws:kms:{REGION}:123456789012:alias/ec2batch-nightly"
+    assert alias["arn"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/ec2batch-nightly"
     destroy(aws, "aws_kms_alias", alias)
     destroy(aws, "aws_kms_key", key)
     assert kms.describe_key(KeyId=key["id"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
@@ -238,7 +329,7 @@ def test_kms_key_and_alias(aws: MotoAws) -> None:
 def test_sns_topic_and_subscription(aws: MotoAws) -> None:
     sns = aws.client("sns")
     topic = lifecycle(aws, "aws_sns_topic", tagged(name="nightly", kms_master_key_id="alias/ec2batch-nightly"))
-    assert topic["id"] == topic["arn"] == f"arn:aws:sns:{REGION}:123456789012:nightly"
+    assert topic["id"] == topic["arn"] == f"arn:aws:sns:{REGION}:{ACCOUNT}:nightly"
     got = sns.get_topic_attributes(TopicArn=topic["arn"])["Attributes"]
     assert got["KmsMasterKeyId"] == "alias/ec2batch-nightly"
     sns.set_topic_attributes(TopicArn=topic["arn"], AttributeName="KmsMasterKeyId", AttributeValue="alias/aws/sns")
@@ -272,7 +363,7 @@ def test_ssm_parameter(aws: MotoAws) -> None:
             key_id=None,
         ),
     )
-    assert param["arn"] == f"arn:aws:ssm:{REGION}:123456789012:parameter/ec2batch/nightly/config"
+    assert param["arn"] == f"arn:aws:ssm:{REGION}:{ACCOUNT}:parameter/ec2batch/nightly/config"
     assert param["version"] == 1 and param["key_id"] == "alias/aws/ssm"
     got = ssm.get_parameter(Name="/ec2batch/nightly/config", WithDecryption=True)["Parameter"]
     assert got["Type"] == "SecureString" and got["Value"] == config
@@ -298,7 +389,7 @@ def test_ecr_repository_and_lifecycle_policy(aws: MotoAws) -> None:
             encryption_configuration=[{"encryption_type": "AES256", "kms_key": None}],
         ),
     )
-    assert repo["repository_url"].endswith("/ec2batch/nightly") and repo["registry_id"] == "123456789012"
+    assert repo["repository_url"].endswith("/ec2batch/nightly") and repo["registry_id"] == ACCOUNT
     got = ecr.describe_repositories(repositoryNames=["ec2batch/nightly"])["repositories"][0]
     assert got["imageTagMutability"] == "IMMUTABLE" and got["imageScanningConfiguration"] == {"scanOnPush": True}
     ecr.put_image_tag_mutability(repositoryName="ec2batch/nightly", imageTagMutability="MUTABLE")
@@ -373,7 +464,7 @@ def test_iam_role_policy_and_instance_profile(aws: MotoAws) -> None:
         "aws_iam_role",
         tagged(name="nightly-instance", assume_role_policy=assume_policy("ec2.amazonaws.com"), description="agent"),
     )
-    assert role["arn"] == "arn:aws:iam::123456789012:role/nightly-instance" and role["unique_id"]
+    assert role["arn"] == f"arn:aws:iam::{ACCOUNT}:role/nightly-instance" and role["unique_id"]
     got = iam.get_role(RoleName="nightly-instance")["Role"]
     assert got["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "ec2.amazonaws.com"}
 
@@ -393,7 +484,7 @@ def test_iam_role_policy_and_instance_profile(aws: MotoAws) -> None:
     profile = lifecycle(aws, "aws_iam_instance_profile", tagged(name="nightly-instance", role=role["name"]))
     got = iam.get_instance_profile(InstanceProfileName="nightly-instance")["InstanceProfile"]
     assert [r["RoleName"] for r in got["Roles"]] == ["nightly-instance"]
-    assert profile["arn"] == "arn:aws:iam::123456789012:instance-profile/nightly-instance"
+    assert profile["arn"] == f"arn:aws:iam::{ACCOUNT}:instance-profile/nightly-instance"
 
     managed = iam.create_policy(PolicyName="job-reads-s3", PolicyDocument=document)["Policy"]["Arn"]
     attachment = lifecycle(aws, "aws_iam_role_policy_attachment", {"role": role["name"], "policy_arn": managed})
@@ -475,11 +566,11 @@ def test_scheduler_group_and_schedule(aws: MotoAws) -> None:
     # What jsonencode renders: "<" and ">" escaped. The double must send these bytes, not a re-encoding.
     rendered = '{"action":"schedule","scheduled_time":"\\u003caws.scheduler.scheduled-time\\u003e"}'
     target = {
-        "arn": f"arn:aws:lambda:{REGION}:123456789012:function:nightly-launcher",
-        "role_arn": "arn:aws:iam::123456789012:role/nightly-scheduler",
+        "arn": f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:nightly-launcher",
+        "role_arn": f"arn:aws:iam::{ACCOUNT}:role/nightly-scheduler",
         "input": rendered,
         "retry_policy": [{"maximum_event_age_in_seconds": 300, "maximum_retry_attempts": 3}],
-        "dead_letter_config": [{"arn": f"arn:aws:sqs:{REGION}:123456789012:nightly-dlq"}],
+        "dead_letter_config": [{"arn": f"arn:aws:sqs:{REGION}:{ACCOUNT}:nightly-dlq"}],
     }
     schedule = lifecycle(
         aws,
@@ -546,7 +637,7 @@ def test_lambda_function_invoke_config_and_event_source_mapping(aws: MotoAws, tm
         ],
     )
     fn = lifecycle(aws, "aws_lambda_function", planned)
-    assert fn["arn"] == f"arn:aws:lambda:{REGION}:123456789012:function:nightly-launcher"
+    assert fn["arn"] == f"arn:aws:lambda:{REGION}:{ACCOUNT}:function:nightly-launcher"
     assert fn["invoke_arn"].endswith(f"functions/{fn['arn']}/invocations") and fn["version"] == "$LATEST"
     conf = lam.get_function(FunctionName="nightly-launcher")["Configuration"]
     assert conf["Environment"]["Variables"] == {"EC2BATCH_JOB": "nightly"}
@@ -610,20 +701,33 @@ def test_lambda_function_invoke_config_and_event_source_mapping(aws: MotoAws, tm
     destroy(aws, "aws_lambda_function", fn)
 
 
+def read_data(aws: MotoAws, type_name: str, config: dict[str, Any]) -> dict[str, Any]:
+    got = DATA_SOURCES[type_name].read(aws, config)
+    check_schema("data_source_schemas", type_name, got)
+    return dict(got)
+
+
+def test_every_handler_has_a_schema() -> None:
+    if not SCHEMA:
+        pytest.skip(f"NOT CHECKED: handlers against the provider's schema ({SCHEMA_FILE} is the core's, not here yet)")
+    assert set(RESOURCES) <= set(SCHEMA["resource_schemas"])
+    assert set(DATA_SOURCES) <= set(SCHEMA["data_source_schemas"])
+
+
 def test_data_sources(aws: MotoAws) -> None:
-    region = DATA_SOURCES["aws_region"].read(aws, {"name": None, "region": None, "endpoint": None})
+    region = read_data(aws, "aws_region", {"name": None, "region": None, "endpoint": None})
     assert region["region"] == region["name"] == region["id"] == REGION
     assert region["endpoint"] == f"ec2.{REGION}.amazonaws.com" and region["description"] == "Europe (Frankfurt)"
-    identity = DATA_SOURCES["aws_caller_identity"].read(aws, {})
-    assert identity["account_id"] == "123456789012" and identity["arn"].startswith("arn:aws:")
-    partition = DATA_SOURCES["aws_partition"].read(aws, {})
+    identity = read_data(aws, "aws_caller_identity", {})
+    assert identity["account_id"] == ACCOUNT and identity["arn"].startswith("arn:aws:")
+    partition = read_data(aws, "aws_partition", {})
     assert (partition["partition"], partition["dns_suffix"], partition["reverse_dns_prefix"]) == (
         "aws",
         "amazonaws.com",
         "com.amazonaws",
     )
     subnet_id = aws.client("ec2").describe_subnets()["Subnets"][0]["SubnetId"]
-    subnet = DATA_SOURCES["aws_subnet"].read(aws, {"id": subnet_id, "filter": []})
+    subnet = read_data(aws, "aws_subnet", {"id": subnet_id, "filter": []})
     assert subnet["vpc_id"].startswith("vpc-") and subnet["availability_zone"].startswith(REGION)
 
     ami = DATA_SOURCES["aws_ami"]
@@ -635,7 +739,7 @@ def test_data_sources(aws: MotoAws) -> None:
     with pytest.raises(ValueError, match="no results"):
         ami.read(aws, query)
     image_id = register_ami(aws, "ec2batch-instance-1")
-    assert ami.read(aws, query)["id"] == image_id
+    assert read_data(aws, "aws_ami", query)["id"] == image_id
     image = aws.client("ec2").describe_images(ImageIds=[image_id])["Images"][0]
     assert ami.read(aws, query)["root_device_name"] == image["RootDeviceName"]
     register_ami(aws, "ec2batch-instance-2")
@@ -690,6 +794,17 @@ def test_security_group_and_egress_rule(aws: MotoAws) -> None:
     assert [(e["protocol"], e["from_port"], e["cidr_blocks"]) for e in refreshed["egress"]] == [
         ("tcp", 443, ["0.0.0.0/0"])
     ]
+
+    # All traffic to another group (the module's egress variable allows such rules): no ports are sent for "-1".
+    peer = ec2.create_security_group(GroupName="db", Description="db", VpcId=vpc_id)["GroupId"]
+    to_peer = lifecycle(
+        aws,
+        "aws_vpc_security_group_egress_rule",
+        {"security_group_id": sg["id"], "ip_protocol": "-1", "referenced_security_group_id": peer, "tags_all": {}},
+    )
+    got = ec2.describe_security_group_rules(SecurityGroupRuleIds=[to_peer["id"]])["SecurityGroupRules"][0]
+    assert got["IpProtocol"] == "-1" and got["ReferencedGroupInfo"]["GroupId"] == peer
+    destroy(aws, "aws_vpc_security_group_egress_rule", to_peer)
 
     rule = update(aws, "aws_vpc_security_group_egress_rule", rule, from_port=5432, to_port=5432)
     got = ec2.describe_security_group_rules(SecurityGroupRuleIds=[rule["id"]])["SecurityGroupRules"][0]
@@ -824,3 +939,23 @@ def test_launch_template_instance_and_instance_state(aws: MotoAws) -> None:
     assert tag_dict(got["Tags"])["team"] == "ops"
     destroy(aws, "aws_instance", instance)
     destroy(aws, "aws_launch_template", lt)
+
+
+def test_default_tags_stay_out_of_tags(aws: MotoAws) -> None:
+    """With the provider's default_tags, AWS holds tags + defaults; read answers tags without the defaults (and
+    tags_all with them), as the provider does, or every plan would want to remove the defaults."""
+    aws.default_tags = {"owner": "platform", "team": "data"}
+    try:
+        configured = {"ec2batch:job": "nightly", "team": "data"}  # repeats one default: it stays in tags
+        queue = lifecycle(
+            aws,
+            "aws_sqs_queue",
+            {"name": "defaults", "tags": configured, "tags_all": {**aws.default_tags, **configured}},
+        )
+        tags = aws.client("sqs").list_queue_tags(QueueUrl=queue["id"])["Tags"]
+        assert tags == {"owner": "platform", "team": "data", "ec2batch:job": "nightly"}
+        refreshed = res("aws_sqs_queue").read(aws, queue)
+        assert refreshed["tags"] == configured and refreshed["tags_all"] == tags
+        destroy(aws, "aws_sqs_queue", queue)
+    finally:
+        aws.default_tags = {}

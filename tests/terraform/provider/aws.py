@@ -6,8 +6,6 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import boto3
-
 # The real provider's `endpoints` keys that are not boto3's service names (its aliases).
 _ENDPOINT_ALIASES = {
     "cloudwatchlogs": "logs",
@@ -54,6 +52,8 @@ class ProviderAws:
     def client(self, service: str) -> Any:
         if service not in self._clients:
             if self._session is None:
+                import boto3  # here, not at the top: most of the provider's starts (schema, validate) need no AWS
+
                 self._session = boto3.Session(
                     aws_access_key_id=self.access_key,
                     aws_secret_access_key=self.secret_key,

@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, ClassVar, Protocol
 
 from botocore.exceptions import ClientError
@@ -179,3 +181,22 @@ def resource_name(planned: dict[str, Value], prefix_key: str = "name_prefix") ->
         return str(planned["name"])
     prefix = planned.get(prefix_key) or "terraform-"
     return f"{prefix}{time.strftime('%Y%m%d%H%M%S')}{uuid.uuid4().hex[:8]}"
+
+
+@contextmanager
+def unless_gone(*codes: str) -> Iterator[None]:
+    """Run a delete; an object already gone is what the delete wanted (the provider treats it as done)."""
+    try:
+        yield
+    except ClientError as err:
+        if not is_not_found(err, *codes):
+            raise
+
+
+def split_tags(aws: Aws, state: dict[str, Value], all_tags: dict[str, str]) -> dict[str, dict[str, str]]:
+    """AWS's tags as the provider reads them: `tags_all` is all of them; `tags` leaves out the provider's
+    default_tags (unless the configuration repeats one), or every plan would show them as a change."""
+    defaults = getattr(aws, "default_tags", None) or {}
+    configured = state.get("tags") or {}
+    tags = {k: v for k, v in all_tags.items() if k in configured or defaults.get(k) != v}
+    return {"tags": tags, "tags_all": dict(all_tags)}

@@ -10,6 +10,7 @@ from tests.terraform.provider.resources.base import (
     first,
     refresh,
     register_resource,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
@@ -108,7 +109,7 @@ class MetricAlarm(Resource):
         if alarm is None:
             return None
         tags = tag_map(aws.client("cloudwatch").list_tags_for_resource(ResourceARN=alarm["AlarmArn"]).get("Tags"))
-        observed: dict[str, Value] = {"arn": alarm["AlarmArn"], "tags": tags, "tags_all": tags}
+        observed: dict[str, Value] = {"arn": alarm["AlarmArn"], **split_tags(aws, state, tags)}
         for key, (param, kind) in SCALARS.items():
             if param in alarm:
                 observed[key] = kind(alarm[param])

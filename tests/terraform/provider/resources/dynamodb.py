@@ -13,6 +13,7 @@ from tests.terraform.provider.resources.base import (
     is_not_found,
     refresh,
     register_resource,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
@@ -190,8 +191,7 @@ class Table(Resource):
             "point_in_time_recovery": self._pitr_block(aws, name, state.get("point_in_time_recovery")),
             "stream_arn": table.get("LatestStreamArn", ""),
             "stream_label": table.get("LatestStreamLabel", ""),
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         if state.get("ttl"):
             prior_ttl = first(state["ttl"]) or {}

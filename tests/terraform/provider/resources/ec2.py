@@ -21,6 +21,7 @@ from tests.terraform.provider.resources.base import (
     refresh,
     register_resource,
     resource_name,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
@@ -161,8 +162,7 @@ class SecurityGroup(Resource):
             "owner_id": group.get("OwnerId"),
             "egress": rule_blocks(group.get("IpPermissionsEgress", []), state["id"]),
             "ingress": rule_blocks(group.get("IpPermissions", []), state["id"]),
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         return refresh(state, observed, computed=("owner_id", "egress", "ingress", "tags_all"))
 
@@ -268,9 +268,11 @@ class SecurityGroupEgressRule(Resource):
             "prefix_list_id": rule.get("PrefixListId"),
             "referenced_security_group_id": (rule.get("ReferencedGroupInfo") or {}).get("GroupId"),
             "description": rule.get("Description"),
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
+        if "Description" not in rule:
+            # moto 5.2 drops the description of a rule that references a group; AWS keeps it.
+            observed.pop("description")
         return refresh(state, observed, computed=("tags_all",))
 
     def update(self, aws: Aws, prior: dict[str, Value], planned: dict[str, Value]) -> dict[str, Value]:
@@ -367,8 +369,7 @@ class LaunchTemplate(Resource):
             description=version.get("VersionDescription"),
             latest_version=template["LatestVersionNumber"],
             default_version=template["DefaultVersionNumber"],
-            tags=tags,
-            tags_all=tags,
+            **split_tags(aws, state, tags),
         )
         return refresh(state, observed, computed=("latest_version", "default_version", "tags_all"))
 
@@ -648,6 +649,20 @@ def root_block(aws: Aws, instance: dict[str, Value], prior: dict[str, Value]) ->
     return out
 
 
+# In aws_instance's metadata_options these are optional only (the provider's schema defaults them; the double has no
+# defaults): unset in the configuration, they stay null rather than take AWS's value.
+INSTANCE_METADATA_OPTIONAL = ("http_endpoint", "http_protocol_ipv6")
+
+
+def instance_metadata(instance: dict[str, Value], prior: dict[str, Value]) -> dict[str, Value]:
+    got = from_aws(instance.get("MetadataOptions") or {}, METADATA, {})
+    out = dict(prior)
+    for key, value in got.items():
+        if key not in INSTANCE_METADATA_OPTIONAL or prior.get(key) is not None:
+            out[key] = value
+    return out
+
+
 # Arguments the real provider changes in place that this double does not (it says so rather than ignore them).
 UNSUPPORTED_INSTANCE_UPDATES = (
     "user_data",
@@ -690,8 +705,7 @@ class Instance(Resource):
         if out.get("root_block_device"):
             out["root_block_device"] = [root_block(aws, instance, dict(first(out["root_block_device"]) or {}))]
         if out.get("metadata_options"):
-            got = from_aws(instance.get("MetadataOptions") or {}, METADATA, {})
-            out["metadata_options"] = [fill(dict(first(out["metadata_options"]) or {}), **got)]
+            out["metadata_options"] = [instance_metadata(instance, first(out["metadata_options"]) or {})]
         return out
 
     def read(self, aws: Aws, state: dict[str, Value]) -> dict[str, Value] | None:
@@ -699,12 +713,11 @@ class Instance(Resource):
         if instance is None or instance["State"]["Name"] in ("terminated", "shutting-down"):
             return None
         tags = tag_map(instance.get("Tags"))
-        observed = {**instance_attributes(aws, instance), "tags": tags, "tags_all": tags}
+        observed = {**instance_attributes(aws, instance), **split_tags(aws, state, tags)}
         if state.get("root_block_device"):
             observed["root_block_device"] = [root_block(aws, instance, dict(first(state["root_block_device"]) or {}))]
         if state.get("metadata_options") and instance.get("MetadataOptions"):
-            prior = dict(first(state["metadata_options"]) or {})
-            observed["metadata_options"] = [from_aws(instance["MetadataOptions"], METADATA, prior)]
+            observed["metadata_options"] = [instance_metadata(instance, first(state["metadata_options"]) or {})]
         computed = (
             "arn",
             "instance_state",

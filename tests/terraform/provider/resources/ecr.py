@@ -12,6 +12,7 @@ from tests.terraform.provider.resources.base import (
     json_kept,
     refresh,
     register_resource,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
@@ -74,8 +75,7 @@ class Repository(Resource):
             "image_tag_mutability": repo.get("imageTagMutability"),
             "image_scanning_configuration": [{"scan_on_push": bool(scanning.get("scanOnPush", False))}],
             "encryption_configuration": self._encryption(repo, state.get("encryption_configuration")),
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         # A block the configuration leaves out stays out of the state (the double has no legacy type system leeway).
         for block in ("image_scanning_configuration", "encryption_configuration"):

@@ -16,9 +16,11 @@ from tests.terraform.provider.resources.base import (
     refresh,
     register_resource,
     resource_name,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
+    unless_gone,
 )
 
 DEFAULT_BUS = "default"
@@ -92,8 +94,7 @@ class Rule(Resource):
             "role_arn": rule.get("RoleArn"),
             "state": rule.get("State"),
             "is_enabled": rule.get("State") == "ENABLED",
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         return refresh(state, observed, computed=("arn", "tags_all"))
 
@@ -109,7 +110,8 @@ class Rule(Resource):
 
     def delete(self, aws: Aws, state: dict[str, Value]) -> None:
         bus, name = split_rule_id(state["id"])
-        aws.client("events").delete_rule(**drop_none(Name=name, EventBusName=bus, Force=state.get("force_destroy")))
+        with unless_gone("ResourceNotFoundException"):
+            aws.client("events").delete_rule(**drop_none(Name=name, EventBusName=bus, Force=state.get("force_destroy")))
 
 
 def target_request(planned: dict[str, Value], target_id: str) -> dict[str, Value]:
@@ -192,6 +194,10 @@ class Target(Resource):
         return fill(planned, id=prior["id"], target_id=prior["target_id"], region=prior.get("region"))
 
     def delete(self, aws: Aws, state: dict[str, Value]) -> None:
+        with unless_gone("ResourceNotFoundException"):
+            self._remove(aws, state)
+
+    def _remove(self, aws: Aws, state: dict[str, Value]) -> None:
         aws.client("events").remove_targets(
             **drop_none(
                 Rule=state["rule"],

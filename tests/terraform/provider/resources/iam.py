@@ -16,9 +16,11 @@ from tests.terraform.provider.resources.base import (
     register_resource,
     resource_name,
     same_json,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
+    unless_gone,
 )
 
 
@@ -96,8 +98,7 @@ class Role(Resource):
             "managed_policy_arns": sorted(attached)
             if sorted(attached) != sorted(state.get("managed_policy_arns") or [])
             else state.get("managed_policy_arns"),
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         if state.get("inline_policy"):
             observed["inline_policy"] = self._inline(aws, state["id"], state["inline_policy"])
@@ -146,7 +147,13 @@ class Role(Resource):
         iam = aws.client("iam")
         name = state["id"]
         # The provider always takes the role out of its instance profiles first; policies only when asked to.
-        for profile in iam.list_instance_profiles_for_role(RoleName=name)["InstanceProfiles"]:
+        try:
+            profiles = iam.list_instance_profiles_for_role(RoleName=name)["InstanceProfiles"]
+        except Exception as err:
+            if is_not_found(err, "NoSuchEntity"):
+                return
+            raise
+        for profile in profiles:
             iam.remove_role_from_instance_profile(InstanceProfileName=profile["InstanceProfileName"], RoleName=name)
         if state.get("force_detach_policies"):
             for policy in iam.list_attached_role_policies(RoleName=name)["AttachedPolicies"]:
@@ -156,7 +163,8 @@ class Role(Resource):
         for policy in state.get("inline_policy") or []:
             if policy.get("name"):
                 iam.delete_role_policy(RoleName=name, PolicyName=policy["name"])
-        iam.delete_role(RoleName=name)
+        with unless_gone("NoSuchEntity"):
+            iam.delete_role(RoleName=name)
 
 
 class RolePolicy(Resource):
@@ -265,8 +273,7 @@ class InstanceProfile(Resource):
             "unique_id": profile["InstanceProfileId"],
             "path": profile.get("Path"),
             "role": roles[0] if roles else "",
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         return refresh(state, observed, computed=("arn", "unique_id", "tags_all"))
 

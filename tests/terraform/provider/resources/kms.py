@@ -13,6 +13,7 @@ from tests.terraform.provider.resources.base import (
     json_kept,
     refresh,
     register_resource,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
@@ -84,8 +85,7 @@ class Key(Resource):
             "multi_region": meta.get("MultiRegion", False),
             "enable_key_rotation": rotation.get("KeyRotationEnabled", False),
             "policy": json_kept(state.get("policy"), policy),
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         return refresh(state, observed, computed=("arn", "key_id", "description", "multi_region", "policy", "tags_all"))
 

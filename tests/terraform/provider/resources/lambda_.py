@@ -16,6 +16,7 @@ from tests.terraform.provider.resources.base import (
     is_not_found,
     refresh,
     register_resource,
+    split_tags,
     tags_to_send,
 )
 
@@ -180,8 +181,7 @@ class Function(Resource):
             "source_code_size": conf.get("CodeSize"),
             "last_modified": conf.get("LastModified"),
             "reserved_concurrent_executions": -1 if reserved is None else reserved,
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         if state.get("reserved_concurrent_executions") is None and reserved is None:
             observed.pop("reserved_concurrent_executions")

@@ -10,10 +10,13 @@ from tests.terraform.provider.resources.base import (
     drop_none,
     fill,
     first,
+    is_not_found,
     refresh,
     register_resource,
     resource_name,
+    split_tags,
     tags_to_send,
+    unless_gone,
 )
 
 
@@ -50,7 +53,6 @@ class LogGroup(Resource):
             arn=arn(aws, "logs", f"log-group:{name}"),
             log_group_class="STANDARD",
             deletion_protection_enabled=False,
-            skip_destroy=False,
             region=aws.region,
         )
 
@@ -64,8 +66,7 @@ class LogGroup(Resource):
             "arn": group["arn"].removesuffix(":*"),
             "retention_in_days": group.get("retentionInDays", 0),
             "kms_key_id": group.get("kmsKeyId"),
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         return refresh(state, observed, computed=("arn", "tags_all"))
 
@@ -88,7 +89,8 @@ class LogGroup(Resource):
     def delete(self, aws: Aws, state: dict[str, Value]) -> None:
         if state.get("skip_destroy"):
             return
-        aws.client("logs").delete_log_group(logGroupName=state["id"])
+        with unless_gone("ResourceNotFoundException"):
+            aws.client("logs").delete_log_group(logGroupName=state["id"])
 
 
 def update_log_tags(aws: Aws, prior: dict[str, Value], planned: dict[str, Value]) -> None:
@@ -129,9 +131,14 @@ class MetricFilter(Resource):
         return fill(planned, id=planned["name"], apply_on_transformed_logs=False, region=aws.region)
 
     def read(self, aws: Aws, state: dict[str, Value]) -> dict[str, Value] | None:
-        found = aws.client("logs").describe_metric_filters(
-            logGroupName=state["log_group_name"], filterNamePrefix=state["name"]
-        )["metricFilters"]
+        try:
+            found = aws.client("logs").describe_metric_filters(
+                logGroupName=state["log_group_name"], filterNamePrefix=state["name"]
+            )["metricFilters"]
+        except Exception as err:
+            if is_not_found(err, "ResourceNotFoundException"):
+                return None  # the log group is gone, and its filters with it
+            raise
         match = [f for f in found if f["filterName"] == state["name"]]
         if not match:
             return None
@@ -153,7 +160,8 @@ class MetricFilter(Resource):
         return fill(planned, id=prior["id"], apply_on_transformed_logs=prior.get("apply_on_transformed_logs"))
 
     def delete(self, aws: Aws, state: dict[str, Value]) -> None:
-        aws.client("logs").delete_metric_filter(logGroupName=state["log_group_name"], filterName=state["name"])
+        with unless_gone("ResourceNotFoundException"):
+            aws.client("logs").delete_metric_filter(logGroupName=state["log_group_name"], filterName=state["name"])
 
 
 def _float_or_none(value: Value) -> float | None:

@@ -16,6 +16,7 @@ from tests.terraform.provider.resources.base import (
     refresh,
     register_resource,
     resource_name,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
@@ -60,7 +61,7 @@ class ScheduleGroup(Resource):
                 return None
             raise
         tags = tag_map(scheduler.list_tags_for_resource(ResourceArn=group["Arn"]).get("Tags"))
-        observed = {"arn": group["Arn"], "state": group.get("State", "ACTIVE"), "tags": tags, "tags_all": tags}
+        observed = {"arn": group["Arn"], "state": group.get("State", "ACTIVE"), **split_tags(aws, state, tags)}
         return refresh(state, observed, computed=("arn", "state", "tags_all"))
 
     def update(self, aws: Aws, prior: dict[str, Value], planned: dict[str, Value]) -> dict[str, Value]:
@@ -74,6 +75,9 @@ class ScheduleGroup(Resource):
         return fill(planned, **{k: prior.get(k) for k in keep})
 
     def delete(self, aws: Aws, state: dict[str, Value]) -> None:
+        # moto 5.2 answers a 500 (not ResourceNotFound) when deleting a group that is gone: look first.
+        if self.read(aws, state) is None:
+            return
         try:
             aws.client("scheduler").delete_schedule_group(Name=state["id"])
         except Exception as err:

@@ -12,9 +12,11 @@ from tests.terraform.provider.resources.base import (
     refresh,
     register_resource,
     resource_name,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
+    unless_gone,
 )
 
 _FEEDBACK = {"application": "Application", "firehose": "Firehose", "http": "HTTP", "lambda": "Lambda", "sqs": "SQS"}
@@ -51,7 +53,7 @@ def to_sns(value: Value) -> str:
 def from_sns(key: str, value: str, prior: Value) -> Value:
     if key in ("fifo_topic", "content_based_deduplication"):
         return value == "true"
-    if key.endswith("_sample_rate") or (key == "signature_version" and isinstance(prior, int)):
+    if key.endswith("_sample_rate") or key == "signature_version":  # numbers in the schema
         return int(value)
     return value
 
@@ -103,7 +105,7 @@ class Topic(Resource):
         # A topic whose key attribute is gone reports no KmsMasterKeyId at all.
         if state.get("kms_master_key_id") and "KmsMasterKeyId" not in got:
             observed["kms_master_key_id"] = ""
-        observed.update(arn=got["TopicArn"], owner=got.get("Owner"), tags=tags, tags_all=tags)
+        observed.update(arn=got["TopicArn"], owner=got.get("Owner"), **split_tags(aws, state, tags))
         return refresh(state, observed, computed=("arn", "owner", "tags_all", *TOPIC_COMPUTED))
 
     def update(self, aws: Aws, prior: dict[str, Value], planned: dict[str, Value]) -> dict[str, Value]:
@@ -135,7 +137,8 @@ class Topic(Resource):
         )
 
     def delete(self, aws: Aws, state: dict[str, Value]) -> None:
-        aws.client("sns").delete_topic(TopicArn=state["id"])
+        with unless_gone():
+            aws.client("sns").delete_topic(TopicArn=state["id"])
 
 
 # Terraform attribute -> SNS subscription attribute.

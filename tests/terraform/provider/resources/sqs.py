@@ -12,6 +12,7 @@ from tests.terraform.provider.resources.base import (
     refresh,
     register_resource,
     resource_name,
+    split_tags,
     tags_to_send,
 )
 
@@ -105,7 +106,7 @@ class Queue(Resource):
         for key in JSON_ATTRIBUTES:
             if key in observed:
                 observed[key] = json_kept(state.get(key), observed[key])
-        observed.update(arn=got["QueueArn"], tags=tags, tags_all=tags)
+        observed.update(arn=got["QueueArn"], **split_tags(aws, state, tags))
         return refresh(state, observed, computed=("arn", "tags_all", *COMPUTED))
 
     def update(self, aws: Aws, prior: dict[str, Value], planned: dict[str, Value]) -> dict[str, Value]:

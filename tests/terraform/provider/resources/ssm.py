@@ -12,6 +12,7 @@ from tests.terraform.provider.resources.base import (
     is_not_found,
     refresh,
     register_resource,
+    split_tags,
     tag_list,
     tag_map,
     tags_to_send,
@@ -88,8 +89,7 @@ class Parameter(Resource):
             "tier": meta.get("Tier", "Standard"),
             "allowed_pattern": meta.get("AllowedPattern"),
             "data_type": got.get("DataType", "text"),
-            "tags": tags,
-            "tags_all": tags,
+            **split_tags(aws, state, tags),
         }
         if "KeyId" in meta:
             observed["key_id"] = meta["KeyId"]
