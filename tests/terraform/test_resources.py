@@ -883,7 +883,8 @@ def test_launch_template_instance_and_instance_state(aws: MotoAws) -> None:
     assert data["EbsOptimized"] is True and data["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
     assert {s["ResourceType"] for s in data["TagSpecifications"]} >= {"instance", "volume"}
 
-    lt = update(aws, "aws_launch_template", lt, instance_type="t4g.medium")
+    retagged = {**TAGS, "team": "ops"}
+    lt = update(aws, "aws_launch_template", lt, instance_type="t4g.medium", tags=retagged, tags_all=retagged)
     assert (lt["latest_version"], lt["default_version"]) == (2, 2)
     assert (
         ec2.describe_launch_templates(LaunchTemplateIds=[lt["id"]])["LaunchTemplates"][0]["DefaultVersionNumber"] == 2

@@ -44,6 +44,17 @@ def sync_tags(aws: Aws, resource_id: str, prior: dict[str, Value], planned: dict
         ec2.create_tags(Resources=[resource_id], Tags=tag_list(new))
 
 
+def ec2_tags(aws: Aws, resource_id: str) -> dict[str, str]:
+    """A resource's tags through DescribeTags, as the provider's tagging reads them for EC2 (moto 5.2's
+    DescribeLaunchTemplates does not show tags changed by CreateTags)."""
+    pages = (
+        aws.client("ec2")
+        .get_paginator("describe_tags")
+        .paginate(Filters=[{"Name": "resource-id", "Values": [resource_id]}])
+    )
+    return tag_map([t for page in pages for t in page["Tags"]])
+
+
 def wait_for(what: str, probe: Any, timeout: float = 60.0) -> Any:
     """Poll `probe` until it returns something truthy (the provider's waiters, on moto's fast clock)."""
     deadline = time.monotonic() + timeout
@@ -202,6 +213,19 @@ class SecurityGroup(Resource):
         ec2.delete_security_group(GroupId=state["id"])
 
 
+# The rule itself (a change to any of them is a ModifySecurityGroupRules; tags alone are only retagged).
+RULE_ARGUMENTS = (
+    "ip_protocol",
+    "from_port",
+    "to_port",
+    "cidr_ipv4",
+    "cidr_ipv6",
+    "prefix_list_id",
+    "referenced_security_group_id",
+    "description",
+)
+
+
 class SecurityGroupEgressRule(Resource):
     type_name = "aws_vpc_security_group_egress_rule"
     replace_on = frozenset({"security_group_id"})
@@ -276,12 +300,19 @@ class SecurityGroupEgressRule(Resource):
         return refresh(state, observed, computed=("tags_all",))
 
     def update(self, aws: Aws, prior: dict[str, Value], planned: dict[str, Value]) -> dict[str, Value]:
-        ec2 = aws.client("ec2")
-        permission = self._permission(planned)
-        request: dict[str, Value] = {"IpProtocol": permission["IpProtocol"]}
+        if any(planned.get(k) != prior.get(k) for k in RULE_ARGUMENTS):
+            self._modify(aws, prior["id"], planned)
+        sync_tags(aws, prior["id"], prior, planned)
+        return fill(planned, **{k: prior.get(k) for k in ("id", "security_group_rule_id", "arn", "region")})
+
+    def _modify(self, aws: Aws, rule_id: str, planned: dict[str, Value]) -> None:
+        request: dict[str, Value] = {"IpProtocol": str(planned["ip_protocol"])}
         for key, param in (("from_port", "FromPort"), ("to_port", "ToPort")):
             if planned.get(key) is not None:
                 request[param] = int(planned[key])
+        if request["IpProtocol"] in ("-1", "all") and "FromPort" not in request:
+            # -1/-1 means every port, which AWS takes too; moto 5.2 refuses a modification without ports.
+            request.update(FromPort=-1, ToPort=-1)
         for key, param in (
             ("cidr_ipv4", "CidrIpv4"),
             ("cidr_ipv6", "CidrIpv6"),
@@ -291,12 +322,10 @@ class SecurityGroupEgressRule(Resource):
         ):
             if planned.get(key):
                 request[param] = planned[key]
-        ec2.modify_security_group_rules(
+        aws.client("ec2").modify_security_group_rules(
             GroupId=planned["security_group_id"],
-            SecurityGroupRules=[{"SecurityGroupRuleId": prior["id"], "SecurityGroupRule": request}],
+            SecurityGroupRules=[{"SecurityGroupRuleId": rule_id, "SecurityGroupRule": request}],
         )
-        sync_tags(aws, prior["id"], prior, planned)
-        return fill(planned, **{k: prior.get(k) for k in ("id", "security_group_rule_id", "arn", "region")})
 
     def delete(self, aws: Aws, state: dict[str, Value]) -> None:
         try:
@@ -363,7 +392,7 @@ class LaunchTemplate(Resource):
             data["TagSpecifications"] = specs
         prior_data = {k: state.get(k) for k in LAUNCH_TEMPLATE_DATA}
         observed = from_aws(data, LAUNCH_TEMPLATE_DATA, prior_data)
-        tags = tag_map(template.get("Tags"))
+        tags = ec2_tags(aws, state["id"])
         observed.update(
             name=template["LaunchTemplateName"],
             description=version.get("VersionDescription"),
