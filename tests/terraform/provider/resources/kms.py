@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from tests.terraform.provider.resources.base import (
     Aws,
     Resource,
@@ -180,8 +182,6 @@ def _int(value: Value) -> int | None:
 
 
 def _suffix() -> str:
-    import uuid
-
     return uuid.uuid4().hex[:26]
 
 
