@@ -125,6 +125,7 @@ class Key(Resource):
 class Alias(Resource):
     type_name = "aws_kms_alias"
     replace_on = frozenset({"name", "name_prefix"})
+    update_unknown = frozenset({"target_key_arn"})  # follows target_key_id
 
     def create(self, aws: Aws, planned: dict[str, Value]) -> dict[str, Value]:
         kms = aws.client("kms")
