@@ -584,7 +584,12 @@ def test_event_rule_and_target(aws: MotoAws) -> None:
     rule = lifecycle(
         aws,
         "aws_cloudwatch_event_rule",
-        tagged(name="nightly-state", event_pattern=json.dumps({"source": ["aws.ec2"]}), description="instance state"),
+        tagged(
+            name="nightly-state",
+            event_pattern=json.dumps({"source": ["aws.ec2"]}),
+            description="instance state",
+            state="ENABLED",
+        ),
     )
     assert rule["id"] == "nightly-state" and rule["arn"].endswith(":rule/nightly-state")
     assert events.describe_rule(Name="nightly-state")["State"] == "ENABLED"
@@ -600,7 +605,7 @@ def test_event_rule_and_target(aws: MotoAws) -> None:
     events.put_targets(Rule="nightly-state", Targets=[{"Id": target["target_id"], "Arn": queue_arn, "Input": "{}"}])
     assert res("aws_cloudwatch_event_target").read(aws, target)["input"] == "{}"
     events.disable_rule(Name="nightly-state")
-    assert res("aws_cloudwatch_event_rule").read(aws, rule)["description"] == "instance state"
+    assert res("aws_cloudwatch_event_rule").read(aws, rule)["state"] == "DISABLED"
     target = update(aws, "aws_cloudwatch_event_target", target, input='{"at":"now"}')
     assert events.list_targets_by_rule(Rule="nightly-state")["Targets"][0]["Input"] == '{"at":"now"}'
     rule = update(aws, "aws_cloudwatch_event_rule", rule, state="DISABLED")
