@@ -28,4 +28,12 @@ class UnknownJob(Ec2BatchError):
 
 
 class TransitionRejected(Ec2BatchError):
-    """A ledger write that would move a run backwards, or a run that does not exist."""
+    """A ledger write that would move a run backwards, or a run that does not exist.
+
+    `current` is the run as it was read back after the refusal (None if it does not exist), so the caller can
+    decide without another read.
+    """
+
+    def __init__(self, message: str, current: object | None = None) -> None:
+        super().__init__(message)
+        self.current = current

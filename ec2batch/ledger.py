@@ -5,7 +5,11 @@ delivery, the launcher and the agent, two racing triggers) can never move a run 
 start it twice. Besides runs, a job's partition holds two kinds of bookkeeping items whose sort
 keys start with `~` (after every digit, so they never show up in a time-ordered listing):
 - `~active`: the concurrency slot under the `forbid` policy; it names the run that holds it;
-- `~token#<sha256>`: a manual run's idempotency token, naming the run it created.
+- `~token#<sha256>`: a manual run's idempotency token, naming the run it created;
+- `~instance#<instance id>`: which run has the job's reusable instance (taken before it is started, so two
+  runs under `allow` never both place themselves on it).
+Every conditional update carries a writer token and reads back on a condition failure (`_update`), so a
+write AWS applied whose response was lost is still our success, never "someone else's".
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import secrets as _random
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
@@ -34,7 +38,14 @@ STATUSES = tuple(RANK)
 TRIGGERS = ("schedule", "manual", "at", "boot")
 SLOT_KEY = "~active"
 TOKEN_PREFIX = "~token#"
+INSTANCE_PREFIX = "~instance#"
 TOKEN_TTL_SECONDS = 7 * 24 * 3600
+# A launcher getting a machine for a PENDING run holds it this long (its Lambda times out at 180 s); after
+# that the run is an orphan (the launcher died) and the reconciler, or a duplicate trigger, takes it over.
+START_LEASE_SECONDS = 200
+# Whoever publishes a run's notification claims it first for this long; a publisher that dies lets the
+# reconciler publish after it.
+NOTIFY_CLAIM_SECONDS = 300
 
 _ser = TypeSerializer()
 _de = TypeDeserializer()
@@ -110,6 +121,10 @@ class Run:
     deadline_at: str | None = None  # after this the launcher stops the machine from outside
     deadline_timer_for: str | None = None  # the deadline_at a timer message has been sent for
     start_timer_sent_at: str | None = None  # a PLANNED run's start timer is in the queue
+    start_lease_until: str | None = None  # a launcher is getting a machine for this PENDING run until then
+    notified_at: str | None = None  # the run's notification was published
+    notify_claim_until: str | None = None  # someone is publishing it
+    repaired: tuple[str, ...] = ()  # what the reconciler did to this run, one line each
     updated_at: str | None = None
 
     @property
@@ -138,6 +153,7 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
     known = {f.name for f in fields(Run)}
     data = {k: v for k, v in raw.items() if k in known}
     data["attempts"] = tuple(Attempt(**a) for a in data.get("attempts", []))
+    data["repaired"] = tuple(data.get("repaired", []))
     if "command" in data:
         data["command"] = tuple(data["command"])
     for name in ("exit_code", "billed_seconds"):
@@ -204,18 +220,16 @@ class Ledger:
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
         return runs[:limit]
 
-    def live_runs(self, job: str, since: datetime, until: datetime) -> list[Run]:
-        """Runs not yet ended whose id (trigger, scheduled or due time) falls in [since, until]."""
+    def runs_between(self, job: str, since: datetime, until: datetime) -> list[Run]:
+        """Every run whose id (trigger, scheduled or due time) falls in [since, until], oldest first."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "KeyConditionExpression": "#j = :j AND run_id BETWEEN :lo AND :hi",
-            "FilterExpression": "#s IN (:p0, :p1, :p2, :p3)",
-            "ExpressionAttributeNames": {"#j": "job", "#s": "status"},
+            "ExpressionAttributeNames": {"#j": "job"},
             "ExpressionAttributeValues": {
                 ":j": {"S": job},
                 ":lo": {"S": _stamp(since)},
                 ":hi": {"S": _stamp(until) + "~"},
-                **{f":p{i}": {"S": s} for i, s in enumerate((PLANNED, PENDING, STARTING, RUNNING))},
             },
         }
         runs: list[Run] = []
@@ -226,8 +240,8 @@ class Ledger:
                 return runs
             kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
-    def active_run_id(self, job: str) -> str | None:
-        response = self.db.get_item(TableName=self.table, Key=_key(job, SLOT_KEY), ConsistentRead=True)
+    def active_run_id(self, job: str, slot: str = SLOT_KEY) -> str | None:
+        response = self.db.get_item(TableName=self.table, Key=_key(job, slot), ConsistentRead=True)
         return response.get("Item", {}).get("active_run", {}).get("S")
 
     # ---------------------------------------------------------------- creation
@@ -294,17 +308,18 @@ class Ledger:
             return CreateOutcome("duplicate", self.require(run.job, run.run_id))
         return CreateOutcome(kind, run, active_run_id=holder)
 
-    def claim_slot(self, job: str, run_id: str) -> str | None:
-        """Take the slot for an existing run; returns the live holder's run id if another run has it."""
+    def claim_slot(self, job: str, run_id: str, slot: str = SLOT_KEY) -> str | None:
+        """Take a slot (the job's, or an instance's) for an existing run; returns the live holder's run id if
+        another run has it. Taking a slot one already holds succeeds, so a retry is harmless."""
         stale: str | None = None
         for _ in range(5):
             try:
-                self.db.update_item(TableName=self.table, Key=_key(job, SLOT_KEY), **self._slot_expr(run_id, stale))
+                self.db.update_item(TableName=self.table, Key=_key(job, slot), **self._slot_expr(run_id, stale))
                 return None
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                     raise
-            holder = self.active_run_id(job)
+            holder = self.active_run_id(job, slot)
             if holder == run_id:
                 return None
             holder_run = self.get(job, holder) if holder else None
@@ -312,7 +327,7 @@ class Ledger:
                 stale = holder
                 continue
             return holder
-        raise TransitionRejected(f"could not take the concurrency slot of job {job!r}: it kept changing")
+        raise TransitionRejected(f"could not take the slot {slot} of job {job!r}: it kept changing")
 
     def release_slot(self, job: str, run_id: str) -> None:
         try:
@@ -374,6 +389,51 @@ class Ledger:
             rejected=f"run {run_id} is finished or missing",
         )
 
+    def take_start_lease(self, job: str, run_id: str, *, force: bool = False) -> Run | None:
+        """Become the one getting a machine for a PENDING run: None if it is not PENDING or another holds it.
+
+        `force` takes it whatever the lease says (the trigger that has just created the run).
+        """
+        now = self.clock()
+        until = iso(now + timedelta(seconds=START_LEASE_SECONDS))
+        condition = "#status = :pending"
+        values = {":pending": PENDING}
+        if not force:
+            condition += " AND (attribute_not_exists(start_lease_until) OR start_lease_until < :now)"
+            values[":now"] = iso(now)
+        try:
+            return self._update(
+                job,
+                run_id,
+                {"start_lease_until": until},
+                condition=condition,
+                condition_values=values,
+                rejected=f"run {run_id} is not an orphan",
+            )
+        except TransitionRejected:
+            return None
+
+    def claim_notification(self, job: str, run_id: str) -> bool:
+        """True for the one publisher of a run's notification (until it is published or its claim lapses)."""
+        now = self.clock()
+        try:
+            self._update(
+                job,
+                run_id,
+                {"notify_claim_until": iso(now + timedelta(seconds=NOTIFY_CLAIM_SECONDS))},
+                condition="attribute_not_exists(notified_at) AND "
+                "(attribute_not_exists(notify_claim_until) OR notify_claim_until < :now)",
+                condition_values={":now": iso(now)},
+                rejected=f"run {run_id}'s notification is taken",
+            )
+        except TransitionRejected:
+            return False
+        return True
+
+    def note_repair(self, run: Run, what: str) -> Run:
+        """Record on the run what the reconciler did to it (`ec2batch runs --json` shows it)."""
+        return self.update_fields(run.job, run.run_id, unless_terminal=False, repaired=(*run.repaired, what))
+
     def _update(
         self,
         job: str,
@@ -384,7 +444,14 @@ class Ledger:
         condition_values: Mapping[str, str],
         rejected: str,
     ) -> Run:
-        changes = {**changes, "updated_at": iso(self.clock())}
+        """One conditional UpdateItem, idempotent under retry.
+
+        UpdateItem has no idempotency token: if AWS applied our write and the response was lost, botocore's
+        retry fails our own condition. So each write carries a fresh writer token, and a condition failure is
+        read back: the item carrying our token means the write was ours and it succeeded.
+        """
+        writer = _random.token_hex(8)
+        changes = {**changes, "updated_at": iso(self.clock()), "writer": writer}
         names = {"#status": "status"}
         values: dict[str, Any] = {k: {"S": v} for k, v in condition_values.items()}
         sets, removes = [], []
@@ -411,9 +478,12 @@ class Ledger:
         except ClientError as exc:
             if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
                 raise
-            current = self.get(job, run_id)
+            item = self.db.get_item(TableName=self.table, Key=_key(job, run_id), ConsistentRead=True).get("Item")
+            if item is not None and item.get("writer", {}).get("S") == writer:
+                return run_from_item(item)  # our own write, applied before its response was lost
+            current = run_from_item(item) if item else None
             state = f"it is {current.status}" if current else "it does not exist"
-            raise TransitionRejected(f"{rejected}: {state}") from exc
+            raise TransitionRejected(f"{rejected}: {state}", current) from exc
         return run_from_item(response["Attributes"])
 
     # ---------------------------------------------------------------- helpers
@@ -462,7 +532,7 @@ def _key(job: str, run_id: str) -> dict[str, Any]:
 def _encode(name: str, value: Any) -> Any:
     if name == "attempts":
         return [{k: v for k, v in a.__dict__.items() if v is not None} for a in value]
-    if name == "command" and value is not None:
+    if name in ("command", "repaired") and value is not None:
         return list(value)
     if isinstance(value, float):
         return _decimal(value)

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from .aws import Clients
 from .config import JobConfig
 from .errors import Ec2BatchError, TransitionRejected
 from .jsonlog import fields
-from .ledger import CANCELLED, PLANNED, RUNNING, STARTING, TERMINAL, Ledger, Run, iso, new_run_id, parse_time, utcnow
-from .names import TAG_LIFECYCLE, TAG_RUN_ID, JobNames
+from .ledger import CANCELLED, PLANNED, TERMINAL, Ledger, Run, iso, new_run_id, utcnow
+from .names import LIFECYCLE_EPHEMERAL, TAG_LIFECYCLE, TAG_RUN_ID, JobNames
 
 log = logging.getLogger(__name__)
 
@@ -111,24 +113,46 @@ def plan_run(
 
 
 def cancel_run(clients: Clients, config: JobConfig, run_id: str, reason: str = "cancelled by hand") -> Run:
-    """Cancel a planned or running run; a machine it runs on is stopped (or terminated)."""
+    """Cancel a planned or running run; a machine it runs on is stopped (or terminated).
+
+    Idempotent: cancelling a CANCELLED run stops its machine again if it still runs (the first stop may have
+    failed: an instance still `pending` cannot be stopped), and the agent of a cancelled run powers off on its
+    own; the reconciler stops what is left.
+    """
     ledger = Ledger(clients.dynamodb, config.names.ledger_table)
     run = ledger.require(config.job, run_id)
-    if run.terminal:
+    if run.terminal and run.status != CANCELLED:
         raise TimerError(f"run {run_id} already ended: {run.status}")
-    cancelled = ledger.transition(config.job, run_id, CANCELLED, reason=reason)
+    if run.status != CANCELLED:
+        try:
+            run = ledger.transition(config.job, run_id, CANCELLED, reason=reason)
+        except TransitionRejected as exc:
+            current = exc.current if isinstance(exc.current, Run) else None
+            if current is None or current.status != CANCELLED:
+                raise TimerError(f"run {run_id} ended while being cancelled: {exc}") from exc
+            run = current
     if run.instance_id:
-        stop_run_machine(clients, config, cancelled)
-    return cancelled
+        stop_run_machine(clients, config, run)
+    return run
 
 
 def stop_run_machine(clients: Clients, config: JobConfig, run: Run) -> str | None:
-    """Stop the run's instance, unless it has moved on to another run; ephemeral ones are terminated."""
+    """Stop the run's instance, unless it has moved on to another run; ephemeral ones are terminated.
+
+    Returns what was done, or None when nothing needed doing (already down, gone, or serving another run).
+    An instance still `pending` cannot be stopped (EC2 says IncorrectInstanceState): a reusable one is left to
+    its agent (which powers off for an ended run) and to the reconciler's next look.
+    """
     if not run.instance_id:
         return None
-    found = clients.ec2.describe_instances(InstanceIds=[run.instance_id])["Reservations"]
+    try:
+        found = clients.ec2.describe_instances(InstanceIds=[run.instance_id])["Reservations"]
+    except ClientError as exc:
+        if exc.response["Error"]["Code"] == "InvalidInstanceID.NotFound":
+            return None  # gone: nothing runs
+        raise
     instance = found[0]["Instances"][0] if found else None
-    if instance is None or instance["State"]["Name"] in ("stopped", "terminated", "shutting-down"):
+    if instance is None or instance["State"]["Name"] in ("stopped", "stopping", "terminated", "shutting-down"):
         return None
     tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
     if tags.get(TAG_RUN_ID) != run.run_id:
@@ -137,11 +161,25 @@ def stop_run_machine(clients: Clients, config: JobConfig, run: Run) -> str | Non
             extra=fields(instance_id=run.instance_id, run_id=run.run_id, tagged=tags.get(TAG_RUN_ID)),
         )
         return None
-    if tags.get(TAG_LIFECYCLE) == "ephemeral" or config.strategy == "ephemeral":
-        clients.ec2.terminate_instances(InstanceIds=[run.instance_id])
-        return "terminated"
-    clients.ec2.stop_instances(InstanceIds=[run.instance_id], Force=True)
-    return "stopped"
+    return stop_instance(clients, instance, ephemeral=config.strategy == "ephemeral")
+
+
+def stop_instance(clients: Clients, instance: dict[str, Any], *, ephemeral: bool = False) -> str | None:
+    """Stop (or, for one made for one run, terminate) an instance; None if EC2 cannot stop it yet."""
+    instance_id = instance["InstanceId"]
+    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+    try:
+        if ephemeral or tags.get(TAG_LIFECYCLE) == LIFECYCLE_EPHEMERAL:
+            clients.ec2.terminate_instances(InstanceIds=[instance_id])
+            return "terminated"
+        clients.ec2.stop_instances(InstanceIds=[instance_id], Force=True)
+        return "stopped"
+    except ClientError as exc:
+        code = exc.response["Error"]["Code"]
+        if code in ("IncorrectInstanceState", "InvalidInstanceID.NotFound"):
+            log.warning("instance cannot be stopped now", extra=fields(instance_id=instance_id, error=code))
+            return None
+        raise
 
 
 # ---------------------------------------------------------------- deadlines
@@ -152,37 +190,6 @@ def deadline_for(config: JobConfig, started: datetime) -> datetime:
     return started + timedelta(
         seconds=config.max_runtime_seconds + config.stop_grace_seconds + config.deadline_slack_seconds
     )
-
-
-# ---------------------------------------------------------------- the planner
-
-
-def plan(clients: Clients, config: JobConfig, now: datetime | None = None) -> dict[str, Any]:
-    """Send every timer due before the next tick that has not been sent yet."""
-    now = now or utcnow()
-    ledger = Ledger(clients.dynamodb, config.names.ledger_table)
-    horizon = now + PLANNER_HORIZON
-    lookback = timedelta(
-        seconds=config.max_runtime_seconds + config.stop_grace_seconds + config.deadline_slack_seconds
-    ) + timedelta(days=1)
-    live = ledger.live_runs(config.job, since=now - lookback, until=horizon)
-    url = queue_url(clients, config.job) if live else None
-    sent: list[dict[str, str]] = []
-    for run in live:
-        if run.status == PLANNED and run.scheduled_at and not run.start_timer_sent_at:
-            due = parse_time(run.scheduled_at)
-            if due <= horizon:
-                send(clients, Timer(config.job, run.run_id, START, due), now, url)
-                ledger.update_fields(config.job, run.run_id, start_timer_sent_at=iso(now))
-                sent.append({"run_id": run.run_id, "kind": START, "due": run.scheduled_at})
-        elif run.status in (STARTING, RUNNING) and run.deadline_at and run.deadline_timer_for != run.deadline_at:
-            due = parse_time(run.deadline_at)
-            if due <= horizon:
-                send(clients, Timer(config.job, run.run_id, DEADLINE, due), now, url)
-                ledger.update_fields(config.job, run.run_id, deadline_timer_for=run.deadline_at)
-                sent.append({"run_id": run.run_id, "kind": DEADLINE, "due": run.deadline_at})
-    log.info("planned", extra=fields(job=config.job, live_runs=len(live), timers_sent=len(sent)))
-    return {"job": config.job, "outcome": "planned", "timers": sent}
 
 
 def describe_skip(run: Run | None, kind: str) -> str:

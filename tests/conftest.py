@@ -16,6 +16,7 @@ from moto import mock_aws
 
 from ec2batch.aws import Clients
 from ec2batch.config import JobConfig, parse_config
+from ec2batch.local.idempotency import Reply, TokenCache
 from ec2batch.local.provision import Provisioned, provision_job
 
 EVENTS = Path(__file__).parent / "events"
@@ -26,26 +27,66 @@ def load_event(name: str) -> dict[str, Any]:
     return json.loads((EVENTS / f"{name}.json").read_text())
 
 
-@pytest.fixture(scope="session", autouse=True)
-def atomic_moto_requests() -> Iterator[None]:
-    """Make each request to in-process moto atomic, as each request to AWS is.
+class MotoAsAws:
+    """In-process moto made to answer as AWS does where ec2batch's guarantees depend on it.
 
-    moto's backends are plain Python objects without locks: two threads racing a conditional write can
-    both pass the condition, which DynamoDB never allows. The race tests (20 duplicate deliveries, two
-    triggers under `forbid`) need the service's per-request atomicity, not moto's lack of it.
+    - Each request is atomic, as each request to AWS is: moto's backends are plain Python objects without
+      locks, so two threads racing a conditional write could both pass the condition, which DynamoDB never
+      allows (the race tests need the service's per-request atomicity).
+    - Idempotency tokens are honoured (`ec2batch.local.idempotency`, the same layer the local stack's
+      moto_server has): a retried RunInstances or TransactWriteItems finds its first effect.
+    - `interceptor`, when set, sees every request first (the fault-injection suite uses it).
     """
+
+    def __init__(self) -> None:
+        self.lock = threading.RLock()
+        self.tokens = TokenCache()
+        self.interceptor: Callable[[Any, Callable[[], Any]], Any] | None = None
+
+
+MOTO = MotoAsAws()
+
+
+def install_moto_as_aws() -> Callable[[], None]:
+    """Put `MOTO` in front of in-process moto; returns the undo."""
     from moto.core.botocore_stubber import BotocoreStubber
 
     original = BotocoreStubber.process_request
-    lock = threading.RLock()
 
     def process_request(self: BotocoreStubber, request: Any) -> Any:
-        with lock:
-            return original(self, request)
+        def send() -> Any:
+            body = request.body or b""
+            body = body.encode() if isinstance(body, str) else body
+
+            def forward() -> Reply:
+                response = original(self, request)
+                if response is None:  # not a mocked URL: let botocore go on (never happens with mock_aws)
+                    return Reply(-1, (), b"")
+                status, headers, content = response
+                content = content.encode() if isinstance(content, str) else content
+                return Reply(status, tuple(headers.items()), content)
+
+            with MOTO.lock:
+                reply = MOTO.tokens.handle(dict(request.headers.items()), body, forward)
+            return None if reply.status == -1 else (reply.status, dict(reply.headers), reply.body)
+
+        if MOTO.interceptor is not None:
+            return MOTO.interceptor(request, send)
+        return send()
 
     BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
-    yield
-    BotocoreStubber.process_request = original  # type: ignore[method-assign]
+
+    def undo() -> None:
+        BotocoreStubber.process_request = original  # type: ignore[method-assign]
+
+    return undo
+
+
+@pytest.fixture(scope="session", autouse=True)
+def moto_as_aws() -> Iterator[MotoAsAws]:
+    undo = install_moto_as_aws()
+    yield MOTO
+    undo()
 
 
 @pytest.fixture(scope="session")
@@ -54,15 +95,22 @@ def boto_session() -> boto3.Session:
     return boto3.Session(region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing")
 
 
+AWS_ENVIRONMENT = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+    # moto's catalogue of public AMIs makes every EC2 call slow; we register our own image like the local stack.
+    "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+}
+AWS_UNSET = ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "EC2BATCH_JOB")
+
+
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, boto_session: boto3.Session) -> Iterator[Clients]:
-    for var in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "AWS_SESSION_TOKEN", "EC2BATCH_JOB"):
+    for var in AWS_UNSET:
         monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", REGION)
-    # moto's catalogue of public AMIs makes every EC2 call slow; we register our own image like the local stack.
-    monkeypatch.setenv("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
+    for var, value in AWS_ENVIRONMENT.items():
+        monkeypatch.setenv(var, value)
     with mock_aws():
         yield Clients(boto_session)
 
@@ -162,3 +210,81 @@ def inject_error(client: Any, operation: str, codes: list[str]) -> list[str]:
 @pytest.fixture
 def injector() -> Callable[[Any, str, list[str]], list[str]]:
     return inject_error
+
+
+# ---------------------------------------------------------------- faults at the wire
+class Killed(BaseException):
+    """The process died right after a call AWS applied (a BaseException: no `except Exception` catches it)."""
+
+
+FAULTS = ("error", "lost", "kill")
+
+
+class Faults:
+    """Inject faults into AWS calls as they cross the wire, by (service, operation, nth call of it).
+
+    - `error`: the call fails before AWS applies it (a ClientError reaches the caller, after botocore's retries);
+    - `lost`: AWS applies it, the response is lost, botocore sends the same request again (same tokens) and the
+      caller sees the second answer;
+    - `kill`: AWS applies it, then the calling process dies (`Killed`).
+    Calls are counted per logical call (botocore's invocation id), so retries of one call count once.
+    """
+
+    def __init__(self) -> None:
+        self.planned: dict[tuple[str, str, int], str] = {}
+        self.seen: list[tuple[str, str]] = []
+        self._invocations: dict[str, tuple[str, str, int]] = {}
+        self._counts: Counter[tuple[str, str]] = Counter()
+        self.fired: list[tuple[str, str, int, str]] = []
+
+    def reset(self) -> None:
+        """Forget the calls seen so far (a test's setup is not part of the life under test)."""
+        self.seen.clear()
+        self._invocations.clear()
+        self._counts.clear()
+
+    def at(self, service: str, operation: str, fault: str, nth: int = 1) -> Faults:
+        assert fault in FAULTS, fault
+        self.planned[service, operation, nth] = fault
+        return self
+
+    def __call__(self, request: Any, send: Callable[[], Any]) -> Any:
+        from ec2batch.local.idempotency import operation_of
+
+        body = request.body or b""
+        body = body.encode() if isinstance(body, str) else body
+        found = operation_of(dict(request.headers.items()), body) or ("?", "?")
+        if found[1] == "":
+            found = (found[0], _rest_operation(request))
+        invocation = request.headers.get("amz-sdk-invocation-id")
+        invocation = invocation.decode() if isinstance(invocation, bytes) else str(invocation or id(request))
+        if invocation not in self._invocations:
+            self._counts[found] += 1
+            self._invocations[invocation] = (*found, self._counts[found])
+            self.seen.append(found)
+        key = self._invocations[invocation]
+        fault = self.planned.pop(key, None)
+        if fault is None:
+            return send()
+        self.fired.append((*key, fault))
+        if fault == "error":
+            raise ClientError({"Error": {"Code": "InternalError", "Message": f"injected before {key[1]}"}}, key[1])
+        first = send()
+        if fault == "kill":
+            raise Killed(f"killed after {key[0]}.{key[1]}")
+        return send() if first is not None else first  # lost: botocore's retry of the very same request
+
+
+def _rest_operation(request: Any) -> str:
+    """REST services (Logs is JSON; SSM, SNS, SQS JSON/query) are covered above; this names the rest by path."""
+    from urllib.parse import urlsplit
+
+    return f"{request.method} {urlsplit(request.url).path}"
+
+
+@pytest.fixture
+def faults(moto_as_aws: MotoAsAws) -> Iterator[Faults]:
+    plan = Faults()
+    moto_as_aws.interceptor = plan
+    yield plan
+    moto_as_aws.interceptor = None

@@ -3,7 +3,9 @@
 Order matters: the run is written to the ledger *before* any machine is touched, with a conditional
 write that is also the idempotency check and (under `forbid`) the concurrency lock. Whatever happens
 after that, the run ends up STARTING (a machine is on its way) or FAILED with the reason and every
-attempt, and the concurrency slot is freed.
+attempt, and the concurrency slot is freed. If the launcher dies in between, the run stays PENDING with
+a start lease that lapses; the reconciler (or a duplicate trigger) then takes it over and repeats the
+start, which finds the first machine instead of making a second (`machines`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from .. import timers
@@ -23,21 +25,25 @@ from ..errors import EventError, TransitionRejected
 from ..jsonlog import fields
 from ..ledger import (
     FAILED,
+    INSTANCE_PREFIX,
     PENDING,
+    RUNNING,
     SKIPPED,
+    START_LEASE_SECONDS,
     STARTING,
     CreateOutcome,
     Ledger,
     Run,
     iso,
     new_run_id,
+    parse_time,
     scheduled_run_id,
     utcnow,
 )
 from ..names import JobNames
 from ..notify import notify
 from .events import ManualRun, PlanRequest, ScheduleFire, TimerFire, parse_event
-from .machines import InstanceBusy, Machines, NoMachine
+from .machines import InstanceBusy, Machines, NoMachine, Placement
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +122,7 @@ class Launcher:
             trigger="schedule",
             triggered_at=iso(now),
             scheduled_at=iso(fire.scheduled_time),
+            start_lease_until=self.lease_until(),
         )
         late = (now - fire.scheduled_time).total_seconds()
         if late > config.starting_deadline_seconds:
@@ -142,13 +149,18 @@ class Launcher:
             triggered_at=iso(now),
             command=request.command,
             env=dict(request.env),
+            start_lease_until=self.lease_until(),
         )
         return self._trigger(config, run, token=request.token)
 
-    def on_plan(self, request: PlanRequest) -> dict[str, Any]:
-        from .timers import plan
+    def lease_until(self) -> str:
+        return iso(self.clock() + timedelta(seconds=START_LEASE_SECONDS))
 
-        return plan(self, request.job)
+    def on_plan(self, request: PlanRequest) -> dict[str, Any]:
+        """The planner tick: send the timers due before the next tick and repair what went wrong."""
+        from .reconciler import reconcile
+
+        return reconcile(self, load_config(self.clients.ssm, request.job)).as_dict()
 
     def on_timers(self, fired: list[TimerFire]) -> dict[str, Any]:
         """An SQS batch: each message on its own, failures reported per message so only they come back."""
@@ -177,21 +189,32 @@ class Launcher:
     def _after_create(self, config: JobConfig, created: CreateOutcome) -> Result:
         run = created.run
         if created.kind == "duplicate":
+            if run.status == PENDING and not run.instance_id:
+                # The trigger that recorded it may have died: if its lease has lapsed, this one goes on.
+                orphan = self.ledger(run.job).take_start_lease(run.job, run.run_id)
+                if orphan is not None:
+                    log.warning("taking over a run whose launcher died", extra=fields(job=run.job, run_id=run.run_id))
+                    return self.start_run(config, orphan)
             log.info(
                 "duplicate trigger: run already recorded, nothing started",
                 extra=fields(job=run.job, run_id=run.run_id, status=run.status),
             )
             return Result(run.job, run.run_id, run.status, "duplicate", run.instance_id, run.reason)
         log.info("run skipped", extra=fields(job=run.job, run_id=run.run_id, reason=run.reason))
-        notify(self.clients.sns, config, run)
+        notify(self.clients.sns, config, run, self.ledger(run.job))
         return Result(run.job, run.run_id, run.status, "skipped", reason=run.reason)
 
     def start_run(self, config: JobConfig, run: Run) -> Result:
         """Get a machine for a recorded run (PENDING) and record the outcome; never leaves it PENDING."""
         ledger = self.ledger(run.job)
+        allow = config.concurrency == "allow"
+
+        def claim_instance(instance_id: str) -> bool:
+            return ledger.claim_slot(run.job, run.run_id, INSTANCE_PREFIX + instance_id) is None
+
         try:
             placement, attempts = self.machines.get_machine(
-                config, run.run_id, parallel_allowed=config.concurrency == "allow"
+                config, run.run_id, parallel_allowed=allow, claim_instance=claim_instance if allow else None
             )
         except NoMachine as exc:
             return self._fail(config, ledger, run, exc.reason, attempts=exc.attempts)
@@ -215,10 +238,8 @@ class Launcher:
         }
         try:
             updated = ledger.transition(run.job, run.run_id, STARTING, **details)
-        except TransitionRejected:
-            # The instance booted and its agent moved the run on before we wrote STARTING: keep its
-            # status, add what only we know.
-            updated = ledger.update_fields(run.job, run.run_id, unless_terminal=False, **details)
+        except TransitionRejected as exc:
+            updated = self._record_placement_late(config, ledger, run, placement, details, exc)
         self._arm_deadline(config, updated)
         log.info(
             "machine requested",
@@ -230,13 +251,41 @@ class Launcher:
                 attempts=len(attempts),
             ),
         )
-        return Result(run.job, run.run_id, updated.status, "started", placement.instance_id)
+        outcome = "started" if not updated.terminal else "stopped"
+        return Result(run.job, run.run_id, updated.status, outcome, placement.instance_id, updated.reason)
+
+    def _record_placement_late(
+        self,
+        config: JobConfig,
+        ledger: Ledger,
+        run: Run,
+        placement: Placement,
+        details: dict[str, Any],
+        refused: TransitionRejected,
+    ) -> Run:
+        """STARTING was refused: the agent got there first (RUNNING), or the run ended meanwhile (a cancel)."""
+        current = refused.current if isinstance(refused.current, Run) else ledger.require(run.job, run.run_id)
+        if current.status == RUNNING or not current.terminal:
+            # The instance booted and its agent moved the run on before we wrote STARTING: keep its
+            # status, add what only we know.
+            return ledger.update_fields(run.job, run.run_id, unless_terminal=False, **details)
+        # Cancelled (or ended) while we were getting the machine: it must not run the job. The agent would
+        # power off on its own, but a machine that need not run is stopped now.
+        ended = ledger.update_fields(
+            run.job, run.run_id, unless_terminal=False, **{k: v for k, v in details.items() if k != "deadline_at"}
+        )
+        action = timers.stop_run_machine(self.clients, config, ended)
+        log.warning(
+            "run ended while its machine was starting: machine stopped",
+            extra=fields(job=run.job, run_id=run.run_id, status=current.status, action=action),
+        )
+        return ended
 
     def _arm_deadline(self, config: JobConfig, run: Run) -> None:
         """A deadline near enough for one delayed message is sent now; the planner sends the others."""
         if not run.deadline_at:
             return
-        due = timers.parse_time(run.deadline_at)
+        due = parse_time(run.deadline_at)
         if timers.within_reach(due, self.clock()):
             timers.send(self.clients, timers.Timer(run.job, run.run_id, timers.DEADLINE, due), self.clock())
             self.ledger(run.job).update_fields(
@@ -244,7 +293,11 @@ class Launcher:
             )
 
     def _fail(self, config: JobConfig, ledger: Ledger, run: Run, reason: str, attempts: Any = ()) -> Result:
-        failed = ledger.transition(run.job, run.run_id, FAILED, reason=reason, attempts=tuple(attempts))
+        try:
+            failed = ledger.transition(run.job, run.run_id, FAILED, reason=reason, attempts=tuple(attempts))
+        except TransitionRejected as exc:  # cancelled meanwhile: that stands
+            current = exc.current if isinstance(exc.current, Run) else run
+            return Result(run.job, run.run_id, current.status, "nothing", reason=str(exc))
         log.error("run failed to start", extra=fields(job=run.job, run_id=run.run_id, reason=reason))
-        notify(self.clients.sns, config, failed)
+        notify(self.clients.sns, config, failed, ledger)
         return Result(run.job, run.run_id, FAILED, "failed", reason=reason)

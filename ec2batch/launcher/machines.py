@@ -4,17 +4,24 @@ Capacity errors (the instance type has no capacity in that zone right now, an ac
 zone does not offer) are expected in real life and never raised by moto; on one of them we move on to
 the next instance type and subnet. Any other error stops the attempt: retrying a permission error on
 every type only hides it.
+
+Every step is safe to repeat for the same run (a retried Lambda, the reconciler taking over an orphan):
+RunInstances carries a client token derived from the run and the placement, so a repeat finds the first
+instance; a reusable instance already started for this run (its run tag) is that run's machine; under
+`allow` the reusable instance is claimed in the ledger before it is tagged and started, so two runs never
+both place themselves on it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError, WaiterError
+from botocore.exceptions import ClientError
 
 from ..config import JobConfig
 from ..jsonlog import fields
@@ -36,6 +43,16 @@ CAPACITY_ERRORS = frozenset(
     }
 )
 BUSY_STATES = ("pending", "running")
+# A reusable instance in one of these is on its way to `stopped` (a previous run powering off) or just
+# started by a previous run that will power it off: wait for it within the bound.
+SETTLING_STATES = ("pending", "running", "stopping")
+START_TRIES = 3  # StartInstances answering IncorrectInstanceState (still stopping): wait and try again
+
+
+def client_token(run_id: str, *parts: str | None) -> str:
+    """RunInstances' ClientToken for one placement of one run: a retry at any level finds the same instance."""
+    digest = hashlib.sha256("|".join([run_id, *(p or "-" for p in parts)]).encode()).hexdigest()
+    return digest[:48]  # AWS allows 64 ASCII characters
 
 
 @dataclass(frozen=True)
@@ -70,8 +87,19 @@ class Machines:
         self.stopping_wait_seconds = stopping_wait_seconds
         self.sleep = sleep
 
-    def get_machine(self, config: JobConfig, run_id: str, *, parallel_allowed: bool) -> tuple[Placement, list[Attempt]]:
-        """Start or launch a machine for `run_id`; returns where it runs and every attempt made."""
+    def get_machine(
+        self,
+        config: JobConfig,
+        run_id: str,
+        *,
+        parallel_allowed: bool,
+        claim_instance: Callable[[str], bool] | None = None,
+    ) -> tuple[Placement, list[Attempt]]:
+        """Start or launch a machine for `run_id`; returns where it runs and every attempt made.
+
+        `claim_instance(instance_id)` takes the reusable instance for this run in the ledger (under `allow`,
+        where the job's slot does not serialize runs); False means another live run has it.
+        """
         attempts: list[Attempt] = []
         if config.strategy == "ephemeral":
             return self._launch_fallback(config, run_id, LIFECYCLE_EPHEMERAL, attempts), attempts
@@ -79,19 +107,36 @@ class Machines:
         if instance is None:
             # First run (or the instance was deleted): the launched instance stays for the next runs.
             return self._launch_fallback(config, run_id, LIFECYCLE_REUSE, attempts), attempts
-        state = instance["State"]["Name"]
-        if state in BUSY_STATES and parallel_allowed:
+        instance_id, state = instance["InstanceId"], instance["State"]["Name"]
+        if state in BUSY_STATES and _tags(instance).get(TAG_RUN_ID) == run_id:
+            # Started for this very run by an earlier try (the launcher died before recording it).
+            placement = Placement(instance_id, instance.get("InstanceType"), instance.get("SubnetId"), "start")
+            return placement, attempts
+        if parallel_allowed and (state in BUSY_STATES or (claim_instance and not claim_instance(instance_id))):
             return self._launch_fallback(config, run_id, LIFECYCLE_EPHEMERAL, attempts), attempts
-        if state in ("stopping", *BUSY_STATES):
-            # The previous run is powering off; a stopped instance can be started again in seconds.
-            state = self._wait_stopped(instance["InstanceId"])
-            if state != "stopped":
-                raise InstanceBusy(instance["InstanceId"], state)
-        placement = self._start(instance, run_id, attempts)
+        placement = self._start_reusable(config, instance, state, run_id, attempts)
         if placement is not None:
             return placement, attempts
         skip = (instance.get("InstanceType"), instance.get("SubnetId"))
         return self._launch_fallback(config, run_id, LIFECYCLE_EPHEMERAL, attempts, skip=skip), attempts
+
+    def _start_reusable(
+        self, config: JobConfig, instance: dict[str, Any], state: str, run_id: str, attempts: list[Attempt]
+    ) -> Placement | None:
+        instance_id = instance["InstanceId"]
+        for _ in range(START_TRIES):
+            if state != "stopped":
+                # The previous run is powering off; a stopped instance can be started again in seconds.
+                state = self._wait_stopped(instance_id)
+            if state == "terminated":  # deleted by hand meanwhile: make a new reusable one
+                return self._launch_fallback(config, run_id, LIFECYCLE_REUSE, attempts)
+            if state != "stopped":
+                raise InstanceBusy(instance_id, state)
+            placement = self._start(instance, run_id, attempts)
+            if placement != "again":
+                return placement
+            state = "stopping"
+        raise InstanceBusy(instance_id, "stopping")
 
     def find_reusable(self, job: str) -> dict[str, Any] | None:
         response = self.ec2.describe_instances(
@@ -107,18 +152,29 @@ class Machines:
         return instances[0] if instances else None
 
     def _wait_stopped(self, instance_id: str) -> str:
-        delay = 2
-        try:
-            self.ec2.get_waiter("instance_stopped").wait(
-                InstanceIds=[instance_id],
-                WaiterConfig={"Delay": delay, "MaxAttempts": max(1, self.stopping_wait_seconds // delay)},
-            )
-            return "stopped"
-        except WaiterError:
-            response = self.ec2.describe_instances(InstanceIds=[instance_id])
-            return response["Reservations"][0]["Instances"][0]["State"]["Name"]
+        """Poll until the instance is stopped (or gone), through every state it may pass on the way."""
+        polls = max(1, self.stopping_wait_seconds // 2)  # counted, not timed: `sleep` may be a test's fake
+        for _ in range(polls):
+            state = self.state(instance_id)
+            if state not in SETTLING_STATES:
+                return state
+            self.sleep(2)
+        return self.state(instance_id)
 
-    def _start(self, instance: dict[str, Any], run_id: str, attempts: list[Attempt]) -> Placement | None:
+    def state(self, instance_id: str) -> str:
+        """The instance's state; `terminated` for one EC2 no longer knows."""
+        try:
+            response = self.ec2.describe_instances(InstanceIds=[instance_id])
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] == "InvalidInstanceID.NotFound":
+                return "terminated"
+            raise
+        found = [i for r in response["Reservations"] for i in r["Instances"]]
+        return found[0]["State"]["Name"] if found else "terminated"
+
+    def _start(self, instance: dict[str, Any], run_id: str, attempts: list[Attempt]) -> Placement | str | None:
+        """Tag and start the stopped instance: a Placement, None on a capacity error, "again" if it was not
+        stopped after all (IncorrectInstanceState: still stopping)."""
         instance_id = instance["InstanceId"]
         # The agent reads its run id from this tag at boot, so it is written before the start.
         self.ec2.create_tags(Resources=[instance_id], Tags=[{"Key": TAG_RUN_ID, "Value": run_id}])
@@ -130,15 +186,27 @@ class Machines:
             at=iso(utcnow()),
         )
         try:
-            self.ec2.start_instances(InstanceIds=[instance_id])
+            response = self.ec2.start_instances(InstanceIds=[instance_id])
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
+            if code == "IncorrectInstanceState":
+                log.info("instance not stopped yet: waiting", extra=fields(run_id=run_id, instance_id=instance_id))
+                return "again"
             attempts.append(
                 Attempt(**{**attempt.__dict__, "error": f"{code}: {exc.response['Error'].get('Message', '')}"})
             )
             log.warning("start failed", extra=fields(run_id=run_id, instance_id=instance_id, error=code))
             if code not in CAPACITY_ERRORS:
                 raise NoMachine(f"could not start {instance_id}: {code}", attempts) from exc
+            return None
+        previous = response["StartingInstances"][0].get("PreviousState", {}).get("Name")
+        if previous not in (None, "stopped"):
+            # Someone started it between our look and our call (by hand: every launcher takes the slot first).
+            log.warning(
+                "instance was already started by someone else: not ours",
+                extra=fields(run_id=run_id, instance_id=instance_id, previous_state=previous),
+            )
+            attempts.append(Attempt(**{**attempt.__dict__, "error": f"already {previous} when started"}))
             return None
         attempts.append(attempt)
         return Placement(instance_id, attempt.instance_type, attempt.subnet_id, "start")
@@ -182,6 +250,7 @@ class Machines:
             {"Key": "Name", "Value": config.names.base},
         ]
         request: dict[str, Any] = {
+            "ClientToken": client_token(run_id, lifecycle, instance_type, subnet_id),
             "LaunchTemplate": {"LaunchTemplateName": config.names.launch_template, "Version": "$Latest"},
             "MinCount": 1,
             "MaxCount": 1,
@@ -232,8 +301,6 @@ class Machines:
         )
         return placement
 
-    def stop(self, instance_id: str, *, terminate: bool) -> None:
-        if terminate:
-            self.ec2.terminate_instances(InstanceIds=[instance_id])
-        else:
-            self.ec2.stop_instances(InstanceIds=[instance_id], Force=True)
+
+def _tags(instance: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .. import timers
 from ..config import load_config
@@ -19,11 +19,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 EARLY_WAIT_LIMIT = 2.0  # seconds; a message earlier than that is a clock problem, not rounding
-
-
-def plan(launcher: Launcher, job: str) -> dict[str, Any]:
-    config = load_config(launcher.clients.ssm, job)
-    return timers.plan(launcher.clients, config, now=launcher.clock())
 
 
 def fire(launcher: Launcher, timer: TimerFire) -> Result:
@@ -65,17 +60,19 @@ def _start(launcher: Launcher, timer: TimerFire) -> Result:
     if late > config.starting_deadline_seconds:
         missed = timers.mark_missed(ledger, run, late, config.starting_deadline_seconds)
         if missed:
-            notify(launcher.clients.sns, config, missed)
+            notify(launcher.clients.sns, config, missed, ledger)
         return Result(run.job, run.run_id, SKIPPED, "skipped", reason=missed.reason if missed else "missed")
     try:
-        run = ledger.transition(timer.job, run.run_id, PENDING, triggered_at=iso(now))
+        run = ledger.transition(
+            timer.job, run.run_id, PENDING, triggered_at=iso(now), start_lease_until=launcher.lease_until()
+        )
     except TransitionRejected as exc:  # a duplicate message, or a cancel, got there first
         return _nothing(launcher, timer, str(exc))
     if config.concurrency == "forbid":
         holder = ledger.claim_slot(timer.job, run.run_id)
         if holder is not None:
             skipped = ledger.transition(timer.job, run.run_id, SKIPPED, reason=f"run {holder} active")
-            notify(launcher.clients.sns, config, skipped)
+            notify(launcher.clients.sns, config, skipped, ledger)
             return Result(run.job, run.run_id, SKIPPED, "skipped", reason=skipped.reason)
     log.info("timer: starting planned run", extra=fields(job=run.job, run_id=run.run_id, late_seconds=round(late, 3)))
     return launcher.start_run(config, run)
@@ -89,8 +86,10 @@ def _deadline(launcher: Launcher, timer: TimerFire) -> Result:
     ledger = launcher.ledger(timer.job)
     run = ledger.get(timer.job, timer.run_id)
     if run is not None and run.status == TIMED_OUT and (run.reason or "").startswith("deadline:"):
-        # A redelivery after the stop itself failed: the run is recorded, the machine must still go down.
+        # A redelivery after the stop itself failed: the run is recorded, the machine must still go down,
+        # and the notification may not have gone out either (claimed once, so never twice).
         action = timers.stop_run_machine(launcher.clients, config, run)
+        notify(launcher.clients.sns, config, run, ledger)
         return Result(run.job, run.run_id, TIMED_OUT, "stopped" if action else "nothing", run.instance_id, run.reason)
     if run is None or run.terminal:
         return _nothing(launcher, timer, timers.describe_skip(run, timer.kind), run.status if run else None)
@@ -115,7 +114,7 @@ def _deadline(launcher: Launcher, timer: TimerFire) -> Result:
         "deadline: run stopped from outside",
         extra=fields(job=run.job, run_id=run.run_id, instance_id=run.instance_id, action=action),
     )
-    notify(launcher.clients.sns, config, ended)
+    notify(launcher.clients.sns, config, ended, ledger)
     return Result(
         run.job,
         run.run_id,

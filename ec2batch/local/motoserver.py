@@ -1,14 +1,16 @@
-"""moto_server, with one request at a time.
+"""moto_server, with one request at a time, honouring idempotency tokens as AWS does.
 
 moto's backends have no locks: two concurrent conditional writes to DynamoDB can both succeed, which
 AWS never allows. The ledger's guarantees (one run per schedule event, one winner among racing
 triggers) rest on per-request atomicity, so this server serves requests one at a time. The stack's
-request rate is tiny; the lock costs nothing measurable.
+request rate is tiny; the lock costs nothing measurable. Requests that carry an idempotency token go
+through `ec2batch.local.idempotency` (moto ignores the tokens).
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -16,16 +18,44 @@ from typing import Any
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 
+from .idempotency import Reply, TokenCache
+
 
 class Serialized:
     def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
         self.app = app
         self.lock = threading.Lock()
+        self.tokens = TokenCache()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        with self.lock:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {key[5:].replace("_", "-"): value for key, value in environ.items() if key.startswith("HTTP_")}
+
+        def forward() -> Reply:
+            environ["wsgi.input"] = io.BytesIO(body)
+            captured: dict[str, Any] = {}
+
+            def capture(status: str, response_headers: list[tuple[str, str]], exc_info: Any = None) -> None:
+                captured["status"], captured["headers"] = status, response_headers
+
             # Drain the body inside the lock: moto may produce it lazily.
-            return list(self.app(environ, start_response))
+            content = b"".join(self.app(environ, capture))
+            return Reply(int(captured["status"].split()[0]), tuple(captured["headers"]), content)
+
+        with self.lock:
+            reply = self.tokens.handle(headers, body, forward)
+        start_response(_status_line(reply.status), list(reply.headers))
+        return [reply.body]
+
+
+def _status_line(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return f"{status} {HTTPStatus(status).phrase}"
+    except ValueError:
+        return f"{status} Unknown"
 
 
 def main() -> None:
@@ -33,8 +63,11 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
     args = parser.parse_args()
-    app = Serialized(DomainDispatcherApplication(create_backend_app))
-    run_simple(args.host, args.port, app, threaded=True, use_reloader=False)
+    run_simple(args.host, args.port, build_app(), threaded=True, use_reloader=False)
+
+
+def build_app() -> Serialized:
+    return Serialized(DomainDispatcherApplication(create_backend_app))
 
 
 if __name__ == "__main__":

@@ -115,3 +115,47 @@ def test_update_fields_refuses_a_finished_run(ledger: Ledger) -> None:
     with pytest.raises(TransitionRejected, match="is finished or missing"):
         ledger.update_fields("daily-report", "r1", reason="late")
     assert ledger.update_fields("daily-report", "r1", unless_terminal=False, instance_id="i-1").instance_id == "i-1"
+
+
+# ---------------------------------------------------------------- idempotent under retry (issue 9, finding 1)
+def test_a_transition_applied_whose_response_was_lost_is_our_success_not_someone_elses(ledger: Ledger, faults) -> None:
+    ledger.create_run(new("r1", PLANNED), exclusive=False)
+    faults.at("dynamodb", "UpdateItem", "lost")
+    moved = ledger.transition("daily-report", "r1", PENDING)  # botocore's retry fails our own condition
+    assert moved.status == PENDING
+    assert faults.fired == [("dynamodb", "UpdateItem", 1, "lost")]
+
+
+def test_a_write_that_really_lost_the_race_is_still_refused(ledger: Ledger) -> None:
+    ledger.create_run(new("r1", PLANNED), exclusive=False)
+    ledger.transition("daily-report", "r1", PENDING)
+    with pytest.raises(TransitionRejected) as refused:
+        ledger.transition("daily-report", "r1", PENDING)
+    assert refused.value.current.status == PENDING
+
+
+def test_a_retried_creation_is_created_once_not_a_duplicate_of_itself(ledger: Ledger, faults) -> None:
+    faults.at("dynamodb", "TransactWriteItems", "lost")
+    created = ledger.create_run(new("r1"), exclusive=True)
+    assert created.kind == "created"
+    assert ledger.active_run_id("daily-report") == "r1"
+
+
+def test_a_start_lease_is_held_until_it_lapses_then_taken_over(aws) -> None:
+    aws.dynamodb.create_table(**table_definition("runs"))
+    now = [T0]
+    ledger = Ledger(aws.dynamodb, "runs", clock=lambda: now[0])
+    ledger.create_run(new("r1"), exclusive=False)
+    assert ledger.take_start_lease("daily-report", "r1", force=True) is not None
+    assert ledger.take_start_lease("daily-report", "r1") is None  # the launcher that created it is at work
+    now[0] = T0 + timedelta(minutes=4)
+    assert ledger.take_start_lease("daily-report", "r1") is not None  # it died: the run is an orphan
+    ledger.transition("daily-report", "r1", STARTING)
+    now[0] = T0 + timedelta(hours=1)
+    assert ledger.take_start_lease("daily-report", "r1") is None  # only PENDING runs have a lease
+
+
+def test_one_publisher_per_notification(ledger: Ledger) -> None:
+    ledger.create_run(new("r1"), exclusive=False)
+    assert ledger.claim_notification("daily-report", "r1")
+    assert not ledger.claim_notification("daily-report", "r1")

@@ -1,0 +1,320 @@
+"""The reconciler: on every planner tick, drive each run of the job toward its end from what is observed.
+
+Edges get lost: a launcher killed between two writes, a timer that reached the dead-letter queue, a response
+that never came back, an agent that could not reach the ledger at the end. Nothing here trusts that an edge
+was seen; each tick reads the ledger (the runs of a bounded time window) and EC2 (the job's instances, one
+call) and repairs what does not agree:
+
+| observed | repair |
+| --- | --- |
+| PLANNED, due before the next tick, no timer sent | send its timer (the planner's old job) |
+| PLANNED, its timer sent but it is past due | the timer was lost: do its final check and start now (or SKIPPED) |
+| PENDING, its launcher's start lease lapsed | the launcher died: take the lease, get the machine (idempotent) |
+| STARTING/RUNNING without a deadline | arm it (from when the machine was requested) |
+| STARTING/RUNNING, deadline before the next tick | send the deadline timer |
+| STARTING/RUNNING, past its deadline | the timer was lost: enforce the deadline now |
+| STARTING/RUNNING, its instance has our outcome tag | record that outcome (the agent could not) |
+| STARTING/RUNNING, its instance stopped or gone | FAILED, instance lost, notified |
+| ended, its machine still up for it | stop it |
+| ended, its notification not published | publish it (once: claimed in the ledger) |
+| an instance of the job running with no live run | stop it |
+
+Each repair is a conditional write or an idempotent call, so two reconcilers at once (an overlapping tick)
+do no harm; the work per tick is bounded (`MAX_REPAIRS`, `TIME_BUDGET_SECONDS`), and what is left waits for
+the next tick. Every repair is logged (`reconciler: ...`), noted on the run (`repaired`), and a run it ends
+carries the reason and is notified as the config asks.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from .. import timers
+from ..config import JobConfig
+from ..cost import run_cost
+from ..errors import TransitionRejected
+from ..jsonlog import fields
+from ..ledger import FAILED, PENDING, PLANNED, RUNNING, STARTING, Ledger, Run, iso, parse_time
+from ..names import TAG_JOB, TAG_OUTCOME, TAG_RUN_ID
+from ..notify import notify, wanted
+from ..outcome_tag import OutcomeTag
+from .events import TimerFire
+
+if TYPE_CHECKING:
+    from .core import Launcher
+
+log = logging.getLogger(__name__)
+
+MAX_REPAIRS = 50  # per tick; the rest waits for the next one (never the 100-missed-schedules cliff)
+TIME_BUDGET_SECONDS = 60.0  # the launcher Lambda has 180 s
+# A delayed message is due within a second of its time; a timer this late was lost (dead-lettered, or its
+# launcher died after receiving it).
+TIMER_GRACE = timedelta(minutes=2)
+# An ended run's machine may still be powering itself off; after this the reconciler stops it.
+POWEROFF_GRACE = timedelta(minutes=2)
+# Between StartInstances and the instance showing `pending` EC2 may answer with the old state for a moment.
+INSTANCE_LOST_GRACE = timedelta(seconds=60)
+# Ended runs older than this are not looked at again for a missing notification.
+NOTIFY_LOOKBACK = timedelta(hours=6)
+LIVE_STATES = ("pending", "running")
+
+
+@dataclass
+class Report:
+    job: str
+    runs_seen: int = 0
+    instances_seen: int = 0
+    timers: list[dict[str, str]] = field(default_factory=list)
+    repairs: list[dict[str, str]] = field(default_factory=list)
+    deferred: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"job": self.job, "outcome": "planned", **{k: v for k, v in self.__dict__.items() if k != "job"}}
+
+
+def reconcile(launcher: Launcher, config: JobConfig, *, monotonic: Callable[[], float] = time.monotonic) -> Report:
+    """One tick for one job. Safe to run twice at once; bounded; returns what it did."""
+    return _Tick(launcher, config, monotonic).run()
+
+
+class _Tick:
+    def __init__(self, launcher: Launcher, config: JobConfig, monotonic: Callable[[], float]) -> None:
+        self.launcher = launcher
+        self.config = config
+        self.clients = launcher.clients
+        self.ledger: Ledger = launcher.ledger(config.job)
+        self.now = launcher.clock()
+        self.report = Report(config.job)
+        self.monotonic = monotonic
+        self.started = monotonic()
+        self.queue_url: str | None = None
+
+    def run(self) -> Report:
+        runs = self._runs()
+        instances = self._instances()
+        self.report.runs_seen, self.report.instances_seen = len(runs), len(instances)
+        by_id = {i["InstanceId"]: i for i in instances}
+        for run in runs:
+            if not self._budget_left():
+                break
+            try:
+                self._one(run, by_id.get(run.instance_id or ""))
+            except TransitionRejected as exc:  # another writer (an agent, a second tick) got there first
+                log.info("reconciler: run moved meanwhile", extra=fields(run_id=run.run_id, error=str(exc)))
+        live = {r.run_id for r in runs if not r.terminal}
+        for instance in instances:
+            if not self._budget_left():
+                break
+            self._stray(instance, live)
+        log.info(
+            "reconciled",
+            extra=fields(
+                job=self.config.job,
+                runs=self.report.runs_seen,
+                instances=self.report.instances_seen,
+                timers_sent=len(self.report.timers),
+                repairs=len(self.report.repairs),
+                deferred=self.report.deferred,
+            ),
+        )
+        return self.report
+
+    # ---------------------------------------------------------------- observe
+    def _runs(self) -> list[Run]:
+        config = self.config
+        runtime = timedelta(
+            seconds=config.max_runtime_seconds + config.stop_grace_seconds + config.deadline_slack_seconds
+        )
+        since = self.now - max(runtime + timedelta(days=1), NOTIFY_LOOKBACK)
+        return self.ledger.runs_between(config.job, since, self.now + timers.PLANNER_HORIZON)
+
+    def _instances(self) -> list[dict[str, Any]]:
+        pages = self.clients.ec2.get_paginator("describe_instances").paginate(
+            Filters=[
+                {"Name": f"tag:{TAG_JOB}", "Values": [self.config.job]},
+                {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+            ]
+        )
+        return [i for page in pages for r in page["Reservations"] for i in r["Instances"]]
+
+    def _budget_left(self) -> bool:
+        if len(self.report.repairs) >= MAX_REPAIRS or self.monotonic() - self.started > TIME_BUDGET_SECONDS:
+            self.report.deferred += 1
+            return False
+        return True
+
+    # ---------------------------------------------------------------- one run
+    def _one(self, run: Run, instance: dict[str, Any] | None) -> None:
+        if run.terminal:
+            self._ended(run, instance)
+        elif run.status == PLANNED:
+            self._planned(run)
+        elif run.status == PENDING:
+            self._pending(run)
+        else:
+            self._under_way(run, instance)
+
+    def _planned(self, run: Run) -> None:
+        if not run.scheduled_at:
+            return
+        due = parse_time(run.scheduled_at)
+        if not run.start_timer_sent_at:
+            if due <= self.now + timers.PLANNER_HORIZON:
+                self._send(run, timers.START, due)
+                self.ledger.update_fields(run.job, run.run_id, start_timer_sent_at=iso(self.now))
+            return
+        if self.now > due + TIMER_GRACE:
+            result = self._fire(run, timers.START, due)
+            self._repaired(run, f"start timer lost: final check done by the reconciler ({result.outcome})")
+
+    def _pending(self, run: Run) -> None:
+        lease = run.start_lease_until
+        if lease and parse_time(lease) > self.now:
+            return  # its launcher is at work
+        orphan = self.ledger.take_start_lease(run.job, run.run_id)
+        if orphan is None:
+            return
+        result = self.launcher.start_run(self.config, orphan)
+        self._repaired(run, f"launcher died with the run PENDING: start repeated ({result.outcome})")
+
+    def _under_way(self, run: Run, instance: dict[str, Any] | None) -> None:
+        outcome = OutcomeTag.decode(_tags(instance).get(TAG_OUTCOME)) if instance else None
+        if outcome is not None and outcome.run_id == run.run_id:
+            self._record_outcome(run, outcome)
+            return
+        if not run.deadline_at:
+            start = parse_time(run.start_requested_at or run.triggered_at)
+            deadline = iso(timers.deadline_for(self.config, start))
+            run = self.ledger.update_fields(run.job, run.run_id, deadline_at=deadline)
+            self._repaired(run, f"no deadline recorded: armed for {deadline}")
+        assert run.deadline_at is not None
+        deadline_due = parse_time(run.deadline_at)
+        if self.now > deadline_due + TIMER_GRACE:
+            result = self._fire(run, timers.DEADLINE, deadline_due)
+            self._repaired(run, f"deadline timer lost: deadline enforced by the reconciler ({result.outcome})")
+            return
+        if self._lost(run, instance):
+            return
+        if run.deadline_timer_for != run.deadline_at and deadline_due <= self.now + timers.PLANNER_HORIZON:
+            self._send(run, timers.DEADLINE, deadline_due)
+            self.ledger.update_fields(run.job, run.run_id, deadline_timer_for=run.deadline_at)
+
+    def _lost(self, run: Run, instance: dict[str, Any] | None) -> bool:
+        """A STARTING/RUNNING run whose machine is down or gone without an outcome: FAILED, notified."""
+        if not run.instance_id or run.status not in (STARTING, RUNNING):
+            return False
+        since = parse_time(run.updated_at or run.triggered_at)
+        if self.now - since < INSTANCE_LOST_GRACE:
+            return False
+        state = instance["State"]["Name"] if instance else "terminated"
+        if state in LIVE_STATES or (instance and _tags(instance).get(TAG_RUN_ID) not in (None, run.run_id)):
+            return False
+        if instance is None:
+            state = self.launcher.machines.state(run.instance_id)  # not among the job's: gone, or untagged
+            if state in LIVE_STATES:
+                return False
+        reason = (
+            f"instance-lost: instance {run.instance_id} is {state} and the run recorded no outcome "
+            "(stopped or terminated from outside, or it died)"
+        )
+        failed = self.ledger.transition(
+            run.job,
+            run.run_id,
+            FAILED,
+            reason=reason,
+            repaired=(*run.repaired, "instance lost: run failed by the reconciler"),
+            **run_cost(run, self.now, self.clients.region),
+        )
+        log.warning("reconciler: instance lost", extra=fields(job=run.job, run_id=run.run_id, state=state))
+        self.report.repairs.append({"run_id": run.run_id, "repair": "instance lost: FAILED"})
+        notify(self.clients.sns, self.config, failed, self.ledger)
+        return True
+
+    def _record_outcome(self, run: Run, outcome: OutcomeTag) -> None:
+        ended = self.ledger.transition(
+            run.job,
+            run.run_id,
+            outcome.status,
+            ended_at=outcome.ended_at,
+            exit_code=outcome.exit_code,
+            reason=outcome.reason,
+            repaired=(*run.repaired, "outcome recorded from the instance's tag (the agent could not write it)"),
+            **run_cost(run, parse_time(outcome.ended_at), self.clients.region),
+        )
+        log.warning(
+            "reconciler: outcome recorded from the instance's tag",
+            extra=fields(job=run.job, run_id=run.run_id, status=outcome.status),
+        )
+        self.report.repairs.append({"run_id": run.run_id, "repair": f"outcome from tag: {outcome.status}"})
+        notify(self.clients.sns, self.config, ended, self.ledger)
+
+    def _ended(self, run: Run, instance: dict[str, Any] | None) -> None:
+        if (
+            instance is not None
+            and instance["State"]["Name"] in LIVE_STATES
+            and _tags(instance).get(TAG_RUN_ID) == run.run_id
+            and (run.status == "CANCELLED" or self.now - parse_time(run.ended_at or run.triggered_at) > POWEROFF_GRACE)
+        ):
+            action = timers.stop_instance(self.clients, instance, ephemeral=self.config.strategy == "ephemeral")
+            if action:
+                self._repaired(run, f"machine still up after the run ended: {action}")
+        if (
+            wanted(self.config, run)
+            and not run.notified_at
+            and (not run.notify_claim_until or parse_time(run.notify_claim_until) < self.now)
+            and self.now - parse_time(run.ended_at or run.triggered_at) < NOTIFY_LOOKBACK
+            and notify(self.clients.sns, self.config, run, self.ledger)
+        ):
+            self.report.repairs.append({"run_id": run.run_id, "repair": "notification published"})
+            log.warning("reconciler: notification published late", extra=fields(run_id=run.run_id))
+
+    # ---------------------------------------------------------------- machines with no live run
+    def _stray(self, instance: dict[str, Any], live: set[str]) -> None:
+        if instance["State"]["Name"] not in LIVE_STATES:
+            return
+        run_id = _tags(instance).get(TAG_RUN_ID)
+        if run_id in live:
+            return
+        run = self.ledger.get(self.config.job, run_id) if run_id else None
+        if run is not None and not run.terminal:
+            return  # live, outside the window (a very long run)
+        if (
+            run is not None
+            and run.status != "CANCELLED"
+            and self.now - parse_time(run.ended_at or run.triggered_at) <= POWEROFF_GRACE
+        ):
+            return  # its agent is powering it off
+        action = timers.stop_instance(self.clients, instance)
+        if action:
+            why = f"run {run_id} is {run.status}" if run else f"no run {run_id or '(untagged)'} in the ledger"
+            log.warning(
+                "reconciler: machine running with no live run",
+                extra=fields(job=self.config.job, instance_id=instance["InstanceId"], reason=why, action=action),
+            )
+            self.report.repairs.append({"instance_id": instance["InstanceId"], "repair": f"{action}: {why}"})
+
+    # ---------------------------------------------------------------- acting
+    def _send(self, run: Run, kind: str, due: datetime) -> None:
+        if self.queue_url is None:
+            self.queue_url = timers.queue_url(self.clients, self.config.job)
+        timers.send(self.clients, timers.Timer(run.job, run.run_id, kind, due), self.now, self.queue_url)
+        self.report.timers.append({"run_id": run.run_id, "kind": kind, "due": iso(due)})
+
+    def _fire(self, run: Run, kind: str, due: datetime) -> Any:
+        from .timers import fire
+
+        return fire(self.launcher, TimerFire(run.job, run.run_id, kind, due))
+
+    def _repaired(self, run: Run, what: str) -> None:
+        log.warning("reconciler: " + what, extra=fields(job=run.job, run_id=run.run_id))
+        self.report.repairs.append({"run_id": run.run_id, "repair": what})
+        self.ledger.note_repair(run, what)
+
+
+def _tags(instance: dict[str, Any] | None) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in (instance or {}).get("Tags", [])}

@@ -1,0 +1,154 @@
+"""The lives the fault matrix runs, and the invariants every one of them must keep whatever fault it meets.
+
+A scenario sets the stage without faults (`setup`: the job, maybe an earlier run), then lives its part with
+faults armed (`act`), then the world runs on, planner ticks included, for the bound within which every run
+must have ended. The invariants (`check`) are the same for every scenario and every fault:
+- one trigger, one run: the ledger holds exactly the runs the scenario's triggers asked for;
+- at most one machine per run attempt;
+- every run ended, within the bound;
+- no machine runs: none without a live run, and at the end no run is live;
+- every run whose status the config asks to notify was published;
+- an outcome is never worse than the truth: a run whose job exited 0 is never recorded TIMED_OUT or FAILED,
+  unless a fault on its own path made it fail (then the reason says so).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from ec2batch import timers
+from ec2batch.ledger import CANCELLED, FAILED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, Run
+from ec2batch.names import TAG_RUN_ID
+from tests.conftest import REGION, Job, make_job
+from tests.unit.agent.fakes import Clock
+
+from .world import World, _tags
+
+T0 = datetime(2026, 11, 24, 1, 59, 0, tzinfo=UTC)
+SCHEDULED = datetime(2026, 11, 24, 2, 0, 0, tzinfo=UTC)
+CONFIG = {"max_runtime_seconds": 120, "stop_grace_seconds": 10, "deadline_slack_seconds": 30}
+NOTIFY_ON = ["FAILED", "TIMED_OUT", "SKIPPED"]
+# max runtime + grace + slack + a lost timer's grace + a start lease + one planner tick, and some room
+BOUND = timedelta(seconds=120 + 10 + 30 + 120 + 200) + timedelta(minutes=15) + timedelta(minutes=5)
+
+
+@dataclass
+class Scenario:
+    name: str
+    act: Callable[[World], None]
+    runs: int = 1  # how many runs its triggers ask for
+    expect: tuple[str, ...] = (SUCCEEDED,)  # what the run ends as when no fault stops it
+    setup: Callable[[World], None] | None = None
+    world: dict[str, Any] = field(default_factory=dict)
+    config: dict[str, Any] = field(default_factory=dict)
+
+
+def schedule_event(at: datetime = SCHEDULED) -> dict[str, Any]:
+    return {"action": "schedule", "job": "daily-report", "scheduled_time": at.strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
+def _fire(world: World) -> None:
+    world.clock.moment = SCHEDULED + timedelta(seconds=3)
+    world.invoke(schedule_event())
+
+
+def _earlier_run(world: World) -> None:
+    """Yesterday's run, done and powered off: today's start finds the stopped reusable instance."""
+    world.clock.moment = SCHEDULED - timedelta(days=1) + timedelta(seconds=3)
+    world.invoke(schedule_event(SCHEDULED - timedelta(days=1)))
+    world.run_for(timedelta(minutes=5))
+
+
+def _manual(world: World) -> None:
+    world.invoke({"action": "run", "job": "daily-report", "token": "user-token-1"})
+
+
+def _at(world: World) -> None:
+    def plan() -> Run:
+        return timers.plan_run(world.job.clients, world.job.config, SCHEDULED, clock=world.clock.now)
+
+    if world.attempt(plan) is None:
+        world.attempt(plan)  # the user saw an error and asks once more
+
+
+def _cancel_midway(world: World) -> None:
+    def cancel(w: World) -> None:
+        [run] = w.ledger.list_runs(w.job.name)
+        w.attempt(lambda: timers.cancel_run(w.job.clients, w.job.config, run.run_id))
+
+    world.on_wait = cancel
+    _manual(world)
+
+
+SCENARIOS = {
+    s.name: s
+    for s in (
+        Scenario("schedule-first-launch", _fire),
+        Scenario("schedule-reuse-start", _fire, setup=_earlier_run),
+        Scenario("manual-run", _manual),
+        Scenario("run-at", _at),
+        Scenario("cancel-while-running", _cancel_midway, expect=(CANCELLED,)),
+        Scenario("hung-machine-deadline", _manual, expect=(TIMED_OUT,), world={"hang": True}),
+        Scenario("ephemeral-launch", _fire, config={"strategy": "ephemeral"}),
+    )
+}
+
+
+def stage(scenario: Scenario, aws: Any, tmp: Path) -> World:
+    topic = f"arn:aws:sns:{REGION}:123456789012:ec2batch-daily-report"
+    job = make_job(aws, **CONFIG, notifications={"topic_arn": topic, "on": NOTIFY_ON}, **scenario.config)
+    world = World(job, Clock(T0), tmp, **scenario.world)
+    if scenario.setup:
+        with world.quiet():
+            scenario.setup(world)
+    return world
+
+
+def check(world: World, scenario: Scenario, faulted: str | None = None) -> list[str]:
+    """Every invariant; returns the violations, each a sentence."""
+    with world.quiet():
+        return _check(world, scenario, faulted)
+
+
+def _check(world: World, scenario: Scenario, faulted: str | None) -> list[str]:
+    problems: list[str] = []
+    job = world.job
+    runs = [r for r in world.ledger.list_runs(job.name, limit=50) if not r.scheduled_at or r.scheduled_at >= _iso(T0)]
+    if len(runs) != scenario.runs:
+        problems.append(f"{len(runs)} runs for {scenario.runs} trigger(s): {[(r.run_id, r.status) for r in runs]}")
+    for run in runs:
+        if run.status not in TERMINAL:
+            problems.append(f"run {run.run_id} still {run.status} after {BOUND}")
+        machines = [i for i in job.instances() if _tags(i).get(TAG_RUN_ID) == run.run_id]
+        if len(machines) > 1:
+            problems.append(f"run {run.run_id} has {len(machines)} machines")
+        if run.status not in scenario.expect and not _explained(run, faulted):
+            problems.append(f"run {run.run_id} ended {run.status} ({run.reason}), expected {scenario.expect}")
+    live = job.instances("pending", "running")
+    if live:
+        problems.append(f"machines still running: {[(i['InstanceId'], _tags(i).get(TAG_RUN_ID)) for i in live]}")
+    published = {n["run_id"] for n in _all_notifications(job)}
+    for run in runs:
+        if run.status in job.config.notifications.on and run.run_id not in published:
+            problems.append(f"run {run.run_id} ended {run.status} but no notification was published")
+    return problems
+
+
+def _explained(run: Run, faulted: str | None) -> bool:
+    """A run may end FAILED or SKIPPED instead, if the injected fault is what its reason names."""
+    return faulted is not None and run.status in (FAILED, SKIPPED, CANCELLED) and "injected" in (run.reason or "")
+
+
+def _all_notifications(job: Job) -> list[dict[str, Any]]:
+    seen: list[dict[str, Any]] = []
+    while batch := job.notifications():
+        seen.extend(batch)
+    return seen
+
+
+def _iso(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.000Z")

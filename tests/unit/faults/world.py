@@ -1,0 +1,216 @@
+"""A run's whole life on in-process moto and one simulated clock: triggers, the launcher, SQS timers, the
+instance booting its agent (fake Docker engine and instance metadata), power-off, and the planner's tick.
+
+The world only does what AWS and the machine would do by themselves: deliver due SQS messages (and again,
+after the visibility timeout, those whose handling failed), boot an instance's agent when it runs, restart a
+killed agent (systemd's Restart=on-failure, three times, then power-off), power the instance off when the
+agent is done, retry a failed asynchronous invocation (Lambda: twice), and tick the planner every 15 minutes.
+Everything else is ec2batch's own code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ec2batch.agent.main import Agent, Settings
+from ec2batch.launcher import Launcher
+from ec2batch.launcher.machines import Machines
+from ec2batch.ledger import Ledger
+from ec2batch.names import LIFECYCLE_EPHEMERAL, TAG_LIFECYCLE, TAG_RUN_ID
+from tests.conftest import Job, Killed
+from tests.unit.agent.fakes import Clock, FakeDocker, FakeImds
+
+PLANNER_PERIOD = timedelta(minutes=15)
+LAMBDA_RETRIES = (timedelta(minutes=1), timedelta(minutes=2))  # asynchronous invocation: two retries
+AGENT_RESTARTS = 3  # the unit's StartLimitBurst: then OnFailure=poweroff.target
+SQS_VISIBILITY = timedelta(minutes=6)
+
+
+@dataclass
+class Pending:
+    """An invocation that failed and will be retried, as Lambda retries an asynchronous event."""
+
+    at: datetime
+    event: dict[str, Any]
+    retries_left: int
+
+
+@dataclass
+class World:
+    job: Job
+    clock: Clock
+    tmp: Path
+    runtime: float = 30.0
+    exit_code: int = 0
+    hang: bool = False  # instances never boot their agent (a hung machine)
+    on_wait: Callable[[World], None] | None = None  # once, when the job's container is first waited on
+    engines: dict[str, FakeDocker] = field(default_factory=dict)
+    booted: set[tuple[str, str]] = field(default_factory=set)
+    retries: list[Pending] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # what crashed (not Killed: that is the fault itself)
+    next_tick: datetime | None = None
+
+    @property
+    def ledger(self) -> Ledger:
+        return Ledger(self.job.clients.dynamodb, self.job.config.names.ledger_table, clock=self.clock.now)
+
+    def launcher(self) -> Launcher:
+        machines = Machines(self.job.clients.ec2, stopping_wait_seconds=60, sleep=self.clock.sleep)
+        return Launcher(self.job.clients, clock=self.clock.now, machines=machines, sleep=self.clock.sleep)
+
+    # ---------------------------------------------------------------- what people and schedules do
+    def invoke(self, event: dict[str, Any], retries: int = len(LAMBDA_RETRIES)) -> dict[str, Any] | None:
+        """An asynchronous invocation of the launcher (the Scheduler's, or a run-now the user repeats)."""
+        try:
+            return self.launcher().handle(event)  # type: ignore[return-value]
+        except Killed:
+            pass
+        except Exception as exc:  # noqa: BLE001 - the caller retries whatever the failure
+            self.errors.append(f"launcher: {type(exc).__name__}: {exc}")
+        if retries:
+            delay = LAMBDA_RETRIES[len(LAMBDA_RETRIES) - retries]
+            self.retries.append(Pending(self.clock.now() + delay, event, retries - 1))
+        return None
+
+    def attempt(self, action: Callable[[], Any]) -> Any:
+        """A user's command (run-at, cancel): its failure is the user's to see, not retried for them."""
+        try:
+            return action()
+        except Killed:
+            return None
+        except Exception as exc:  # noqa: BLE001
+            self.errors.append(f"command: {type(exc).__name__}: {exc}")
+            return None
+
+    # ---------------------------------------------------------------- time passing
+    def run_for(self, span: timedelta, step: timedelta = timedelta(seconds=10)) -> None:
+        end = self.clock.now() + span
+        while self.clock.now() < end:
+            self.step()
+            self.clock.advance(step.total_seconds())
+        self.step()
+
+    def step(self) -> None:
+        for pending in [p for p in self.retries if p.at <= self.clock.now()]:
+            self.retries.remove(pending)
+            self.invoke(pending.event, pending.retries_left)
+        self._deliver_timers()
+        self._boot_machines()
+        if self.next_tick is None:
+            self.next_tick = self.clock.now() + PLANNER_PERIOD
+        if self.clock.now() >= self.next_tick:
+            self.next_tick += PLANNER_PERIOD
+            self.invoke({"action": "plan", "job": self.job.name}, retries=0)
+
+    def _deliver_timers(self) -> None:
+        sqs = self.job.clients.sqs
+        url = sqs.get_queue_url(QueueName=self.job.config.names.timer_queue)["QueueUrl"]
+        messages = sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=int(SQS_VISIBILITY.total_seconds())
+        ).get("Messages", [])
+        for message in messages:  # the event source mapping: one message per invocation
+            event = {
+                "Records": [{"messageId": message["MessageId"], "eventSource": "aws:sqs", "body": message["Body"]}]
+            }
+            try:
+                result = self.launcher().handle(event)
+            except Killed:
+                continue  # not deleted: SQS delivers it again after the visibility timeout
+            except Exception as exc:  # noqa: BLE001
+                self.errors.append(f"timer: {type(exc).__name__}: {exc}")
+                continue
+            if not result["batchItemFailures"]:  # type: ignore[index]
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+
+    def _boot_machines(self) -> None:
+        for instance in self.instances("running"):
+            run_id = _tags(instance).get(TAG_RUN_ID, "")
+            key = (instance["InstanceId"], run_id)
+            if key in self.booted:
+                continue
+            self.booted.add(key)
+            if not self.hang:
+                self._boot(instance)
+
+    def _boot(self, instance: dict[str, Any]) -> None:
+        instance_id = instance["InstanceId"]
+        engine = self.engines.setdefault(instance_id, FakeDocker(self.clock, self.runtime, self.exit_code))
+        if self.on_wait is not None:
+            hook, self.on_wait = self.on_wait, None
+            engine.wait_hook = lambda _engine, _container: hook(self)
+        for _ in range(AGENT_RESTARTS):
+            try:
+                self._agent(instance_id, engine).run()
+                break
+            except Killed:
+                continue  # systemd starts it again
+        self._power_off(instance)
+
+    def _agent(self, instance_id: str, engine: FakeDocker) -> Agent:
+        settings = Settings(poweroff_command=["true"], keep_running_flag=self.tmp / "keep-running")
+        return Agent(
+            settings,
+            imds=FakeImds(instance_id),
+            make_clients=lambda region: self.job.clients,
+            make_docker=lambda: engine,
+            clock=self.clock.now,
+            sleep=self.clock.sleep,
+        )
+
+    def _power_off(self, instance: dict[str, Any]) -> None:
+        """`systemctl poweroff` on the instance: it stops, or terminates if it was made for one run."""
+        ec2 = self.job.clients.ec2
+        try:
+            if _tags(instance).get(TAG_LIFECYCLE) == LIFECYCLE_EPHEMERAL:
+                ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
+            else:
+                ec2.stop_instances(InstanceIds=[instance["InstanceId"]])
+        except Killed:
+            pass
+
+    # ---------------------------------------------------------------- looking
+    def instances(self, *states: str) -> list[dict[str, Any]]:
+        with self.quiet():
+            return self.job.instances(*states)
+
+    @contextmanager
+    def quiet(self) -> Iterator[None]:
+        """The world's own looks are not part of the run's life: no fault lands on them."""
+        from tests.conftest import MOTO
+
+        saved, MOTO.interceptor = MOTO.interceptor, None
+        try:
+            yield
+        finally:
+            MOTO.interceptor = saved
+
+
+def _tags(instance: dict[str, Any]) -> dict[str, str]:
+    return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+
+
+def follow_clock(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> None:
+    """moto's SQS keeps delays and visibility on the wall clock; make it keep them on the world's."""
+    import moto.sqs.models as sqs_models
+
+    monkeypatch.setattr(sqs_models, "unix_time", lambda *a: clock.now().timestamp())
+    monkeypatch.setattr(sqs_models, "unix_time_millis", lambda *a: clock.now().timestamp() * 1000)
+
+
+def silence_agent_logs() -> None:
+    logging.getLogger("ec2batch").handlers[:] = [
+        h for h in logging.getLogger("ec2batch").handlers if type(h).__name__ != "CloudWatchHandler"
+    ]
+
+
+def decode(body: str) -> dict[str, Any]:
+    return json.loads(body)
