@@ -53,6 +53,9 @@ from .secrets import Redactor, resolve_secrets
 
 log = logging.getLogger("ec2batch.agent")
 
+# DescribeTags, when instance metadata has no tags either: retried for about this long (1, 2, 4, 8 s).
+TAGS_BUDGET_SECONDS = 15.0
+
 # A file whose presence keeps the machine up after the run, whatever the config says (for debugging an AMI).
 KEEP_RUNNING_FLAG = Path("/etc/ec2batch/keep-running")
 
@@ -226,16 +229,34 @@ class Agent:
         return 0
 
     def _tags(self, clients: Clients, identity: Identity) -> tuple[str | None, str | None]:
-        try:
-            response = clients.ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [identity.instance_id]}])
-        except Exception as exc:
-            # The run must still get an end: the launch template serves the same tags in instance metadata.
-            log.warning(
-                "DescribeTags failed: reading the tags from instance metadata", extra=fields(error=describe(exc))
-            )
-            return self.imds.tag(TAG_JOB), self.imds.tag(TAG_RUN_ID)
+        """Job and run id from the instance's tags. The run must get an end even if DescribeTags fails: the
+        launch template serves the same tags in instance metadata; without those, DescribeTags is retried."""
+        delays = backoff(TAGS_BUDGET_SECONDS)
+        attempt = 0
+        while True:
+            try:
+                response = clients.ec2.describe_tags(
+                    Filters=[{"Name": "resource-id", "Values": [identity.instance_id]}]
+                )
+                break
+            except Exception as exc:
+                log.warning("DescribeTags failed", extra=fields(attempt=attempt + 1, error=describe(exc)))
+                if attempt == 0 and (job := self._metadata_tag(TAG_JOB)) is not None:
+                    log.info("tags read from instance metadata instead", extra=fields(job=job))
+                    return job, self._metadata_tag(TAG_RUN_ID)
+                if attempt == len(delays):
+                    raise
+                self.sleep(delays[attempt])
+                attempt += 1
         tags = {t["Key"]: t["Value"] for t in response["Tags"]}
         return tags.get(TAG_JOB), tags.get(TAG_RUN_ID)
+
+    def _metadata_tag(self, key: str) -> str | None:
+        try:
+            return self.imds.tag(key)
+        except Exception as exc:  # metadata out of reach too: DescribeTags is retried instead
+            log.warning("instance metadata has no tags for us", extra=fields(key=key, error=describe(exc)))
+            return None
 
     # ---------------------------------------------------------------- which run this boot is for
     def _claim(self, ledger: Ledger, config: JobConfig, run_id: str | None, identity: Identity) -> Run | None:

@@ -155,3 +155,27 @@ def test_a_claim_that_cannot_reach_the_ledger_leaves_a_failure_on_the_instance(j
     assert left is not None and (left.run_id, left.status) == (run.run_id, FAILED)
     assert left.reason.startswith("claiming the run (DynamoDB): AccessDeniedException")
     assert machine.docker.started == [] and machine.is_off
+
+
+def test_describe_tags_failing_without_tags_in_metadata_is_retried(job: Job, tmp_path) -> None:
+    run = launch(job)
+    machine = machine_for(job, run, tmp_path)
+    machine.metadata_tags = False  # instance_metadata_tags disabled: IMDS has none
+    inject_error(job.clients.ec2, "DescribeTags", ["UnauthorizedOperation", "RequestLimitExceeded"])
+
+    machine.boot()
+
+    assert machine.clock.slept[:2] == [1, 2]
+    assert ledger(job).require(job.name, run.run_id).status == SUCCEEDED
+
+
+def test_describe_tags_failing_for_good_without_metadata_powers_off_within_bounds(job: Job, tmp_path) -> None:
+    run = launch(job)
+    machine = machine_for(job, run, tmp_path)
+    machine.metadata_tags = False
+    inject_error(job.clients.ec2, "DescribeTags", ["UnauthorizedOperation"] * 100)
+
+    assert machine.boot() == 1
+
+    assert sum(machine.clock.slept) <= 15
+    assert machine.docker.started == [] and machine.is_off
