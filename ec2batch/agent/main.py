@@ -210,7 +210,7 @@ class Agent:
             # AccessDenied, throttling beyond botocore's retries, a network fault: the run still gets an end.
             failed = self._fail_before_claim(scene, tagged_run, f"{step}: {describe(exc)}")
             if failed is not None and config is not None:
-                notify(clients.sns, config, failed)
+                notify(clients.sns, config, failed, scene.ledger)
             return 1
         if run is None:
             return 0
@@ -225,7 +225,8 @@ class Agent:
             log.error("run failed", exc_info=unexpected, extra=fields(run_id=run.run_id, reason=reason))
             final = self._finish(scene, run, FAILED, reason=reason)
         if final is not None:
-            notify(clients.sns, config, final)
+            # With the ledger: claimed and recorded, so the reconciler never publishes it a second time.
+            notify(clients.sns, config, final, scene.ledger)
         return 0
 
     def _tags(self, clients: Clients, identity: Identity) -> tuple[str | None, str | None]:
