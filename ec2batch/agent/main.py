@@ -205,7 +205,7 @@ class Agent:
                 return 1
             self.keep_running = config.keep_running_for_debug
             step = "claiming the run (DynamoDB)"
-            run = self._claim(scene.ledger, config, tagged_run, identity)
+            run = self._claim(scene, config, tagged_run)
         except Exception as exc:
             # AccessDenied, throttling beyond botocore's retries, a network fault: the run still gets an end.
             failed = self._fail_before_claim(scene, tagged_run, f"{step}: {describe(exc)}")
@@ -260,15 +260,16 @@ class Agent:
             return None
 
     # ---------------------------------------------------------------- which run this boot is for
-    def _claim(self, ledger: Ledger, config: JobConfig, run_id: str | None, identity: Identity) -> Run | None:
+    def _claim(self, scene: _Scene, config: JobConfig, run_id: str | None) -> Run | None:
         """The run this boot is for, moved to RUNNING; None: nothing to do but power off.
 
         - no run id tag, or a tag naming a run the ledger does not have: a `boot` run (boot_without_run);
         - a run waiting (PLANNED..STARTING): claimed; already RUNNING on this machine: the agent restarted;
         - a run that has ended: see `_ended`; it is never run again.
         """
+        ledger, identity = scene.ledger, scene.identity
         if self.notes.boot_run:
-            return self._resume_boot_run(ledger, config, self.notes.boot_run, identity)
+            return self._resume_boot_run(scene.ledger, config, self.notes.boot_run, scene.identity)
         run = ledger.get(config.job, run_id) if run_id else None
         seen_before = bool(run_id) and self.notes.seen(run_id)  # type: ignore[arg-type]
         if run_id:
@@ -279,7 +280,7 @@ class Agent:
                 if run_id
                 else "booted with no run waiting (no run id tag)"
             )
-            return self._boot_run(ledger, config, why, identity)
+            return self._boot_run(scene, config, why)
         if run.status == RUNNING:
             if run.instance_id in (None, identity.instance_id):
                 log.info("run already RUNNING: the agent restarted", extra=fields(run_id=run.run_id))
@@ -290,7 +291,7 @@ class Agent:
             )
             return None
         if run.terminal:
-            return self._ended(ledger, config, run, identity, seen_before)
+            return self._ended(scene, config, run, seen_before)
         try:
             return ledger.transition(
                 config.job, run.run_id, RUNNING, instance_id=identity.instance_id, instance_type=identity.instance_type
@@ -305,13 +306,14 @@ class Agent:
             )
             return None
 
-    def _ended(self, ledger: Ledger, config: JobConfig, run: Run, identity: Identity, seen_before: bool) -> Run | None:
+    def _ended(self, scene: _Scene, config: JobConfig, run: Run, seen_before: bool) -> Run | None:
         """The tag names a run that has ended. Only a machine started again later (by hand) is a `boot` run."""
+        identity = scene.identity
         ran_here = run.instance_id == identity.instance_id and run.instance_running_at is not None
         if self.notes.known and not seen_before and ran_here:
             # It ran here in an earlier boot; this boot is someone starting the machine again.
             why = f"booted with no run waiting (tag points at {run.run_id}, {run.status})"
-            return self._boot_run(ledger, config, why, identity)
+            return self._boot_run(scene, config, why)
         if seen_before:
             what = "the agent restarted after the run ended"
         elif not ran_here:
@@ -338,7 +340,8 @@ class Agent:
         )
         return None
 
-    def _boot_run(self, ledger: Ledger, config: JobConfig, why: str, identity: Identity) -> Run | None:
+    def _boot_run(self, scene: _Scene, config: JobConfig, why: str) -> Run | None:
+        ledger, identity = scene.ledger, scene.identity
         now = self.clock()
         run_id = new_run_id("boot", now)
         run = Run(
@@ -361,7 +364,18 @@ class Agent:
             log.warning("boot run not started", extra=fields(run_id=run.run_id, reason=created.run.reason))
             return None
         log.info("no run waiting: running the job as a boot run", extra=fields(run_id=run.run_id, reason=why))
+        self._tag_boot_run(scene, run_id)
         return ledger.transition(config.job, run.run_id, RUNNING)
+
+    def _tag_boot_run(self, scene: _Scene, run_id: str) -> None:
+        # The machine's run tag must name the run it is running: the reconciler stops a machine whose tag
+        # names an ended run, and a restarted agent finds its boot run by the tag like any other.
+        try:
+            scene.clients.ec2.create_tags(
+                Resources=[scene.identity.instance_id], Tags=[{"Key": TAG_RUN_ID, "Value": run_id}]
+            )
+        except Exception as exc:
+            log.warning("could not tag the machine with its boot run", extra=fields(run_id=run_id, error=describe(exc)))
 
     # ---------------------------------------------------------------- the job
     def _execute(self, clients: Clients, ledger: Ledger, config: JobConfig, run: Run, identity: Identity) -> Run | None:
