@@ -108,10 +108,11 @@ class BootNotes:
     """
 
     def __init__(self, directory: Path | None) -> None:
-        self.directory = directory
+        self.directory = directory if directory is not None and _writable(directory) else None
 
     @property
     def known(self) -> bool:
+        # Without a directory we can write, every restart would look like a new boot: play safe instead.
         return self.directory is not None
 
     def seen(self, run_id: str) -> bool:
@@ -133,10 +134,17 @@ class BootNotes:
         if self.directory is None:
             return
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
             (self.directory / name).write_text(text + "\n")
-        except OSError as exc:  # a note we cannot keep makes a restart more cautious, never less
+        except OSError as exc:
             log.warning("could not note what this boot is for", extra=fields(path=str(self.directory), error=str(exc)))
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK)
 
 
 class Agent:

@@ -193,3 +193,17 @@ def test_a_boot_run_on_a_machine_started_by_hand_is_not_stopped_by_the_planner_t
     boot = next(r for r in runs(job) if r.trigger == "boot")
     assert boot.status == SUCCEEDED
     assert machine.tags()["ec2batch:run-id"] == boot.run_id
+
+
+def test_a_runtime_directory_that_cannot_be_written_makes_the_agent_play_safe(aws, tmp_path) -> None:
+    job = make_job(aws, boot_without_run="run")
+    run = launch(job)
+    machine = machine_for(job, run, tmp_path)
+    machine.runtime_dir = tmp_path / "not-a-directory"
+    machine.runtime_dir.write_text("")  # a file where the directory should be: no notes can be kept
+    machine.boot()
+
+    machine.boot()  # restarted after the outcome: without notes it must not take this for a hand start
+
+    assert [r.run_id for r in runs(job)] == [run.run_id]
+    assert len(machine.docker.started) == 1
