@@ -105,8 +105,10 @@ class PriceTable:
 
 
 def billed_seconds(started: datetime, ended: datetime) -> int:
-    """Per second with the 60 s minimum. Measured from the start request: the pending time (not billed)
-    roughly offsets the shutdown time (billed), which the ledger does not see."""
+    """Per second with the 60 s minimum; `started` and `ended` must be read on one clock.
+
+    The launcher measures from the start request (the pending time, not billed, roughly offsets the
+    shutdown time, billed); the agent from its claim, on the machine's clock (see `run_cost`)."""
     return max(MINIMUM_BILLED_SECONDS, math.ceil((ended - started).total_seconds()))
 
 

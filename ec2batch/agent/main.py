@@ -53,6 +53,9 @@ from .secrets import Redactor, resolve_secrets
 
 log = logging.getLogger("ec2batch.agent")
 
+# DescribeTags, when instance metadata has no tags either: retried for about this long (1, 2, 4, 8 s).
+TAGS_BUDGET_SECONDS = 15.0
+
 # A file whose presence keeps the machine up after the run, whatever the config says (for debugging an AMI).
 KEEP_RUNNING_FLAG = Path("/etc/ec2batch/keep-running")
 
@@ -105,10 +108,11 @@ class BootNotes:
     """
 
     def __init__(self, directory: Path | None) -> None:
-        self.directory = directory
+        self.directory = directory if directory is not None and _writable(directory) else None
 
     @property
     def known(self) -> bool:
+        # Without a directory we can write, every restart would look like a new boot: play safe instead.
         return self.directory is not None
 
     def seen(self, run_id: str) -> bool:
@@ -130,10 +134,17 @@ class BootNotes:
         if self.directory is None:
             return
         try:
-            self.directory.mkdir(parents=True, exist_ok=True)
             (self.directory / name).write_text(text + "\n")
-        except OSError as exc:  # a note we cannot keep makes a restart more cautious, never less
+        except OSError as exc:
             log.warning("could not note what this boot is for", extra=fields(path=str(self.directory), error=str(exc)))
+
+
+def _writable(directory: Path) -> bool:
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(directory, os.W_OK)
 
 
 class Agent:
@@ -202,12 +213,12 @@ class Agent:
                 return 1
             self.keep_running = config.keep_running_for_debug
             step = "claiming the run (DynamoDB)"
-            run = self._claim(scene.ledger, config, tagged_run, identity)
+            run = self._claim(scene, config, tagged_run)
         except Exception as exc:
             # AccessDenied, throttling beyond botocore's retries, a network fault: the run still gets an end.
             failed = self._fail_before_claim(scene, tagged_run, f"{step}: {describe(exc)}")
             if failed is not None and config is not None:
-                notify(clients.sns, config, failed)
+                notify(clients.sns, config, failed, scene.ledger)
             return 1
         if run is None:
             return 0
@@ -222,31 +233,51 @@ class Agent:
             log.error("run failed", exc_info=unexpected, extra=fields(run_id=run.run_id, reason=reason))
             final = self._finish(scene, run, FAILED, reason=reason)
         if final is not None:
-            notify(clients.sns, config, final)
+            # With the ledger: claimed and recorded, so the reconciler never publishes it a second time.
+            notify(clients.sns, config, final, scene.ledger)
         return 0
 
     def _tags(self, clients: Clients, identity: Identity) -> tuple[str | None, str | None]:
-        try:
-            response = clients.ec2.describe_tags(Filters=[{"Name": "resource-id", "Values": [identity.instance_id]}])
-        except Exception as exc:
-            # The run must still get an end: the launch template serves the same tags in instance metadata.
-            log.warning(
-                "DescribeTags failed: reading the tags from instance metadata", extra=fields(error=describe(exc))
-            )
-            return self.imds.tag(TAG_JOB), self.imds.tag(TAG_RUN_ID)
+        """Job and run id from the instance's tags. The run must get an end even if DescribeTags fails: the
+        launch template serves the same tags in instance metadata; without those, DescribeTags is retried."""
+        delays = backoff(TAGS_BUDGET_SECONDS)
+        attempt = 0
+        while True:
+            try:
+                response = clients.ec2.describe_tags(
+                    Filters=[{"Name": "resource-id", "Values": [identity.instance_id]}]
+                )
+                break
+            except Exception as exc:
+                log.warning("DescribeTags failed", extra=fields(attempt=attempt + 1, error=describe(exc)))
+                if attempt == 0 and (job := self._metadata_tag(TAG_JOB)) is not None:
+                    log.info("tags read from instance metadata instead", extra=fields(job=job))
+                    return job, self._metadata_tag(TAG_RUN_ID)
+                if attempt == len(delays):
+                    raise
+                self.sleep(delays[attempt])
+                attempt += 1
         tags = {t["Key"]: t["Value"] for t in response["Tags"]}
         return tags.get(TAG_JOB), tags.get(TAG_RUN_ID)
 
+    def _metadata_tag(self, key: str) -> str | None:
+        try:
+            return self.imds.tag(key)
+        except Exception as exc:  # metadata out of reach too: DescribeTags is retried instead
+            log.warning("instance metadata has no tags for us", extra=fields(key=key, error=describe(exc)))
+            return None
+
     # ---------------------------------------------------------------- which run this boot is for
-    def _claim(self, ledger: Ledger, config: JobConfig, run_id: str | None, identity: Identity) -> Run | None:
+    def _claim(self, scene: _Scene, config: JobConfig, run_id: str | None) -> Run | None:
         """The run this boot is for, moved to RUNNING; None: nothing to do but power off.
 
         - no run id tag, or a tag naming a run the ledger does not have: a `boot` run (boot_without_run);
         - a run waiting (PLANNED..STARTING): claimed; already RUNNING on this machine: the agent restarted;
         - a run that has ended: see `_ended`; it is never run again.
         """
+        ledger, identity = scene.ledger, scene.identity
         if self.notes.boot_run:
-            return self._resume_boot_run(ledger, config, self.notes.boot_run, identity)
+            return self._resume_boot_run(scene.ledger, config, self.notes.boot_run, scene.identity)
         run = ledger.get(config.job, run_id) if run_id else None
         seen_before = bool(run_id) and self.notes.seen(run_id)  # type: ignore[arg-type]
         if run_id:
@@ -257,7 +288,7 @@ class Agent:
                 if run_id
                 else "booted with no run waiting (no run id tag)"
             )
-            return self._boot_run(ledger, config, why, identity)
+            return self._boot_run(scene, config, why)
         if run.status == RUNNING:
             if run.instance_id in (None, identity.instance_id):
                 log.info("run already RUNNING: the agent restarted", extra=fields(run_id=run.run_id))
@@ -268,7 +299,7 @@ class Agent:
             )
             return None
         if run.terminal:
-            return self._ended(ledger, config, run, identity, seen_before)
+            return self._ended(scene, config, run, seen_before)
         try:
             return ledger.transition(
                 config.job, run.run_id, RUNNING, instance_id=identity.instance_id, instance_type=identity.instance_type
@@ -283,13 +314,14 @@ class Agent:
             )
             return None
 
-    def _ended(self, ledger: Ledger, config: JobConfig, run: Run, identity: Identity, seen_before: bool) -> Run | None:
+    def _ended(self, scene: _Scene, config: JobConfig, run: Run, seen_before: bool) -> Run | None:
         """The tag names a run that has ended. Only a machine started again later (by hand) is a `boot` run."""
+        identity = scene.identity
         ran_here = run.instance_id == identity.instance_id and run.instance_running_at is not None
         if self.notes.known and not seen_before and ran_here:
             # It ran here in an earlier boot; this boot is someone starting the machine again.
             why = f"booted with no run waiting (tag points at {run.run_id}, {run.status})"
-            return self._boot_run(ledger, config, why, identity)
+            return self._boot_run(scene, config, why)
         if seen_before:
             what = "the agent restarted after the run ended"
         elif not ran_here:
@@ -316,7 +348,8 @@ class Agent:
         )
         return None
 
-    def _boot_run(self, ledger: Ledger, config: JobConfig, why: str, identity: Identity) -> Run | None:
+    def _boot_run(self, scene: _Scene, config: JobConfig, why: str) -> Run | None:
+        ledger, identity = scene.ledger, scene.identity
         now = self.clock()
         run_id = new_run_id("boot", now)
         run = Run(
@@ -339,7 +372,18 @@ class Agent:
             log.warning("boot run not started", extra=fields(run_id=run.run_id, reason=created.run.reason))
             return None
         log.info("no run waiting: running the job as a boot run", extra=fields(run_id=run.run_id, reason=why))
+        self._tag_boot_run(scene, run_id)
         return ledger.transition(config.job, run.run_id, RUNNING)
+
+    def _tag_boot_run(self, scene: _Scene, run_id: str) -> None:
+        # The machine's run tag must name the run it is running: the reconciler stops a machine whose tag
+        # names an ended run, and a restarted agent finds its boot run by the tag like any other.
+        try:
+            scene.clients.ec2.create_tags(
+                Resources=[scene.identity.instance_id], Tags=[{"Key": TAG_RUN_ID, "Value": run_id}]
+            )
+        except Exception as exc:
+            log.warning("could not tag the machine with its boot run", extra=fields(run_id=run_id, error=describe(exc)))
 
     # ---------------------------------------------------------------- the job
     def _execute(self, clients: Clients, ledger: Ledger, config: JobConfig, run: Run, identity: Identity) -> Run | None:

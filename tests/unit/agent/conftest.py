@@ -45,6 +45,7 @@ class Machine:
     clock: Clock
     runtime_dir: Path | None
     powered_off: Path
+    metadata_tags: bool = True  # the launch template's instance_metadata_tags
 
     def agent(self, **settings: Any) -> Agent:
         defaults: dict[str, Any] = {
@@ -54,7 +55,7 @@ class Machine:
         }
         return Agent(
             Settings(**{**defaults, **settings}),
-            imds=FakeImds(self.instance_id, tags=self.tags()),
+            imds=FakeImds(self.instance_id, tags=self.tags() if self.metadata_tags else {}),
             make_clients=lambda region: self.job.clients,
             make_docker=lambda: self.docker,
             clock=self.clock.now,

@@ -3,9 +3,12 @@ a machine started for it too late; only a boot with no run waiting for it is a `
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from botocore.exceptions import ClientError
 
+from ec2batch.launcher import Launcher
 from ec2batch.ledger import CANCELLED, RUNNING, SKIPPED, SUCCEEDED
 from tests.conftest import Job, make_job
 from tests.unit.agent.conftest import launch, ledger, machine_for
@@ -164,4 +167,43 @@ def test_an_own_claim_whose_answer_was_lost_is_taken_as_the_agents_never_as_some
 
     assert lost[:2] == ["claim", "answered"]
     assert [(r.run_id, r.status) for r in runs(job)] == [(run.run_id, SUCCEEDED)]  # no SKIPPED boot run
+    assert len(machine.docker.started) == 1
+
+
+def test_a_boot_run_on_a_machine_started_by_hand_is_not_stopped_by_the_planner_tick(aws, tmp_path) -> None:
+    """The tag names the ended run; the boot run must be what the tag names, or the reconciler stops it."""
+    job = make_job(aws, boot_without_run="run")
+    run = launch(job)
+    machine = machine_for(job, run, tmp_path, runtime=1800)
+    machine.boot()
+    machine.reboot()
+    states: list[str] = []
+
+    def planner_tick_mid_run(engine, container) -> None:
+        if not states:  # the boot run's job is running
+            Launcher(
+                job.clients, clock=lambda: machine.clock.now() + timedelta(minutes=5), sleep=lambda s: None
+            ).handle({"action": "plan", "job": job.name})
+            states.append(job.instances()[0]["State"]["Name"])
+
+    machine.docker.wait_hook = planner_tick_mid_run
+    machine.boot()
+
+    assert states == ["running"]
+    boot = next(r for r in runs(job) if r.trigger == "boot")
+    assert boot.status == SUCCEEDED
+    assert machine.tags()["ec2batch:run-id"] == boot.run_id
+
+
+def test_a_runtime_directory_that_cannot_be_written_makes_the_agent_play_safe(aws, tmp_path) -> None:
+    job = make_job(aws, boot_without_run="run")
+    run = launch(job)
+    machine = machine_for(job, run, tmp_path)
+    machine.runtime_dir = tmp_path / "not-a-directory"
+    machine.runtime_dir.write_text("")  # a file where the directory should be: no notes can be kept
+    machine.boot()
+
+    machine.boot()  # restarted after the outcome: without notes it must not take this for a hand start
+
+    assert [r.run_id for r in runs(job)] == [run.run_id]
     assert len(machine.docker.started) == 1

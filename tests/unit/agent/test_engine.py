@@ -6,12 +6,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import docker.errors
+import requests.exceptions
 
+from ec2batch.agent.container import wait_with_deadline
 from ec2batch.ledger import FAILED, RUNNING, SUCCEEDED
 from ec2batch.names import LABEL_JOB, LABEL_RUN_ID
 from tests.conftest import Job
-from tests.unit.agent.conftest import launch, ledger, machine_for
-from tests.unit.agent.fakes import FakeContainer
+from tests.unit.agent.conftest import BOOTED, launch, ledger, machine_for
+from tests.unit.agent.fakes import Clock, FakeContainer
 
 
 def engine_dies_at_wait(number: int, *, back_after: float | None = None):
@@ -95,3 +97,36 @@ def test_a_created_container_that_cannot_be_started_fails_the_run_never_succeeds
         "APIError: cannot start: no space left on device"
     )
     assert machine.is_off
+
+
+class TimesOutAsConnectionErrors:
+    """A container whose wait ends in the unix socket's 'Read timed out' ConnectionError `left` times."""
+
+    name = "job"
+    attrs: dict = {"State": {}}
+
+    def __init__(self, clock: Clock, left: int) -> None:
+        self.clock = clock
+        self.left = left
+
+    def wait(self, timeout: float) -> dict:
+        if self.left:
+            self.left -= 1
+            self.clock.advance(timeout)
+            raise requests.exceptions.ConnectionError(
+                "UnixHTTPConnectionPool(host='localhost', port=None): Read timed out. (read timeout=5)"
+            )
+        return {"StatusCode": 0}
+
+    def reload(self) -> None:
+        pass
+
+
+def test_a_long_job_whose_waits_time_out_as_connection_errors_is_waited_for_not_failed() -> None:
+    clock = Clock(BOOTED)
+    container = TimesOutAsConnectionErrors(clock, left=100)  # 500 s of 5 s polls
+
+    outcome = wait_with_deadline(container, BOOTED + timedelta(hours=1), 30, clock.now, sleep=clock.sleep)
+
+    assert (outcome.exit_code, outcome.timed_out) == (0, False)
+    assert clock.slept == []

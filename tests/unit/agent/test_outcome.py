@@ -4,11 +4,13 @@ error before the claim still fails the tagged run, naming the step."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
 
+from ec2batch.launcher import Launcher
 from ec2batch.ledger import FAILED, RUNNING, SUCCEEDED, TERMINAL
 from ec2batch.names import TAG_OUTCOME
 from ec2batch.outcome_tag import OutcomeTag
@@ -155,3 +157,42 @@ def test_a_claim_that_cannot_reach_the_ledger_leaves_a_failure_on_the_instance(j
     assert left is not None and (left.run_id, left.status) == (run.run_id, FAILED)
     assert left.reason.startswith("claiming the run (DynamoDB): AccessDeniedException")
     assert machine.docker.started == [] and machine.is_off
+
+
+def test_describe_tags_failing_without_tags_in_metadata_is_retried(job: Job, tmp_path) -> None:
+    run = launch(job)
+    machine = machine_for(job, run, tmp_path)
+    machine.metadata_tags = False  # instance_metadata_tags disabled: IMDS has none
+    inject_error(job.clients.ec2, "DescribeTags", ["UnauthorizedOperation", "RequestLimitExceeded"])
+
+    machine.boot()
+
+    assert machine.clock.slept[:2] == [1, 2]
+    assert ledger(job).require(job.name, run.run_id).status == SUCCEEDED
+
+
+def test_describe_tags_failing_for_good_without_metadata_powers_off_within_bounds(job: Job, tmp_path) -> None:
+    run = launch(job)
+    machine = machine_for(job, run, tmp_path)
+    machine.metadata_tags = False
+    inject_error(job.clients.ec2, "DescribeTags", ["UnauthorizedOperation"] * 100)
+
+    assert machine.boot() == 1
+
+    assert sum(machine.clock.slept) <= 15
+    assert machine.docker.started == [] and machine.is_off
+
+
+def test_the_agents_notification_is_recorded_so_the_next_planner_tick_does_not_send_it_again(
+    job: Job, tmp_path
+) -> None:
+    run = launch(job)
+    machine = machine_for(job, run, tmp_path, exit_code=3)
+    machine.boot()
+    job.clients.ec2.stop_instances(InstanceIds=[run.instance_id])  # the power-off
+
+    tick = Launcher(job.clients, clock=lambda: machine.clock.now() + timedelta(minutes=15), sleep=lambda s: None)
+    tick.handle({"action": "plan", "job": job.name})
+
+    assert ledger(job).require(job.name, run.run_id).notified_at is not None
+    assert [(n["run_id"], n["status"]) for n in job.notifications()] == [(run.run_id, FAILED)]
