@@ -81,7 +81,7 @@ def new_run_id(trigger: str, at: datetime, token: str | None = None) -> str:
 
 # Every run id has one of the two shapes above (time stamp, then the trigger); anything else, such as the
 # bookkeeping keys `~active` or `~token#...`, is not a run. Commands and timer messages check ids with it.
-RUN_ID_PATTERN = re.compile(r"^\d{8}T\d{6}\.\d{3}Z-(?:schedule|(?:manual|at|boot)-[0-9a-f]{8})$")
+RUN_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}\.[0-9]{3}Z-(?:schedule|(?:manual|at|boot)-[0-9a-f]{8})\Z")
 
 
 def token_key(token: str) -> str:
