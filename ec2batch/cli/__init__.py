@@ -7,14 +7,17 @@ before it is checked. A traceback means a bug.
 
 from __future__ import annotations
 
+import logging
+import os
 import sys
 from collections.abc import Callable
 from functools import wraps
-from typing import Any
+from typing import Any, TextIO, cast
 
 import click
 from botocore.exceptions import ClientError, EndpointConnectionError, NoCredentialsError, NoRegionError
 
+from .. import jsonlog
 from ..aws import Clients
 from ..errors import Ec2BatchError, UnknownJob
 
@@ -111,6 +114,26 @@ def main(ctx: click.Context, profile: str | None, region: str | None) -> None:
     AWS_ENDPOINT_URL points every call elsewhere (the local stack sets it).
     """
     ctx.obj = Context(profile, region)
+    _library_logs()
+
+
+class _CurrentStderr:
+    """Writes to whatever sys.stderr is at the time (a handler must not keep a stream that is gone)."""
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(text)
+
+    def flush(self) -> None:
+        sys.stderr.flush()
+
+
+def _library_logs() -> None:
+    """The CLI speaks in its own lines; the library's JSON log lines (what the launcher and the agent send to
+    CloudWatch) are off, so a warning never becomes a second line of an error. EC2BATCH_LOG=info (or debug,
+    warning) shows them on stderr."""
+    wanted = logging.getLevelName(os.environ.get("EC2BATCH_LOG", "").upper() or "OFF")
+    level = wanted if isinstance(wanted, int) else logging.CRITICAL + 1
+    jsonlog.configure(level=level, stream=cast(TextIO, _CurrentStderr()))
 
 
 def _register() -> None:

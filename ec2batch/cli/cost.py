@@ -14,6 +14,7 @@ from ..jobs import find_instances
 from ..ledger import Ledger, parse_time, utcnow
 from . import Context, friendly_errors
 from .params import ISO_TIME
+from .runs import job_argument
 
 pass_ctx = click.make_pass_decorator(Context)
 
@@ -47,7 +48,7 @@ def _price_table(_ctx: click.Context, _param: click.Parameter, path: str | None)
 
 
 @cost.command("job", hidden=True)
-@click.argument("job")
+@job_argument
 @click.option(
     "--since", type=ISO_TIME, help="Only runs triggered at or after this ISO 8601 time (default: 30 days ago)."
 )

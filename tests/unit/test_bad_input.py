@@ -95,6 +95,7 @@ CASES: list[tuple[str, Callable[[Path], list[str]], str]] = [
     ("command over 64 KiB", lambda t: ["run-now", "daily-report", "--command", f"echo {BIG}"], "'--command'"),
     ("empty token", lambda t: ["run-now", "daily-report", "--token", ""], "'--token'"),
     ("job name", lambda t: ["run-now", "Daily_Report"], "'JOB'"),
+    ("job name, cost", lambda t: ["cost", "Daily_Report"], "'JOB'"),
 ]
 
 

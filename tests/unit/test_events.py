@@ -39,7 +39,7 @@ def test_the_run_id_pattern_matches_every_id_the_ledger_makes_and_nothing_else()
         "",
         "20261124T140230.000Z-at-1a2b3c4d\n",
         "r",
-        "٢٠٢٦1124T140230.000Z-schedule",
+        "\u0662\u0660\u0662\u06661124T140230.000Z-schedule",  # Arabic-Indic digits,
     ):
         assert not RUN_ID_PATTERN.match(other), other
 
