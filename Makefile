@@ -58,6 +58,15 @@ tf-check: $(CHECKOV) ## terraform fmt -check where a binary exists (TF_VALIDATE=
 test-stack: $(STAMP) ## The local stack suite: real dockerd, registry, moto_server, Packer image (root)
 	$(BIN)/pytest -q tests/stack
 
+.PHONY: test-terraform
+test-terraform: $(STAMP) ## Real Terraform on the hashicorp/aws double: init/validate/plan/apply/destroy of examples/daily-job on moto
+	$(BIN)/pytest -q tests/terraform
+
+.PHONY: tf-schema
+tf-schema: $(STAMP) ## Regenerate the provider double's schema from cdktn-provider-aws (downloads its 71 MB wheel into .cache)
+	$(BIN)/pip download --quiet --no-deps cdktn-provider-aws==25.8.1 -d .cache/cdktn
+	$(BIN)/python -m tests.terraform.provider.schema_gen .cache/cdktn/cdktn_provider_aws-25.8.1-py3-none-any.whl
+
 .PHONY: lint
 lint: $(STAMP) ## ruff check and format check
 	$(BIN)/ruff check ec2batch tests launcher_lambda

@@ -130,8 +130,18 @@ class JobNames:
         return f"{self.base}-scheduler"
 
     @property
+    def job_role(self) -> str:
+        # The job's own role (assumed through the agent's credentials endpoint), never the machine's.
+        return f"{self.base}-job"
+
+    @property
     def security_group(self) -> str:
         return self.base
+
+    @property
+    def topic_key_alias(self) -> str:
+        # The KMS key Terraform creates for the topic when no customer key is given.
+        return f"alias/{self.base}-topic"
 
     def run_log_stream(self, run_id: str) -> str:
         """The container's stream; the agent's own lines go to `agent_log_stream`."""

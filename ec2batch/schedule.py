@@ -1,24 +1,25 @@
 """Schedule expressions with EventBridge Scheduler's semantics: cron / rate / at, in an IANA time zone.
 
-moto stores any expression without a look, so validation is ours. `aws-croniter` parses AWS's
-6-field cron (`?`, `L`, `W`, `#`, year) but only in UTC; we walk *local wall-clock time* with it
-and map each wall time to UTC, which gives the Scheduler's daylight-saving behaviour:
+moto stores any expression without a look, so validation is ours. `ec2batch.cron` parses AWS's
+6-field cron and walks *local wall-clock time*; we map each wall time to UTC, which gives the
+Scheduler's daylight-saving behaviour:
 - a local time that does not exist (spring forward) is skipped;
 - a local time that happens twice (fall back) fires once, at its first occurrence.
-The local stack's scheduler emulator and `ec2batch next` both use `next_fire_times`.
+rate() counts fixed durations in UTC (AWS: a day is 24 hours, whatever the clocks do).
+The local stack's scheduler emulator uses `next_fire_times`; `ec2batch next` uses `upcoming`, which
+says why when nothing is left to fire.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from aws_croniter import AwsCroniter
-from aws_croniter.exceptions import AwsCroniterExpressionError
-
+from .cron import Cron, CronSyntaxError
 from .errors import ScheduleError
 from .timeutil import parse_iso  # noqa: F401  (re-exported: `from ec2batch.schedule import parse_iso`)
 
@@ -38,12 +39,43 @@ class Schedule:
         _parse(self.expression)
 
     def next_fire_times(self, after: datetime, count: int = 1, start: datetime | None = None) -> list[datetime]:
-        """The next `count` fire times strictly after `after`, as aware UTC datetimes.
+        """The next `count` fire times strictly after `after`, as aware UTC datetimes (fewer if no more exist).
 
         `start` anchors a rate() expression (the schedule's start date; AWS counts from its creation);
         it defaults to `after`.
         """
         return list(_take(self._iter(after, start), count))
+
+    def upcoming(self, after: datetime, count: int = 1, start: datetime | None = None) -> list[datetime]:
+        """`next_fire_times`, but a schedule with nothing left to fire is a ScheduleError saying why."""
+        times = self.next_fire_times(after, count, start)
+        if not times:
+            moment = _aware_utc(after)
+            raise ScheduleError(
+                f"{self.expression} ({self.timezone}) has no fire time after {moment:%Y-%m-%d %H:%M:%S} UTC: "
+                + self.why_nothing_after(moment)
+            )
+        return times
+
+    def why_nothing_after(self, after: datetime) -> str:
+        """Why a schedule yields no time after `after` (call it once `next_fire_times` came back short)."""
+        tz = zone(self.timezone)
+        kind, value = _parse(self.expression)
+        if kind == "at":
+            local: datetime = value  # type: ignore[assignment]
+            when = _to_utc(local, tz)
+            if when is None:
+                return f"{local:%Y-%m-%d %H:%M:%S} does not exist in {self.timezone} (the clocks jump over it)"
+            return f"it was a one-off, due at {when:%Y-%m-%d %H:%M:%S} UTC"
+        cron: Cron = value  # type: ignore[assignment]
+        if not cron.fires_ever():
+            return (
+                f"no date from {cron.years[0]} to {cron.years[-1]} matches its day-of-month, month and "
+                "day-of-week fields, so it never fires"
+            )
+        if next(cron.wall_times(_aware_utc(after).astimezone(tz).replace(tzinfo=None)), None) is not None:
+            return f"its remaining local times do not exist in {self.timezone} (the clocks jump over them)"
+        return f"its year range ends with {cron.years[-1]} and its last time has passed"
 
     def _iter(self, after: datetime, start: datetime | None) -> Iterator[datetime]:
         after = _aware_utc(after)
@@ -75,13 +107,16 @@ def zone(name: str) -> ZoneInfo:
 def _parse(expression: str) -> tuple[str, object]:
     if not isinstance(expression, str):
         raise ScheduleError(f"schedule expression must be a string, got {type(expression).__name__}")
+    return _parse_text(expression)
+
+
+@functools.lru_cache(maxsize=256)  # the scheduler emulator asks again for every schedule on every step
+def _parse_text(expression: str) -> tuple[str, object]:
     if m := _CRON.match(expression):
-        body = m.group(1)
         try:
-            return "cron", AwsCroniter(body)
-        except (AwsCroniterExpressionError, ValueError) as exc:
-            reason = str(exc).replace("'.One", "'. One")  # aws-croniter runs two sentences together
-            raise ScheduleError(f"invalid cron expression {expression!r}: {reason}") from exc
+            return "cron", Cron.parse(m.group(1))
+        except CronSyntaxError as exc:
+            raise ScheduleError(f"invalid cron expression {expression!r}: {exc}") from None
     if m := _RATE.match(expression):
         n, unit = int(m.group(1)), m.group(2)
         if n < 1:
@@ -94,23 +129,20 @@ def _parse(expression: str) -> tuple[str, object]:
     if m := _AT.match(expression):
         try:
             return "at", datetime.fromisoformat(m.group(1))
-        except ValueError as exc:
-            raise ScheduleError(f"invalid at expression {expression!r}: {exc}") from exc
+        except ValueError:
+            raise ScheduleError(f"invalid at expression {expression!r}: {m.group(1)} is not a date and time") from None
     raise ScheduleError(
         f"invalid schedule expression {expression!r}: expected cron(min hour day-of-month month day-of-week year), "
         "rate(N minute(s)|hour(s)|day(s)) or at(yyyy-mm-ddThh:mm:ss)"
     )
 
 
-def _cron_times(cron: AwsCroniter, tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
-    # aws-croniter insists on UTC-labelled datetimes: we hand it local wall time labelled UTC.
-    wall = after.astimezone(tz).replace(tzinfo=None) - timedelta(hours=3)  # back off to cover a fall-back hour
-    while True:
-        found = cron.get_next(wall.replace(tzinfo=UTC))[0]
-        if found is None:
-            return
-        wall = found.replace(tzinfo=None)
-        when = _to_utc(wall, tz)
+def _cron_times(cron: Cron, tz: ZoneInfo, after: datetime) -> Iterator[datetime]:
+    # Walk wall-clock time from a little before `after`: during a fall-back hour the wall time of
+    # `after` is ambiguous, and the filter below keeps exactly the times strictly after it.
+    wall = after.astimezone(tz).replace(tzinfo=None) - timedelta(hours=3)
+    for found in cron.wall_times(wall):
+        when = _to_utc(found, tz)
         if when is not None and when > after:
             yield when
 

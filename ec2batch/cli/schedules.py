@@ -37,6 +37,9 @@ def next_(
 ) -> None:
     """Show the next fire times of JOB's schedule, or of --expression.
 
+    A schedule with nothing left to fire (a past at(), an ended year range, a cron no date matches)
+    is an error that says which.
+
     \b
     Examples:
       ec2batch next daily-report
@@ -51,16 +54,16 @@ def next_(
         expression, tz = found.expression, tz or found.timezone
     timezone = tz or "UTC"
     start = after or utcnow()
-    times = Schedule(expression, timezone).next_fire_times(start, count)  # type: ignore[arg-type]
+    schedule = Schedule(expression, timezone)  # type: ignore[arg-type]
+    times = schedule.upcoming(start, count)  # nothing left to fire is an error with its reason, never []
     if as_json:
         click.echo(json.dumps([t.isoformat().replace("+00:00", "Z") for t in times]))
-        return
-    if not times:
-        click.echo(f"{expression} does not fire after {start.isoformat()}")
-        return
-    local = zone(timezone)
-    for moment in times:
-        click.echo(f"{moment:%Y-%m-%d %H:%M:%S} UTC   {moment.astimezone(local):%Y-%m-%d %H:%M:%S %Z} ({timezone})")
+    else:
+        local = zone(timezone)
+        for moment in times:
+            click.echo(f"{moment:%Y-%m-%d %H:%M:%S} UTC   {moment.astimezone(local):%Y-%m-%d %H:%M:%S %Z} ({timezone})")
+    if len(times) < count:  # said on stderr, so --json stays one JSON document
+        click.echo(f"no more fire times: {schedule.why_nothing_after(times[-1])}", err=True)
 
 
 COMMANDS = [next_]

@@ -200,7 +200,7 @@ class Machines:
                 raise NoMachine(f"could not start {instance_id}: {code}", attempts) from exc
             return None
         previous = response["StartingInstances"][0].get("PreviousState", {}).get("Name")
-        if previous not in (None, "stopped"):
+        if previous not in (None, "stopped") and not self._tagged_for(instance_id, run_id):
             # Someone started it between our look and our call (by hand: every launcher takes the slot first).
             log.warning(
                 "instance was already started by someone else: not ours",
@@ -210,6 +210,11 @@ class Machines:
             return None
         attempts.append(attempt)
         return Placement(instance_id, attempt.instance_type, attempt.subnet_id, "start")
+
+    def _tagged_for(self, instance_id: str, run_id: str) -> bool:
+        """Started already, and for this run: our own StartInstances, applied before its response was lost."""
+        response = self.ec2.describe_instances(InstanceIds=[instance_id])
+        return _tags(response["Reservations"][0]["Instances"][0]).get(TAG_RUN_ID) == run_id
 
     def _launch_fallback(
         self,

@@ -36,13 +36,12 @@ from typing import TYPE_CHECKING, Any
 
 from .. import timers
 from ..config import JobConfig
-from ..cost import run_cost
 from ..errors import TransitionRejected
 from ..jsonlog import fields
-from ..ledger import FAILED, PENDING, PLANNED, RUNNING, STARTING, Ledger, Run, iso, parse_time
-from ..names import TAG_JOB, TAG_OUTCOME, TAG_RUN_ID
+from ..ledger import PENDING, PLANNED, Ledger, Run, iso, parse_time
+from ..names import TAG_JOB, TAG_RUN_ID
 from ..notify import notify, wanted
-from ..outcome_tag import OutcomeTag
+from . import endings
 from .events import TimerFire
 
 if TYPE_CHECKING:
@@ -61,7 +60,7 @@ POWEROFF_GRACE = timedelta(minutes=2)
 INSTANCE_LOST_GRACE = timedelta(seconds=60)
 # Ended runs older than this are not looked at again for a missing notification.
 NOTIFY_LOOKBACK = timedelta(hours=6)
-LIVE_STATES = ("pending", "running")
+LIVE_STATES = endings.LIVE_STATES
 
 
 @dataclass
@@ -183,9 +182,17 @@ class _Tick:
         self._repaired(run, f"launcher died with the run PENDING: start repeated ({result.outcome})")
 
     def _under_way(self, run: Run, instance: dict[str, Any] | None) -> None:
-        outcome = OutcomeTag.decode(_tags(instance).get(TAG_OUTCOME)) if instance else None
-        if outcome is not None and outcome.run_id == run.run_id:
-            self._record_outcome(run, outcome)
+        outcome = endings.left_outcome(run, instance)
+        if outcome is not None:
+            endings.record_outcome(
+                self.clients,
+                self.config,
+                self.ledger,
+                run,
+                outcome,
+                "reconciler: outcome recorded from the instance's tag",
+            )
+            self.report.repairs.append({"run_id": run.run_id, "repair": f"outcome from tag: {outcome.status}"})
             return
         if not run.deadline_at:
             start = parse_time(run.start_requested_at or run.triggered_at)
@@ -206,52 +213,18 @@ class _Tick:
 
     def _lost(self, run: Run, instance: dict[str, Any] | None) -> bool:
         """A STARTING/RUNNING run whose machine is down or gone without an outcome: FAILED, notified."""
-        if not run.instance_id or run.status not in (STARTING, RUNNING):
+        if self.now - parse_time(run.updated_at or run.triggered_at) < INSTANCE_LOST_GRACE:
+            return False  # EC2 may still show the old state just after a start
+        if instance is None and run.instance_id:
+            instance = endings.describe(self.clients, run.instance_id)  # not among the job's: gone, or untagged
+        state = endings.machine_lost(run, instance)
+        if state is None:
             return False
-        since = parse_time(run.updated_at or run.triggered_at)
-        if self.now - since < INSTANCE_LOST_GRACE:
-            return False
-        state = instance["State"]["Name"] if instance else "terminated"
-        if state in LIVE_STATES or (instance and _tags(instance).get(TAG_RUN_ID) not in (None, run.run_id)):
-            return False
-        if instance is None:
-            state = self.launcher.machines.state(run.instance_id)  # not among the job's: gone, or untagged
-            if state in LIVE_STATES:
-                return False
-        reason = (
-            f"instance-lost: instance {run.instance_id} is {state} and the run recorded no outcome "
-            "(stopped or terminated from outside, or it died)"
+        endings.fail_lost(
+            self.clients, self.config, self.ledger, run, state, self.now, "reconciler: instance lost, run failed"
         )
-        failed = self.ledger.transition(
-            run.job,
-            run.run_id,
-            FAILED,
-            reason=reason,
-            repaired=(*run.repaired, "instance lost: run failed by the reconciler"),
-            **run_cost(run, self.now, self.clients.region),
-        )
-        log.warning("reconciler: instance lost", extra=fields(job=run.job, run_id=run.run_id, state=state))
         self.report.repairs.append({"run_id": run.run_id, "repair": "instance lost: FAILED"})
-        notify(self.clients.sns, self.config, failed, self.ledger)
         return True
-
-    def _record_outcome(self, run: Run, outcome: OutcomeTag) -> None:
-        ended = self.ledger.transition(
-            run.job,
-            run.run_id,
-            outcome.status,
-            ended_at=outcome.ended_at,
-            exit_code=outcome.exit_code,
-            reason=outcome.reason,
-            repaired=(*run.repaired, "outcome recorded from the instance's tag (the agent could not write it)"),
-            **run_cost(run, parse_time(outcome.ended_at), self.clients.region),
-        )
-        log.warning(
-            "reconciler: outcome recorded from the instance's tag",
-            extra=fields(job=run.job, run_id=run.run_id, status=outcome.status),
-        )
-        self.report.repairs.append({"run_id": run.run_id, "repair": f"outcome from tag: {outcome.status}"})
-        notify(self.clients.sns, self.config, ended, self.ledger)
 
     def _ended(self, run: Run, instance: dict[str, Any] | None) -> None:
         if (
@@ -316,5 +289,4 @@ class _Tick:
         self.ledger.note_repair(run, what)
 
 
-def _tags(instance: dict[str, Any] | None) -> dict[str, str]:
-    return {t["Key"]: t["Value"] for t in (instance or {}).get("Tags", [])}
+_tags = endings.tags

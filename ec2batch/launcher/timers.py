@@ -12,6 +12,7 @@ from ..errors import TransitionRejected
 from ..jsonlog import fields
 from ..ledger import FAILED, PENDING, PLANNED, SKIPPED, TIMED_OUT, iso
 from ..notify import notify
+from . import endings
 
 if TYPE_CHECKING:
     from .core import Launcher, Result
@@ -95,6 +96,22 @@ def _deadline(launcher: Launcher, timer: TimerFire) -> Result:
         return _nothing(launcher, timer, timers.describe_skip(run, timer.kind), run.status if run else None)
     if run.deadline_at and run.deadline_at != iso(timer.due):
         return _nothing(launcher, timer, f"deadline moved to {run.deadline_at}", run.status)
+    instance = endings.describe(launcher.clients, run.instance_id)
+    outcome = endings.left_outcome(run, instance)
+    state = endings.machine_lost(run, instance)
+    try:
+        if outcome is not None:
+            ended = endings.record_outcome(
+                launcher.clients, config, ledger, run, outcome, "deadline: outcome recorded from the instance's tag"
+            )
+            return Result(run.job, run.run_id, ended.status, "recorded", run.instance_id, ended.reason)
+        if state is not None:
+            ended = endings.fail_lost(
+                launcher.clients, config, ledger, run, state, launcher.clock(), "deadline: instance lost"
+            )
+            return Result(run.job, run.run_id, ended.status, "failed", run.instance_id, ended.reason)
+    except TransitionRejected as exc:  # the run ended while we looked
+        return _nothing(launcher, timer, str(exc))
     try:
         ended = ledger.transition(
             timer.job,

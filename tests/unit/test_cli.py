@@ -160,7 +160,7 @@ def test_next_of_a_job_reads_its_deployed_schedule(job: Job, cli) -> None:
 def test_next_rejects_an_invalid_expression_with_its_reason(cli) -> None:
     result = cli("next", "-e", "cron(0 2 * * * *)")
     assert result.exit_code == 1
-    assert "One must be a question mark (?)" in result.output
+    assert "exactly one of day-of-month ('*') and day-of-week ('*') must be '?'" in result.output
 
 
 def test_jobs_lists_deployed_jobs(job: Job, cli) -> None:

@@ -257,8 +257,9 @@ def test_a_deadline_for_a_vanished_instance_records_and_notifies_instead_of_rais
     result = at(job, NOW + timedelta(seconds=76)).handle(sqs_event(body))
 
     assert result["batchItemFailures"] == []
-    assert run_of(job, started["run_id"]).status == TIMED_OUT
-    assert [n["status"] for n in job.notifications()] == [TIMED_OUT]
+    run = run_of(job, started["run_id"])
+    assert run.status == FAILED and run.reason.startswith("instance-lost: instance i-0123456789abcdef0 is terminated")
+    assert [n["status"] for n in job.notifications()] == [FAILED]
 
 
 # ---------------------------------------------------------------- 13: EC2 states

@@ -6,6 +6,7 @@ Parsed with python-hcl2; checkov runs from its own virtualenv (`make checkov`), 
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -19,7 +20,7 @@ from hcl2 import SerializationOptions
 
 from ec2batch.config import JobConfig
 from ec2batch.launcher.events import schedule_target_input
-from ec2batch.names import JOB_NAME_PATTERN, TAG_JOB, JobNames
+from ec2batch.names import JOB_NAME_PATTERN, TAG_JOB, TAG_OUTCOME, JobNames
 
 ROOT = Path(__file__).parents[2]
 TERRAFORM = ROOT / "terraform"
@@ -179,16 +180,67 @@ def test_the_schedule_target_input_is_the_launchers() -> None:
     assert rendered == json.loads(schedule_target_input("daily-report"))
 
 
+# Key policies (documents used as an aws_kms_key's policy), where AWS's own default key policy grants the account
+# root "kms:*" (that is what lets IAM policies grant the key at all) and AWS documents "kms:GenerateDataKey*" for
+# services publishing to an encrypted topic. Nowhere else may an action have a wildcard.
+KEY_POLICIES = {"topic_key"}
+KEY_POLICY_WILDCARDS = {"kms:*", "kms:GenerateDataKey*"}
+
+
 def test_iam_has_no_wildcard_action_and_every_wildcard_resource_is_justified() -> None:
-    text = (MODULE / "iam.tf").read_text()
+    text = "\n".join(p.read_text() for p in sorted(MODULE.glob("*.tf")))
     for name, statements in policy_documents(module()).items():
         for statement in statements:
             actions = statement.get("actions", [])
-            assert not any("*" in a for a in actions), f"{name}/{statement.get('sid')}: wildcard action {actions}"
+            wildcards = {a for a in actions if "*" in a}
+            if name in KEY_POLICIES:
+                assert wildcards <= KEY_POLICY_WILDCARDS, f"{name}/{statement.get('sid')}: wildcard action {actions}"
+                if "kms:*" in wildcards:
+                    principals = one(statement["principals"])
+                    assert principals["identifiers"] == ["arn:${local.partition}:iam::${local.account_id}:root"]
+            else:
+                assert not wildcards, f"{name}/{statement.get('sid')}: wildcard action {actions}"
             if statement.get("resources") == ["*"]:
                 sid = statement["sid"]
                 block = text[text.index(f'sid = "{sid}"') - 40 : text.index(f'sid = "{sid}"') + 400]
                 assert 'requires "*"' in block, f'{name}/{sid}: resources = ["*"] without a reason'
+
+
+def versions_constraint(path: Path) -> str:
+    return one(one(load(path)["terraform"])["required_providers"])["aws"]["version"]
+
+
+# The newest argument or attribute the module uses, per the provider's CHANGELOG: the floor must be at least
+# each of these (finding 6: `>= 5.40` admitted providers without tags on the event source mapping).
+NEWEST_ARGUMENTS = {
+    ("data.aws_region", "region"): (6, 0),  # 6.0.0: `region` added, `name` deprecated
+    ("aws_lambda_event_source_mapping", "tags"): (5, 70),  # 5.70.0 (issue 10, finding 6)
+}
+
+
+def floor_and_ceiling(constraint: str) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    floor = re.search(r">=\s*([0-9.]+)", constraint)
+    ceiling = re.search(r"<\s*([0-9.]+)", constraint)
+    assert floor and ceiling, f"{constraint!r} needs a floor (>=) and a ceiling (<)"
+    return tuple(int(x) for x in floor.group(1).split(".")), tuple(int(x) for x in ceiling.group(1).split("."))
+
+
+@pytest.mark.parametrize("root", [MODULE, TERRAFORM / "examples" / "daily-job"], ids=["module", "example"])
+def test_the_provider_constraint_has_every_argument_used_and_stops_before_the_next_major(root: Path) -> None:
+    floor, ceiling = floor_and_ceiling(versions_constraint(root / "versions.tf"))
+    source = "\n".join(p.read_text() for p in root.glob("*.tf")) if root == MODULE else ""
+    for (rtype, argument), introduced in NEWEST_ARGUMENTS.items():
+        assert floor >= introduced, f"{rtype}.{argument} needs >= {introduced}, the floor is {floor}"
+        if root == MODULE:
+            assert argument in source, f"{rtype}.{argument} is no longer used: drop it from NEWEST_ARGUMENTS"
+    assert ceiling == (floor[0] + 1, 0), f"the ceiling {ceiling} must be the next major version after {floor}"
+
+
+def test_the_module_reads_the_region_from_its_current_attribute() -> None:
+    # data.aws_region's `name` is deprecated since provider 6.0 (Terraform warns on every plan).
+    source = "\n".join(p.read_text() for p in MODULE.glob("*.tf"))
+    assert not re.search(r"data\.aws_region\.\w+\.name\b", source)
+    assert "data.aws_region.current.region" in source
 
 
 def test_every_ec2_action_that_changes_something_is_limited_by_tag_or_template() -> None:
@@ -273,3 +325,225 @@ def test_every_alarm_metric_filter_matches_a_message_the_code_logs() -> None:
     for name, spec in filters.items():
         message = re.search(r'\$\.msg = \\?"([^"\\]+)', spec["pattern"]).group(1)
         assert f'"{message}"' in source, f"metric filter {name} looks for {message!r}, which no code logs"
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Real Terraform without a provider: `terraform console` evaluates the module's own expressions and variable
+# validations (functions, locals and variables need no provider), so these run wherever the binary is.
+# ---------------------------------------------------------------------------------------------------------------
+
+needs_terraform = pytest.mark.skipif(
+    shutil.which("terraform") is None, reason="NO `terraform` BINARY ON PATH: the console checks DID NOT RUN"
+)
+REQUIRED_VARS = {
+    "job_name": "daily-report",
+    "instance_types": ["m7i.large"],
+    "subnet_ids": ["subnet-0a1b2c3d4e5f60718"],
+    "launcher_zip": "launcher.zip",
+}
+
+
+def console(
+    tmp_path: Path, expression: str, tfvars: dict[str, Any] | None = None, local_values: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`terraform console` in a directory holding the module's variables.tf (and the given locals)."""
+    (tmp_path / "variables.tf").write_text((MODULE / "variables.tf").read_text())
+    body = "\n".join(f"  {name} = {value}" for name, value in (local_values or {}).items())
+    (tmp_path / "locals.tf").write_text(f"locals {{\n{body}\n}}\n")
+    (tmp_path / "terraform.tfvars.json").write_text(json.dumps({**REQUIRED_VARS, **(tfvars or {})}))
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path), "TF_CLI_CONFIG_FILE": os.devnull}
+    return subprocess.run(
+        ["terraform", "console", "-no-color"],
+        cwd=tmp_path,
+        input=expression + "\n",
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+
+
+def value(done: subprocess.CompletedProcess[str]) -> Any:
+    """The console's answer to `jsonencode(...)`: an HCL string literal holding JSON."""
+    assert done.returncode == 0 and "Error" not in done.stdout, done.stdout + done.stderr
+    return json.loads(json.loads(done.stdout.strip().splitlines()[-1]))
+
+
+def expression_of(text: str) -> str:
+    """hcl2 keeps an expression as "${...}": Terraform's own source text inside."""
+    assert text.startswith("${") and text.endswith("}"), text
+    return text[2:-1]
+
+
+@needs_terraform
+def test_jsonencode_escapes_angle_brackets_as_terraform_documents(tmp_path: Path) -> None:
+    # The premise of finding 4: what the Scheduler would receive from a bare jsonencode.
+    done = console(tmp_path, 'jsonencode({a="<x>"})')
+    assert done.stdout.strip().splitlines()[-1] == '"{\\"a\\":\\"\\\\u003cx\\\\u003e\\"}"', done.stdout
+
+
+@needs_terraform
+def test_the_schedule_input_renders_the_scheduler_placeholders_literally(tmp_path: Path) -> None:
+    schedule = next(
+        body for rtype, name, body in resources(module()) if (rtype, name) == ("aws_scheduler_schedule", "job")
+    )
+    done = console(tmp_path, "local.input", local_values={"input": expression_of(one(schedule["target"])["input"])})
+    assert done.returncode == 0 and "Error" not in done.stdout, done.stdout + done.stderr
+    rendered = json.loads(done.stdout.strip().splitlines()[-1])  # the HCL string literal: the input's text
+    assert "<aws.scheduler.scheduled-time>" in rendered and "<aws.scheduler.execution-id>" in rendered
+    assert "\\u003c" not in rendered
+    assert json.loads(rendered) == json.loads(schedule_target_input("daily-report"))
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    ("secrets", "arns"),
+    [
+        ({"DB": {"ssm": "/ec2batch/daily-report/db"}}, ["parameter/ec2batch/daily-report/db"]),
+        ({"DB": {"ssm": "db-password"}}, ["parameter/db-password"]),
+    ],
+    ids=["path", "plain-name"],
+)
+def test_secret_parameter_arns_have_exactly_one_slash_after_parameter(
+    tmp_path: Path, secrets: dict[str, Any], arns: list[str]
+) -> None:
+    # Finding 10: "parameter" + "/a/b" was right, "parameter" + "name" was not.
+    expression = expression_of(locals_(module())["secret_ssm_arns"])
+    stub = {"partition": '"aws"', "region": '"eu-central-1"', "account_id": '"123456789012"'}
+    done = console(tmp_path, "jsonencode(local.arns)", {"secrets": secrets}, {**stub, "arns": expression})
+    assert value(done) == [f"arn:aws:ssm:eu-central-1:123456789012:{a}" for a in arns]
+
+
+REFUSED = [
+    ({"secrets": {"DB": {"secretsmanager": "db-password"}}}, "must be the secret's full ARN"),
+    ({"secrets": {"DB": {"ssm": "arn:aws:ssm:eu-central-1:123456789012:parameter/x"}}}, "must be a parameter name"),
+    ({"secrets": {"DB": {"ssm": "a/b"}}}, "must be a parameter name"),
+    ({"egress": []}, "at least one rule"),
+    (
+        {"egress": [{"description": "db", "protocol": "tcp", "from_port": 5432, "to_port": 5432}]},
+        "exactly one destination",
+    ),
+    (
+        {
+            "egress": [
+                {"description": "db", "protocol": "sctp", "from_port": 1, "to_port": 1, "cidr_ipv4": "10.0.0.0/8"}
+            ]
+        },
+        "must be tcp, udp, icmp or -1",
+    ),
+    (
+        {
+            "egress": [
+                {"description": "db", "protocol": "tcp", "from_port": 5432, "to_port": 80, "cidr_ipv4": "10.0.0.0/8"}
+            ]
+        },
+        "from_port <= to_port",
+    ),
+    (
+        {"egress": [{"description": "db", "protocol": "tcp", "from_port": 1, "to_port": 2, "cidr_ipv4": "10.0.0.0"}]},
+        "CIDR",
+    ),
+    ({"launcher_reserved_concurrency": 2}, "null or a whole number from 4 to 100"),
+    ({"kms_key_arn": "alias/ec2batch"}, "must be a key ARN"),
+    ({"job_policy_json": "{}"}, "with a Statement"),
+    ({"job_policy_arns": ["ReadOnlyAccess"]}, "must be IAM policy ARNs"),
+]
+
+
+@needs_terraform
+@pytest.mark.parametrize(("tfvars", "says"), REFUSED, ids=[f"{next(iter(v))}-{i}" for i, (v, _) in enumerate(REFUSED)])
+def test_terraform_refuses_a_bad_input_naming_it(tmp_path: Path, tfvars: dict[str, Any], says: str) -> None:
+    done = console(tmp_path, "var.job_name", tfvars)
+    # The console answers 0 either way: the diagnostic is what says it refused.
+    said = " ".join((done.stdout + done.stderr).split())
+    assert "Error: Invalid value for variable" in said, f"accepted {tfvars}"
+    assert says in said, said
+
+
+ACCEPTED = {
+    "secrets": {
+        "DB": {"ssm": "/ec2batch/daily-report/db"},
+        "TOKEN": {"secretsmanager": "arn:aws:secretsmanager:eu-central-1:123456789012:secret:prod/token-AbCdEf"},
+    },
+    "egress": [
+        {"description": "HTTPS", "protocol": "tcp", "from_port": 443, "to_port": 443, "cidr_ipv4": "0.0.0.0/0"},
+        {"description": "Postgres", "protocol": "tcp", "from_port": 5432, "to_port": 5432, "cidr_ipv4": "10.0.0.0/16"},
+        {"description": "Peers", "protocol": "-1", "security_group_id": "sg-0123456789abcdef0"},
+    ],
+    "launcher_reserved_concurrency": 10,
+    "kms_key_arn": "arn:aws:kms:eu-central-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+    "job_policy_json": json.dumps(
+        {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+    ),
+    "job_policy_arns": ["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+}
+
+
+@needs_terraform
+def test_terraform_accepts_the_documented_inputs_and_defaults_as_documented(tmp_path: Path) -> None:
+    done = console(tmp_path, "jsonencode(var.egress)", ACCEPTED)
+    assert [rule["description"] for rule in value(done)] == ["HTTPS", "Postgres", "Peers"]
+    defaults = console(
+        tmp_path,
+        "jsonencode([var.egress, var.launcher_reserved_concurrency, var.job_policy_json, var.job_policy_arns])",
+    )
+    egress, reserved, policy_json, policy_arns = value(defaults)
+    # Finding 11's default: HTTPS anywhere; finding 3's: no reservation; issue 11's: a job role with nothing.
+    assert [(r["protocol"], r["from_port"], r["to_port"], r["cidr_ipv4"]) for r in egress] == [
+        ("tcp", 443, 443, "0.0.0.0/0")
+    ]
+    assert (reserved, policy_json, policy_arns) == (None, None, [])
+
+
+@needs_terraform
+@pytest.mark.parametrize(("reserved", "timers"), [(None, 5), (4, 2), (8, 4), (100, 5)])
+def test_the_timer_queue_never_polls_more_than_a_reservation_allows(
+    tmp_path: Path, reserved: int | None, timers: int
+) -> None:
+    # Finding 9: maximum_concurrency within an opt-in reservation, leaving half of it to schedules and run-now.
+    lambda_locals = next(block for block in load(MODULE / "lambda.tf")["locals"] if "timer_concurrency" in block)
+    expression = expression_of(lambda_locals["timer_concurrency"])
+    done = console(tmp_path, "jsonencode(local.t)", {"launcher_reserved_concurrency": reserved}, {"t": expression})
+    assert value(done) == timers
+
+
+def test_the_job_role_trusts_only_this_jobs_instance_role_and_gets_only_the_users_policies() -> None:
+    docs = policy_documents(module())
+    (trust,) = docs["job_assume"]
+    assert trust["actions"] == ["sts:AssumeRole"]
+    assert one(trust["principals"]) == {"type": "AWS", "identifiers": ["${aws_iam_role.instance.arn}"]}
+    condition = one(trust["condition"])
+    assert (condition["variable"], condition["values"]) == ("aws:PrincipalTag/${local.tag_job}", ["${var.job_name}"])
+    # Only the instance role may assume it, and the instance role may assume nothing else.
+    assuming = [
+        (name, s["sid"], s.get("resources"))
+        for name, stmts in docs.items()
+        for s in stmts
+        if "sts:AssumeRole" in s["actions"]
+    ]
+    granted = [(name, sid, res) for name, sid, res in assuming if not name.endswith("_assume")]
+    assert granted == [("instance", "AssumeTheJobRole", ["${aws_iam_role.job.arn}"])]
+    # Its permissions come from the user's variables only, none by default.
+    job_policies = [
+        (rtype, body)
+        for rtype, _, body in resources(module())
+        if "aws_iam_role.job" in json.dumps(body.get("role", ""))
+    ]
+    assert {rtype for rtype, _ in job_policies} == {"aws_iam_role_policy", "aws_iam_role_policy_attachment"}
+    for rtype, body in job_policies:
+        source = json.dumps(body)
+        assert "var.job_policy_json" in source or "var.job_policy_arns" in source, (rtype, body)
+    variables = {name: body for block in module()["variable"] for name, body in block.items()}
+    assert (variables["job_policy_json"]["default"], variables["job_policy_arns"]["default"]) == (None, [])
+    assert locals_(module())["names"]["job_role"] == "${local.base}-job"
+
+
+def test_the_agent_may_tag_only_the_outcome_key_and_only_on_this_jobs_instances() -> None:
+    (statement,) = [s for s in policy_documents(module())["instance"] if "ec2:CreateTags" in s["actions"]]
+    conditions = {c["variable"]: (c["test"], c["values"]) for c in statement["condition"]}
+    assert conditions == {
+        "aws:ResourceTag/${local.tag_job}": ("StringEquals", ["${var.job_name}"]),
+        "aws:TagKeys": ("ForAllValues:StringEquals", ["${local.tag_outcome}"]),
+    }
+    assert statement["resources"] == ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:instance/*"]
+    assert locals_(module())["tag_outcome"] == TAG_OUTCOME

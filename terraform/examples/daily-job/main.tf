@@ -5,6 +5,7 @@ module "daily_report" {
   image_tag    = var.image_tag
   command      = ["python3", "/app/report.py"]
   environment  = { REPORT_ROWS = "5000000" }
+  secrets      = var.secrets
   launcher_zip = "${path.root}/../../../dist/launcher.zip"
 
   # Every day at 02:00 Berlin time, summer and winter alike.
@@ -19,6 +20,7 @@ module "daily_report" {
   limits              = { memory_mb = 60000 }
 
   notification_email = var.notification_email
+  kms_key_arn        = var.kms_key_arn
 
   tags = {
     team = "reporting"

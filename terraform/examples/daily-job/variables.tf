@@ -20,3 +20,19 @@ variable "image_tag" {
   type        = string
   default     = "2026-11-24"
 }
+
+variable "kms_key_arn" {
+  description = "Optional customer managed KMS key ARN for everything the job stores (its key policy: see the module README, Encryption). Null: AWS managed keys."
+  type        = string
+  default     = null
+}
+
+variable "secrets" {
+  description = "Optional variables the job reads at run time: NAME => { ssm = parameter name } or { secretsmanager = secret ARN, key = optional JSON key }."
+  type = map(object({
+    ssm            = optional(string)
+    secretsmanager = optional(string)
+    key            = optional(string)
+  }))
+  default = {}
+}

@@ -19,7 +19,7 @@ locals {
 }
 
 ################################################################################
-# Network: no ingress at all; egress HTTPS for ECR, S3 (image layers), SSM, DynamoDB, Logs, SNS
+# Network: no ingress at all; egress as `var.egress` says (default: HTTPS for ECR, S3, SSM, DynamoDB, Logs, SNS)
 ################################################################################
 
 data "aws_subnet" "first" {
@@ -28,19 +28,25 @@ data "aws_subnet" "first" {
 
 resource "aws_security_group" "this" {
   name        = local.names.security_group
-  description = "ec2batch ${var.job_name} instances: no ingress; HTTPS out to the AWS APIs and ECR"
+  description = "ec2batch ${var.job_name} instances: no ingress; egress as configured (var.egress)"
   vpc_id      = data.aws_subnet.first.vpc_id
   tags        = local.tags
 }
 
-resource "aws_vpc_security_group_egress_rule" "https" {
-  security_group_id = aws_security_group.this.id
-  description       = "HTTPS to AWS APIs and ECR (through NAT or VPC endpoints)"
-  ip_protocol       = "tcp"
-  from_port         = 443
-  to_port           = 443
-  cidr_ipv4         = "0.0.0.0/0" # AWS API endpoints have no fixed ranges; use VPC endpoints to narrow it
-  tags              = local.tags
+resource "aws_vpc_security_group_egress_rule" "this" {
+  # Keyed by description (validated unique), so reordering var.egress replaces nothing.
+  for_each = { for rule in var.egress : rule.description => rule }
+
+  security_group_id            = aws_security_group.this.id
+  description                  = each.value.description
+  ip_protocol                  = each.value.protocol
+  from_port                    = each.value.protocol == "-1" ? null : each.value.from_port
+  to_port                      = each.value.protocol == "-1" ? null : each.value.to_port
+  cidr_ipv4                    = each.value.cidr_ipv4
+  cidr_ipv6                    = each.value.cidr_ipv6
+  prefix_list_id               = each.value.prefix_list_id
+  referenced_security_group_id = each.value.security_group_id
+  tags                         = local.tags
 }
 
 ################################################################################
@@ -61,12 +67,13 @@ resource "aws_launch_template" "this" {
     arn = aws_iam_instance_profile.instance.arn
   }
 
-  # IMDSv2 only, one hop: the job's containers cannot reach the instance role's credentials.
+  # IMDSv2 only, one hop: the job's containers cannot reach the instance role's credentials. Tags are not
+  # exposed in metadata: the agent reads them with ec2:DescribeTags, and instance_metadata_tags = "enabled"
+  # makes AWS refuse tag keys with '/' or spaces (var.tags are the user's).
   metadata_options {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
     http_put_response_hop_limit = 1
-    instance_metadata_tags      = "enabled"
   }
 
   # Security groups at the top level, not in a network_interfaces block: the launcher picks the subnet per
@@ -113,8 +120,10 @@ resource "aws_instance" "reusable" {
     id      = aws_launch_template.this.id
     version = aws_launch_template.this.latest_version
   }
-  subnet_id                   = var.subnet_ids[0]
-  associate_public_ip_address = false
+  # subnet_id alone: the provider then sends a request-level SubnetId. Setting associate_public_ip_address (even
+  # to false) makes it send a network interface instead, which AWS refuses next to the template's security
+  # groups (InvalidParameterCombination). No public IP comes from private subnets (see README).
+  subnet_id = var.subnet_ids[0]
 
   # The template sets all of these; repeating them here keeps them if the template is ever changed by hand,
   # and lets static checks (checkov does not follow launch templates) see them.
@@ -126,7 +135,6 @@ resource "aws_instance" "reusable" {
     http_endpoint               = "enabled"
     http_tokens                 = "required"
     http_put_response_hop_limit = 1
-    instance_metadata_tags      = "enabled"
   }
 
   root_block_device {

@@ -85,13 +85,37 @@ data "aws_iam_policy_document" "instance" {
     resources = ["*"]
   }
 
-  dynamic "statement" {
-    for_each = var.kms_key_arn == null ? [] : [1]
-    content {
-      sid       = "UseTheJobsKey"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
-      resources = [var.kms_key_arn]
+  statement {
+    # An agent that cannot write the ledger leaves the outcome on its machine for the reconciler
+    # (ec2batch.names.TAG_OUTCOME): only that tag key, only on this job's instances.
+    sid       = "LeaveTheOutcomeTagOnThisJobsInstances"
+    actions   = ["ec2:CreateTags"]
+    resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:instance/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "aws:ResourceTag/${local.tag_job}"
+      values   = [var.job_name]
     }
+    condition {
+      test     = "ForAllValues:StringEquals"
+      variable = "aws:TagKeys"
+      values   = [local.tag_outcome]
+    }
+  }
+
+  statement {
+    # Publishing to the encrypted topic, and reading what the job's key encrypts (config, ledger, logs).
+    sid       = "UseTheJobsKeys"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = local.kms_key_arns
+  }
+
+  statement {
+    # The job's own role (issue 11): the agent assumes it for the job's credentials endpoint, and can do
+    # nothing else with it.
+    sid       = "AssumeTheJobRole"
+    actions   = ["sts:AssumeRole"]
+    resources = [aws_iam_role.job.arn]
   }
 }
 
@@ -184,8 +208,8 @@ data "aws_iam_policy_document" "launcher" {
     actions = ["ec2:RunInstances"]
     resources = [
       aws_launch_template.this.arn,
+      # An AMI's ARN has no account (arn:aws:ec2:<region>::image/ami-...), whoever owns it.
       "arn:${local.partition}:ec2:${local.region}::image/*",
-      "arn:${local.partition}:ec2:${local.region}:${local.account_id}:image/*",
       "arn:${local.partition}:ec2:${local.region}:${local.account_id}:subnet/*",
       "arn:${local.partition}:ec2:${local.region}:${local.account_id}:network-interface/*",
       "arn:${local.partition}:ec2:${local.region}:${local.account_id}:security-group/*",
@@ -256,12 +280,45 @@ data "aws_iam_policy_document" "launcher" {
     resources = ["${aws_cloudwatch_log_group.launcher.arn}:*"]
   }
 
+  statement {
+    sid = "XRayTraces"
+    # tracing_config is Active: Lambda refuses CreateFunction unless the role may send traces. These actions
+    # have no resource-level permissions: AWS requires "*".
+    actions   = ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    resources = ["*"]
+  }
+
+  statement {
+    # Publishing to the encrypted topic; with a customer key also the config, ledger, queues and environment.
+    sid       = "UseTheJobsKeys"
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+    resources = local.kms_key_arns
+  }
+
   dynamic "statement" {
     for_each = var.kms_key_arn == null ? [] : [1]
     content {
-      sid       = "UseTheJobsKey"
-      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      # RunInstances and StartInstances with EBS volumes under a customer key: EC2 re-encrypts the snapshot's
+      # data key and describes the key with the caller's permissions...
+      sid       = "StartInstancesWithVolumesUnderTheJobsKey"
+      actions   = ["kms:DescribeKey", "kms:GenerateDataKeyWithoutPlaintext", "kms:ReEncryptFrom", "kms:ReEncryptTo"]
       resources = [var.kms_key_arn]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [1]
+    content {
+      # ...and creates a grant for the volume: only for an AWS resource. (kms:GrantIsForAWSResource exists only
+      # in grant requests: on the actions above the condition would never hold and deny them.)
+      sid       = "GrantTheJobsKeyToItsVolumes"
+      actions   = ["kms:CreateGrant"]
+      resources = [var.kms_key_arn]
+      condition {
+        test     = "Bool"
+        variable = "kms:GrantIsForAWSResource"
+        values   = ["true"]
+      }
     }
   }
 }
@@ -311,10 +368,69 @@ data "aws_iam_policy_document" "scheduler" {
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.dead_letters.arn]
   }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [1]
+    content {
+      # A customer key encrypts the schedules' payload (read back with the execution role) and the
+      # dead-letter queue (sending to it needs a data key).
+      sid       = "UseTheJobsKey"
+      actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
+      resources = [var.kms_key_arn]
+    }
+  }
 }
 
 resource "aws_iam_role_policy" "scheduler" {
   name   = "ec2batch-scheduler"
   role   = aws_iam_role.scheduler.id
   policy = data.aws_iam_policy_document.scheduler.json
+}
+
+################################################################################
+# Job role: what the job's own code may do (issue 11). The agent assumes it for the job's container through
+# the credentials endpoint; the job never sees the machine's role.
+################################################################################
+
+data "aws_iam_policy_document" "job_assume" {
+  statement {
+    sid     = "OnlyThisJobsInstanceRoleAssumesTheRole"
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "AWS"
+      identifiers = [aws_iam_role.instance.arn]
+    }
+    # The instance role carries ec2batch:job = <job> (local.tags): the trust names this job twice, so a role
+    # of the same name recreated for another job cannot assume it.
+    condition {
+      test     = "StringEquals"
+      variable = "aws:PrincipalTag/${local.tag_job}"
+      values   = [var.job_name]
+    }
+  }
+}
+
+resource "aws_iam_role" "job" {
+  name               = local.names.job_role
+  description        = "ec2batch ${var.job_name}: the job's own code (never the machine's role)"
+  assume_role_policy = data.aws_iam_policy_document.job_assume.json
+  # Role chaining (instance role -> job role) caps a session at one hour whatever this says; the agent
+  # refreshes the credentials well before they expire.
+  max_session_duration = 3600
+  tags                 = local.tags
+}
+
+resource "aws_iam_role_policy" "job" {
+  count = var.job_policy_json == null ? 0 : 1
+
+  name   = "ec2batch-job"
+  role   = aws_iam_role.job.id
+  policy = var.job_policy_json
+}
+
+resource "aws_iam_role_policy_attachment" "job" {
+  for_each = toset(var.job_policy_arns)
+
+  role       = aws_iam_role.job.name
+  policy_arn = each.value
 }

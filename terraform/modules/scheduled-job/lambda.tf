@@ -2,6 +2,13 @@
 # Launcher Lambda
 ################################################################################
 
+locals {
+  # A stopping instance is waited for up to 120 s before it is started again.
+  launcher_timeout = 180
+  # Timers in flight at once: half of an opt-in reservation (>= 4), leaving the rest to schedules and run-now.
+  timer_concurrency = var.launcher_reserved_concurrency == null ? 5 : max(2, min(5, floor(var.launcher_reserved_concurrency / 2)))
+}
+
 resource "aws_lambda_function" "launcher" {
   # checkov:skip=CKV_AWS_117: the launcher only calls AWS APIs; a VPC would add NAT or endpoints and ENI cold starts without reducing what it can reach.
   # checkov:skip=CKV_AWS_272: the zip is built reproducibly from this repository (make lambda-zip); code signing needs a Signer profile, which belongs to the account's pipeline, not to one job's module.
@@ -15,11 +22,10 @@ resource "aws_lambda_function" "launcher" {
   runtime          = "python3.12"
   architectures    = ["arm64"]
   memory_size      = 256
-  # A stopping instance is waited for up to 120 s before it is started again.
-  timeout = 180
+  timeout          = local.launcher_timeout
 
-  # A cap, not a reservation for speed: a burst of events must not start a burst of machines.
-  reserved_concurrent_executions = var.launcher_reserved_concurrency
+  # None by default (-1): a reservation must leave 10 unreserved, and many new accounts have only 10 in all.
+  reserved_concurrent_executions = coalesce(var.launcher_reserved_concurrency, -1)
   kms_key_arn                    = var.kms_key_arn
 
   environment {
@@ -73,15 +79,18 @@ resource "aws_sqs_queue" "dead_letters" {
 
 resource "aws_sqs_queue" "timers" {
   name = local.names.timer_queue
-  # Longer than the launcher's timeout, so a message is not delivered twice while it is being handled.
-  visibility_timeout_seconds        = 360
+  # 6 x the launcher's timeout (AWS's advice for a Lambda event source): a message is not delivered again
+  # while it is handled, nor while Lambda retries a throttled batch.
+  visibility_timeout_seconds        = 6 * local.launcher_timeout
   message_retention_seconds         = 86400
   kms_master_key_id                 = coalesce(var.kms_key_arn, "alias/aws/sqs")
   kms_data_key_reuse_period_seconds = 3600
 
   redrive_policy = jsonencode({
     deadLetterTargetArn = aws_sqs_queue.dead_letters.arn
-    maxReceiveCount     = 3
+    # At least 5 (AWS's advice for a Lambda event source): a receive that Lambda could not hand to the
+    # function still counts, and a timer must not be dead-lettered before it ever ran.
+    maxReceiveCount = 5
   })
 
   tags = local.tags
@@ -94,5 +103,12 @@ resource "aws_lambda_event_source_mapping" "timers" {
   batch_size                         = 1
   maximum_batching_window_in_seconds = 0
   function_response_types            = ["ReportBatchItemFailures"]
-  tags                               = local.tags
+
+  # Lambda polls no more messages than the function may run at once: without this cap a throttled receive
+  # counts towards maxReceiveCount and can dead-letter a timer that never ran.
+  scaling_config {
+    maximum_concurrency = local.timer_concurrency
+  }
+
+  tags = local.tags
 }

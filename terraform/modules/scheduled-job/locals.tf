@@ -24,11 +24,14 @@ locals {
     instance_profile   = "${local.base}-instance"
     launcher_role      = "${local.base}-launcher"
     scheduler_role     = "${local.base}-scheduler"
+    job_role           = "${local.base}-job"
     security_group     = local.base
+    topic_key_alias    = "alias/${local.base}-topic"
   }
 
-  tag_job = "ec2batch:job"
-  tags    = merge(var.tags, { (local.tag_job) = var.job_name })
+  tag_job     = "ec2batch:job"
+  tag_outcome = "ec2batch:outcome"
+  tags        = merge(var.tags, { (local.tag_job) = var.job_name })
 
   image = coalesce(var.image, "${aws_ecr_repository.this.repository_url}:${var.image_tag}")
 
@@ -53,11 +56,15 @@ locals {
     deadline_slack_seconds    = var.deadline_slack_seconds
   }
 
-  secret_ssm_arns = [for s in values(var.secrets) : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter${s.ssm}" if s.ssm != null]
+  # A parameter ARN has exactly one '/' after "parameter": "/a/b" -> parameter/a/b, "name" -> parameter/name.
+  secret_ssm_arns = [for s in values(var.secrets) : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/${trimprefix(s.ssm, "/")}" if s.ssm != null]
   secret_sm_arns  = [for s in values(var.secrets) : s.secretsmanager if s.secretsmanager != null]
 
+  # Every key the roles use: the topic's (the module's own, or the customer key), and the customer key.
+  kms_key_arns = distinct(compact([local.topic_key_arn, var.kms_key_arn]))
+
   account_id = data.aws_caller_identity.current.account_id
-  region     = data.aws_region.current.name
+  region     = data.aws_region.current.region
   partition  = data.aws_partition.current.partition
 }
 

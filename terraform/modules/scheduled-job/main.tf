@@ -94,9 +94,70 @@ resource "aws_dynamodb_table" "ledger" {
 # Notifications
 ################################################################################
 
+# The topic's key. Not alias/aws/sns: CloudWatch alarms publish as the service cloudwatch.amazonaws.com, which
+# the AWS managed key's policy (fixed by AWS) does not admit, so every alarm would be dropped silently. A key of
+# this module's own, unless var.kms_key_arn names the account's (whose policy must then admit CloudWatch too).
+data "aws_iam_policy_document" "topic_key" {
+  count = var.kms_key_arn == null ? 1 : 0
+
+  statement {
+    sid = "AccountAdministersTheKeyThroughIam"
+    # AWS's default key policy: the account (through IAM policies) administers and uses the key. In a key
+    # policy, resources = ["*"] means this key; without this statement no IAM policy could grant it (AWS requires "*").
+    actions   = ["kms:*"]
+    resources = ["*"]
+    principals {
+      type        = "AWS"
+      identifiers = ["arn:${local.partition}:iam::${local.account_id}:root"]
+    }
+  }
+
+  statement {
+    sid = "CloudWatchAlarmsOfThisJobPublish"
+    # Key policy: resources = ["*"] is this key (AWS requires "*").
+    actions   = ["kms:Decrypt", "kms:GenerateDataKey*"]
+    resources = ["*"]
+    principals {
+      type        = "Service"
+      identifiers = ["cloudwatch.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+    condition {
+      test     = "ArnLike"
+      variable = "aws:SourceArn"
+      values   = ["arn:${local.partition}:cloudwatch:${local.region}:${local.account_id}:alarm:${local.base}-*"]
+    }
+  }
+}
+
+resource "aws_kms_key" "topic" {
+  count = var.kms_key_arn == null ? 1 : 0
+
+  description             = "ec2batch ${var.job_name}: the notification topic (CloudWatch alarms and the job publish)"
+  enable_key_rotation     = true
+  deletion_window_in_days = 30
+  policy                  = data.aws_iam_policy_document.topic_key[0].json
+  tags                    = local.tags
+}
+
+resource "aws_kms_alias" "topic" {
+  count = var.kms_key_arn == null ? 1 : 0
+
+  name          = local.names.topic_key_alias
+  target_key_id = aws_kms_key.topic[0].key_id
+}
+
+locals {
+  topic_key_arn = var.kms_key_arn != null ? var.kms_key_arn : aws_kms_key.topic[0].arn
+}
+
 resource "aws_sns_topic" "this" {
   name              = local.names.notification_topic
-  kms_master_key_id = coalesce(var.kms_key_arn, "alias/aws/sns")
+  kms_master_key_id = local.topic_key_arn
   tags              = local.tags
 }
 

@@ -57,3 +57,8 @@ output "instance_role_arn" {
   description = "The role of the job's machine."
   value       = aws_iam_role.instance.arn
 }
+
+output "job_role_arn" {
+  description = "The job's own role (ec2batch-<job>-job): what the job's code gets from the credentials endpoint."
+  value       = aws_iam_role.job.arn
+}

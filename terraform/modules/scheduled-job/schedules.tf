@@ -26,13 +26,15 @@ resource "aws_scheduler_schedule" "job" {
     arn      = aws_lambda_function.launcher.arn
     role_arn = aws_iam_role.scheduler.arn
     # The same Input as ec2batch.launcher.events.schedule_target_input: the Scheduler fills in the
-    # <aws.scheduler.*> context attributes, and the run id derives from the scheduled time.
-    input = jsonencode({
+    # <aws.scheduler.*> context attributes, and the run id derives from the scheduled time. jsonencode writes
+    # '<' and '>' as \u003c and \u003e, which the Scheduler does not recognise (it substitutes the literal
+    # text), so they are put back: no other '<' or '>' can occur (job names are [a-z0-9-]).
+    input = replace(replace(jsonencode({
       action         = "schedule"
       job            = var.job_name
       scheduled_time = "<aws.scheduler.scheduled-time>"
       execution_id   = "<aws.scheduler.execution-id>"
-    })
+    }), "\\u003c", "<"), "\\u003e", ">")
 
     retry_policy {
       maximum_event_age_in_seconds = var.starting_deadline_seconds < 60 ? 60 : var.starting_deadline_seconds

@@ -54,6 +54,18 @@ variable "secrets" {
     condition     = alltrue([for s in values(var.secrets) : (s.ssm == null) != (s.secretsmanager == null)])
     error_message = "each secret names exactly one of ssm or secretsmanager."
   }
+
+  # The IAM policy names each secret by ARN: a bare name would render an invalid resource and fail at apply.
+  validation {
+    condition     = alltrue([for s in values(var.secrets) : s.secretsmanager == null || can(regex("^arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:[0-9]{12}:secret:[A-Za-z0-9/_+=.@-]+$", s.secretsmanager))])
+    error_message = "secrets[*].secretsmanager must be the secret's full ARN (arn:aws:secretsmanager:<region>:<account>:secret:<name>-<6 characters>)."
+  }
+
+  # SSM names: "name" or "/path/to/name" (a name with '/' must start with one); the policy derives the ARN from it.
+  validation {
+    condition     = alltrue([for s in values(var.secrets) : s.ssm == null || can(regex("^(/[A-Za-z0-9_.-]+)+$|^[A-Za-z0-9_.-]+$", s.ssm))])
+    error_message = "secrets[*].ssm must be a parameter name: name or /path/to/name (letters, digits, _ . -), not an ARN."
+  }
 }
 
 variable "max_runtime_seconds" {
@@ -243,9 +255,14 @@ variable "log_retention_days" {
 }
 
 variable "kms_key_arn" {
-  description = "Customer managed KMS key for the logs, the ledger, the topic and the queues. Null: AWS managed keys."
+  description = "Customer managed KMS key for the logs, the ledger, the config, the topic, the queues, the schedules and the EBS volumes; its key policy must allow what the module README lists. Null: AWS managed keys, and a key this module creates for the topic (CloudWatch alarms cannot publish to a topic under the AWS managed key)."
   type        = string
   default     = null
+
+  validation {
+    condition     = var.kms_key_arn == null || can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[0-9a-f-]+$", var.kms_key_arn))
+    error_message = "kms_key_arn must be a key ARN (arn:aws:kms:<region>:<account>:key/<id>), not an alias: IAM policies name the key."
+  }
 }
 
 variable "ecr_image_tag_mutability" {
@@ -276,13 +293,78 @@ variable "launcher_zip" {
 }
 
 variable "launcher_reserved_concurrency" {
-  description = "Reserved concurrency of the launcher: a cap, so a burst of events cannot start a burst of machines."
+  description = "Opt-in reserved concurrency of the launcher (null: none). A reservation must leave 10 unreserved in the account: new accounts often have a quota of only 10, where any reservation is refused. Not needed as a cap: a run starts at most one machine whatever the concurrency."
   type        = number
-  default     = 5
+  default     = null
 
   validation {
-    condition     = var.launcher_reserved_concurrency >= 1 && var.launcher_reserved_concurrency <= 100
-    error_message = "launcher_reserved_concurrency must be from 1 to 100."
+    # At least 4: the timer queue's event source mapping takes half (its maximum_concurrency is at least 2).
+    condition     = var.launcher_reserved_concurrency == null || try(var.launcher_reserved_concurrency >= 4 && var.launcher_reserved_concurrency <= 100 && floor(var.launcher_reserved_concurrency) == var.launcher_reserved_concurrency, false)
+    error_message = "launcher_reserved_concurrency must be null or a whole number from 4 to 100."
+  }
+}
+
+variable "egress" {
+  description = "Outbound rules of the job's security group (there is never any inbound rule). Default: HTTPS anywhere, which ECR, S3, SSM, DynamoDB, Logs and SNS need (through NAT or VPC endpoints); add what the job itself talks to, e.g. a database. DNS (the VPC resolver) and NTP (169.254.169.123) are not filtered by security groups."
+  type = list(object({
+    description       = string
+    protocol          = string # tcp, udp, icmp or -1 (all)
+    from_port         = optional(number)
+    to_port           = optional(number)
+    cidr_ipv4         = optional(string)
+    cidr_ipv6         = optional(string)
+    prefix_list_id    = optional(string)
+    security_group_id = optional(string)
+  }))
+  default = [
+    { description = "HTTPS to AWS APIs and ECR (through NAT or VPC endpoints)", protocol = "tcp", from_port = 443, to_port = 443, cidr_ipv4 = "0.0.0.0/0" },
+  ]
+
+  validation {
+    condition     = length(var.egress) > 0 && length(distinct([for r in var.egress : r.description])) == length(var.egress)
+    error_message = "egress must list at least one rule (the agent needs HTTPS to the AWS APIs), each with a unique description."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.egress : contains(["tcp", "udp", "icmp", "-1"], r.protocol)])
+    error_message = "egress[*].protocol must be tcp, udp, icmp or -1 (all)."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.egress : r.protocol == "-1" || (r.from_port != null && r.to_port != null && try(r.from_port >= (r.protocol == "icmp" ? -1 : 0) && r.from_port <= r.to_port && r.to_port <= 65535, false))])
+    error_message = "egress[*] needs from_port <= to_port within 0-65535 (icmp: type and code, -1 for all) unless protocol is -1."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.egress : length([for d in [r.cidr_ipv4, r.cidr_ipv6, r.prefix_list_id, r.security_group_id] : d if d != null]) == 1])
+    error_message = "egress[*] must name exactly one destination: cidr_ipv4, cidr_ipv6, prefix_list_id or security_group_id."
+  }
+
+  validation {
+    condition     = alltrue([for r in var.egress : (r.cidr_ipv4 == null || can(cidrhost(r.cidr_ipv4, 0))) && (r.cidr_ipv6 == null || can(cidrhost(r.cidr_ipv6, 0)))])
+    error_message = "egress[*].cidr_ipv4 / cidr_ipv6 must be CIDR blocks, like 10.0.0.0/16."
+  }
+}
+
+variable "job_policy_json" {
+  description = "IAM policy (JSON) of the job's own role ec2batch-<job>-job, what the job's code may do in AWS (read S3, write a table). Null: none. The job never gets the machine's role."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.job_policy_json == null || can(jsondecode(var.job_policy_json).Statement)
+    error_message = "job_policy_json must be a JSON IAM policy document with a Statement (aws_iam_policy_document.json, or jsonencode({...}))."
+  }
+}
+
+variable "job_policy_arns" {
+  description = "ARNs of managed IAM policies attached to the job's own role. Default: none."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for arn in var.job_policy_arns : can(regex("^arn:aws[a-z-]*:iam::([0-9]{12}|aws):policy/.+$", arn))])
+    error_message = "job_policy_arns must be IAM policy ARNs (arn:aws:iam::<account>:policy/<name> or arn:aws:iam::aws:policy/<name>)."
   }
 }
 

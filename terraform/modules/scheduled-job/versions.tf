@@ -3,8 +3,10 @@ terraform {
 
   required_providers {
     aws = {
-      source  = "hashicorp/aws"
-      version = ">= 5.40"
+      source = "hashicorp/aws"
+      # 6.0: data.aws_region's `region` attribute (`name` is deprecated); every other argument used is older.
+      # A new major version may rename or drop arguments: take it on purpose, not by `terraform init -upgrade`.
+      version = ">= 6.0, < 7.0"
     }
   }
 }

