@@ -32,7 +32,7 @@ demo: $(STAMP) ## Bring up the local stack, schedule the example job, watch one 
 	$(BIN)/python -m ec2batch.local.demo
 
 .PHONY: test
-test: test-unit test-stack ## Every test: unit (in-process moto), then the local stack suite
+test: test-unit test-terraform test-stack ## Every test: unit (in-process moto), real Terraform on the provider double, the local stack suite
 
 # ---------------------------------------------------------------- tests and checks
 .PHONY: test-unit

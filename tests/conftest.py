@@ -232,14 +232,23 @@ class Faults:
 
     def __init__(self) -> None:
         self.planned: dict[tuple[str, str, int], str] = {}
+        self.planned_sites: dict[str, str] = {}
         self.seen: list[tuple[str, str]] = []
+        self.sites: list[str] = []  # call sites in order of first use: see `call_site`
         self._invocations: dict[str, tuple[str, str, int]] = {}
         self._counts: Counter[tuple[str, str]] = Counter()
         self.fired: list[tuple[str, str, int, str]] = []
 
+    def at_site(self, site: str, fault: str) -> Faults:
+        """Fault the first call made from this call site (`call_site`)."""
+        assert fault in FAULTS, fault
+        self.planned_sites[site] = fault
+        return self
+
     def reset(self) -> None:
         """Forget the calls seen so far (a test's setup is not part of the life under test)."""
         self.seen.clear()
+        self.sites.clear()
         self._invocations.clear()
         self._counts.clear()
 
@@ -263,7 +272,10 @@ class Faults:
             self._invocations[invocation] = (*found, self._counts[found])
             self.seen.append(found)
         key = self._invocations[invocation]
-        fault = self.planned.pop(key, None)
+        site = call_site(*key[:2])
+        if site not in self.sites:
+            self.sites.append(site)
+        fault = self.planned.pop(key, None) or self.planned_sites.pop(site, None)
         if fault is None:
             return send()
         self.fired.append((*key, fault))
@@ -273,6 +285,23 @@ class Faults:
         if fault == "kill":
             raise Killed(f"killed after {key[0]}.{key[1]}")
         return send() if first is not None else first  # lost: botocore's retry of the very same request
+
+
+def call_site(service: str, operation: str) -> str:
+    """Where in ec2batch an AWS call is made: the chain of ec2batch functions on the stack, outermost first,
+    and the operation, e.g. `launcher/core.py:handle > ... > ledger.py:_update > dynamodb.UpdateItem`.
+    Line numbers are left out so that a site keeps its name when the code around it changes."""
+    import sys
+
+    frames = []
+    frame = sys._getframe(1)
+    while frame is not None:
+        path = frame.f_code.co_filename
+        marker = path.rfind("/ec2batch/")
+        if marker != -1 and "/tests/" not in path:
+            frames.append(f"{path[marker + 10 :]}:{frame.f_code.co_name}")
+        frame = frame.f_back
+    return " > ".join([*reversed(frames), f"{service}.{operation}"])
 
 
 def _rest_operation(request: Any) -> str:

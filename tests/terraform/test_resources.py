@@ -246,6 +246,13 @@ def test_log_group_and_metric_filter(aws: MotoAws) -> None:
     got = logs.describe_metric_filters(logGroupName="/ec2batch/nightly")["metricFilters"][0]
     assert got["filterPattern"] == '{ $.msg = "run ended" }'
     assert got["metricTransformations"][0]["metricName"] == "FailedRuns"
+    logs.put_metric_filter(
+        logGroupName="/ec2batch/nightly",
+        filterName="nightly-FailedRuns",
+        filterPattern="changed",
+        metricTransformations=[{"metricName": "FailedRuns", "metricNamespace": "ec2batch/nightly", "metricValue": "1"}],
+    )
+    assert res("aws_cloudwatch_log_metric_filter").read(aws, mf)["pattern"] == "changed"
     mf = update(aws, "aws_cloudwatch_log_metric_filter", mf, pattern='{ $.msg = "run failed" }')
     assert logs.describe_metric_filters(logGroupName="/ec2batch/nightly")["metricFilters"][0]["filterPattern"] == (
         '{ $.msg = "run failed" }'
@@ -321,6 +328,12 @@ def test_kms_key_and_alias(aws: MotoAws) -> None:
     alias = lifecycle(aws, "aws_kms_alias", {"name": "alias/ec2batch-nightly", "target_key_id": key["id"]})
     assert alias["target_key_arn"] == key["arn"]
     assert alias["arn"] == f"arn:aws:kms:{REGION}:{ACCOUNT}:alias/ec2batch-nightly"
+    other = kms.create_key(Description="other")["KeyMetadata"]
+    kms.update_alias(AliasName="alias/ec2batch-nightly", TargetKeyId=other["KeyId"])
+    assert res("aws_kms_alias").read(aws, alias)["target_key_arn"] == other["Arn"]
+    alias = update(aws, "aws_kms_alias", alias)  # back to the configured key
+    aliases = kms.list_aliases(KeyId=key["id"])["Aliases"]
+    assert [a["AliasName"] for a in aliases] == ["alias/ec2batch-nightly"]
     destroy(aws, "aws_kms_alias", alias)
     destroy(aws, "aws_kms_key", key)
     assert kms.describe_key(KeyId=key["id"])["KeyMetadata"]["KeyState"] == "PendingDeletion"
@@ -409,6 +422,9 @@ def test_ecr_repository_and_lifecycle_policy(aws: MotoAws) -> None:
     assert json.loads(ecr.get_lifecycle_policy(repositoryName="ec2batch/nightly")["lifecyclePolicyText"]) == {
         "rules": [rule]
     }
+    by_hand = {"rules": [{**rule, "description": "changed by hand in the console"}]}
+    ecr.put_lifecycle_policy(repositoryName="ec2batch/nightly", lifecyclePolicyText=json.dumps(by_hand))
+    assert json.loads(res("aws_ecr_lifecycle_policy").read(aws, policy)["policy"]) == by_hand
     rule5 = {**rule, "selection": {**rule["selection"], "countNumber": 5}}
     policy = update(aws, "aws_ecr_lifecycle_policy", policy, policy=json.dumps({"rules": [rule5]}))
     destroy(aws, "aws_ecr_lifecycle_policy", policy)
@@ -490,9 +506,19 @@ def test_iam_role_policy_and_instance_profile(aws: MotoAws) -> None:
     attachment = lifecycle(aws, "aws_iam_role_policy_attachment", {"role": role["name"], "policy_arn": managed})
     attached = iam.list_attached_role_policies(RoleName="nightly-instance")["AttachedPolicies"]
     assert [p["PolicyArn"] for p in attached] == [managed]
+    iam.detach_role_policy(RoleName="nightly-instance", PolicyArn=managed)
+    assert res("aws_iam_role_policy_attachment").read(aws, attachment) is None  # Terraform would attach it again
+    iam.attach_role_policy(RoleName="nightly-instance", PolicyArn=managed)
     destroy(aws, "aws_iam_role_policy_attachment", attachment)
     assert iam.list_attached_role_policies(RoleName="nightly-instance")["AttachedPolicies"] == []
 
+    iam.remove_role_from_instance_profile(InstanceProfileName="nightly-instance", RoleName="nightly-instance")
+    assert res("aws_iam_instance_profile").read(aws, profile)["role"] == ""
+    profile = update(aws, "aws_iam_instance_profile", profile)
+    assert iam.get_instance_profile(InstanceProfileName="nightly-instance")["InstanceProfile"]["Roles"]
+
+    iam.update_role(RoleName="nightly-instance", Description="changed by hand")
+    assert res("aws_iam_role").read(aws, role)["description"] == "changed by hand"
     role = update(aws, "aws_iam_role", role, description="the agent on the job's machine")
     assert iam.get_role(RoleName="nightly-instance")["Role"]["Description"] == "the agent on the job's machine"
     destroy(aws, "aws_iam_instance_profile", profile)
@@ -525,6 +551,26 @@ def test_metric_alarm(aws: MotoAws) -> None:
     assert got["AlarmActions"] == [topic] and got["Dimensions"] == [{"Name": "QueueName", "Value": "nightly-dlq"}]
     assert got["Threshold"] == 1.0 and got["TreatMissingData"] == "notBreaching"
     assert alarm["arn"] == got["AlarmArn"]
+    cw.put_metric_alarm(
+        **{
+            **{
+                k: got[k]
+                for k in (
+                    "AlarmName",
+                    "Namespace",
+                    "MetricName",
+                    "Dimensions",
+                    "Statistic",
+                    "Period",
+                    "EvaluationPeriods",
+                    "ComparisonOperator",
+                    "AlarmActions",
+                )
+            },
+            "Threshold": 5.0,
+        }
+    )
+    assert res("aws_cloudwatch_metric_alarm").read(aws, alarm)["threshold"] == 5.0
     alarm = update(aws, "aws_cloudwatch_metric_alarm", alarm, evaluation_periods=3)
     assert cw.describe_alarms(AlarmNames=["nightly-dead-letters"])["MetricAlarms"][0]["EvaluationPeriods"] == 3
     destroy(aws, "aws_cloudwatch_metric_alarm", alarm)
@@ -538,7 +584,12 @@ def test_event_rule_and_target(aws: MotoAws) -> None:
     rule = lifecycle(
         aws,
         "aws_cloudwatch_event_rule",
-        tagged(name="nightly-state", event_pattern=json.dumps({"source": ["aws.ec2"]}), description="instance state"),
+        tagged(
+            name="nightly-state",
+            event_pattern=json.dumps({"source": ["aws.ec2"]}),
+            description="instance state",
+            state="ENABLED",
+        ),
     )
     assert rule["id"] == "nightly-state" and rule["arn"].endswith(":rule/nightly-state")
     assert events.describe_rule(Name="nightly-state")["State"] == "ENABLED"
@@ -551,6 +602,10 @@ def test_event_rule_and_target(aws: MotoAws) -> None:
     assert target["target_id"] and target["id"] == f"nightly-state-{target['target_id']}"
     got = events.list_targets_by_rule(Rule="nightly-state")["Targets"]
     assert [(t["Arn"], t["Input"]) for t in got] == [(queue_arn, literal)]
+    events.put_targets(Rule="nightly-state", Targets=[{"Id": target["target_id"], "Arn": queue_arn, "Input": "{}"}])
+    assert res("aws_cloudwatch_event_target").read(aws, target)["input"] == "{}"
+    events.disable_rule(Name="nightly-state")
+    assert res("aws_cloudwatch_event_rule").read(aws, rule)["state"] == "DISABLED"
     target = update(aws, "aws_cloudwatch_event_target", target, input='{"at":"now"}')
     assert events.list_targets_by_rule(Rule="nightly-state")["Targets"][0]["Input"] == '{"at":"now"}'
     rule = update(aws, "aws_cloudwatch_event_rule", rule, state="DISABLED")
@@ -592,6 +647,14 @@ def test_scheduler_group_and_schedule(aws: MotoAws) -> None:
     assert got["Target"]["RetryPolicy"] == {"MaximumEventAgeInSeconds": 300, "MaximumRetryAttempts": 3}
     assert got["Target"]["DeadLetterConfig"]["Arn"].endswith(":nightly-dlq")
 
+    scheduler.update_schedule(
+        Name="nightly",
+        GroupName="ec2batch-nightly",
+        ScheduleExpression="rate(1 day)",
+        FlexibleTimeWindow={"Mode": "OFF"},
+        Target={"Arn": target["arn"], "RoleArn": target["role_arn"], "Input": rendered},
+    )
+    assert res("aws_scheduler_schedule").read(aws, schedule)["schedule_expression"] == "rate(1 day)"
     plain = '{"action":"schedule","scheduled_time":"<aws.scheduler.scheduled-time>"}'
     schedule = update(aws, "aws_scheduler_schedule", schedule, target=[{**target, "input": plain}])
     assert scheduler.get_schedule(GroupName="ec2batch-nightly", Name="nightly")["Target"]["Input"] == plain
@@ -675,6 +738,16 @@ def test_lambda_function_invoke_config_and_event_source_mapping(aws: MotoAws, tm
     )
     got = lam.get_function_event_invoke_config(FunctionName="nightly-launcher")
     assert got["MaximumRetryAttempts"] == 2 and got["DestinationConfig"]["OnFailure"]["Destination"] == dlq
+    lam.delete_function_event_invoke_config(FunctionName="nightly-launcher")
+    assert res("aws_lambda_function_event_invoke_config").read(aws, invoke) is None
+    invoke = lifecycle(
+        aws,
+        "aws_lambda_function_event_invoke_config",
+        {
+            k: invoke[k]
+            for k in ("function_name", "maximum_retry_attempts", "maximum_event_age_in_seconds", "destination_config")
+        },
+    )
     invoke = update(aws, "aws_lambda_function_event_invoke_config", invoke, maximum_retry_attempts=0)
     assert lam.get_function_event_invoke_config(FunctionName="nightly-launcher")["MaximumRetryAttempts"] == 0
 
@@ -693,6 +766,8 @@ def test_lambda_function_invoke_config_and_event_source_mapping(aws: MotoAws, tm
     )
     got = lam.get_event_source_mapping(UUID=mapping["id"])
     assert got["EventSourceArn"] == timers and got["BatchSize"] == 1 and got["FunctionArn"] == fn["arn"]
+    lam.update_event_source_mapping(UUID=mapping["id"], BatchSize=3)
+    assert res("aws_lambda_event_source_mapping").read(aws, mapping)["batch_size"] == 3
     mapping = update(aws, "aws_lambda_event_source_mapping", mapping, batch_size=5)
     assert lam.get_event_source_mapping(UUID=mapping["id"])["BatchSize"] == 5
 
@@ -883,7 +958,8 @@ def test_launch_template_instance_and_instance_state(aws: MotoAws) -> None:
     assert data["EbsOptimized"] is True and data["BlockDeviceMappings"][0]["Ebs"]["Encrypted"] is True
     assert {s["ResourceType"] for s in data["TagSpecifications"]} >= {"instance", "volume"}
 
-    lt = update(aws, "aws_launch_template", lt, instance_type="t4g.medium")
+    retagged = {**TAGS, "team": "ops"}
+    lt = update(aws, "aws_launch_template", lt, instance_type="t4g.medium", tags=retagged, tags_all=retagged)
     assert (lt["latest_version"], lt["default_version"]) == (2, 2)
     assert (
         ec2.describe_launch_templates(LaunchTemplateIds=[lt["id"]])["LaunchTemplates"][0]["DefaultVersionNumber"] == 2

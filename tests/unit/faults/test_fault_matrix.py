@@ -16,21 +16,21 @@ from .world import follow_clock, silence_agent_logs
 def test_the_invariants_hold_whatever_fault_meets_whichever_call(
     fault_case, aws, faults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    name, (service, operation, nth), fault = fault_case
+    name, site, fault = fault_case
     scenario = SCENARIOS[name]
     world = stage(scenario, aws, tmp_path)
     follow_clock(monkeypatch, world.clock)
     faults.reset()  # the stage's own calls are not call sites
-    faults.at(service, operation, fault, nth)
+    faults.at_site(site, fault)
     try:
         scenario.act(world)
         world.run_for(BOUND)
     finally:
         silence_agent_logs()
 
-    assert faults.fired, f"{service}.{operation} #{nth} was never called this time"
+    assert faults.fired, f"{site} was never called this time"
     problems = check(world, scenario, faulted=fault)
-    assert not problems, f"{fault} at {service}.{operation} #{nth}: " + "; ".join(problems)
+    assert not problems, f"{fault} at {site}: " + "; ".join(problems)
 
 
 @pytest.mark.parametrize("name", list(SCENARIOS))

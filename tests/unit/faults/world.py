@@ -114,8 +114,9 @@ class World:
         if self.next_tick is not None:
             times.append(self.next_tick)
         queue = sqs_backends["123456789012"][self.job.clients.region].queues.get(self.job.config.names.timer_queue)
+        now = self.clock.now().timestamp() * 1000
         for message in queue._messages if queue else []:  # moto's own record of when each becomes visible
-            at = max(message.delayed_until, message.visible_at) / 1000
+            at = max(message.delayed_until, message.visible_at, now) / 1000  # sent just now: deliverable at once
             times.append(datetime.fromtimestamp(at, UTC) + timedelta(milliseconds=1))
         return times
 

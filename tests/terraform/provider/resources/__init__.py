@@ -7,6 +7,8 @@ from tests.terraform.provider.resources import (  # noqa: F401  (each module reg
     data,
     dynamodb,
     ec2,
+    ec2_launch_template,
+    ec2_network,
     ecr,
     events,
     iam,

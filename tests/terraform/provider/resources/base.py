@@ -25,6 +25,8 @@ class Aws(Protocol):
 
     region: str
     account_id: str
+    # Optional (read with getattr(aws, "default_tags", {})): the provider's default_tags, which read leaves out of
+    # `tags` as the real provider does.
 
     def client(self, service: str) -> Any: ...
 
@@ -35,7 +37,8 @@ class ResourceHandler(Protocol):
     # Optional (read it with getattr(handler, "update_unknown", frozenset())): computed attributes whose value
     # AWS changes on any in-place update (a parameter's version, a launch template's latest_version, a
     # function's last_modified). The real provider marks them unknown in the update plan (SetNewComputed);
-    # the core should too, or Terraform rejects the new state as inconsistent with the plan.
+    # the core should too: otherwise Terraform accepts the new value only because the core declares the legacy
+    # type system, and the plan showed the old value as if it would stay.
 
     def create(self, aws: Aws, planned: dict[str, Value]) -> dict[str, Value]: ...
 

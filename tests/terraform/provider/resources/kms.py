@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from tests.terraform.provider.resources.base import (
     Aws,
     Resource,
@@ -123,6 +125,7 @@ class Key(Resource):
 class Alias(Resource):
     type_name = "aws_kms_alias"
     replace_on = frozenset({"name", "name_prefix"})
+    update_unknown = frozenset({"target_key_arn"})  # follows target_key_id
 
     def create(self, aws: Aws, planned: dict[str, Value]) -> dict[str, Value]:
         kms = aws.client("kms")
@@ -180,8 +183,6 @@ def _int(value: Value) -> int | None:
 
 
 def _suffix() -> str:
-    import uuid
-
     return uuid.uuid4().hex[:26]
 
 

@@ -398,7 +398,8 @@ class EventSourceMapping(Resource):
 
     def update(self, aws: Aws, prior: dict[str, Value], planned: dict[str, Value]) -> dict[str, Value]:
         request = mapping_request(planned)
-        request.pop("KMSKeyArn", None) if request.get("KMSKeyArn") == prior.get("kms_key_arn") else None
+        if request.get("KMSKeyArn") == prior.get("kms_key_arn"):
+            request.pop("KMSKeyArn", None)  # only sent when it changes
         got = aws.client("lambda").update_event_source_mapping(
             UUID=prior["id"], FunctionName=planned["function_name"], **request
         )

@@ -160,8 +160,12 @@ class MetricFilter(Resource):
         return fill(planned, id=prior["id"], apply_on_transformed_logs=prior.get("apply_on_transformed_logs"))
 
     def delete(self, aws: Aws, state: dict[str, Value]) -> None:
-        with unless_gone("ResourceNotFoundException"):
-            aws.client("logs").delete_metric_filter(logGroupName=state["log_group_name"], filterName=state["name"])
+        # Until none is left: moto 5.2 may hold duplicates (see update) and deletes only some per call.
+        for _ in range(10):
+            if self.read(aws, state) is None:
+                return
+            with unless_gone("ResourceNotFoundException"):
+                aws.client("logs").delete_metric_filter(logGroupName=state["log_group_name"], filterName=state["name"])
 
 
 def _float_or_none(value: Value) -> float | None:

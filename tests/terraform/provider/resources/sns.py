@@ -50,7 +50,7 @@ def to_sns(value: Value) -> str:
     return str(value)
 
 
-def from_sns(key: str, value: str, prior: Value) -> Value:
+def from_sns(key: str, value: str) -> Value:
     if key in ("fifo_topic", "content_based_deduplication"):
         return value == "true"
     if key.endswith("_sample_rate") or key == "signature_version":  # numbers in the schema
@@ -71,9 +71,7 @@ class Topic(Resource):
         tags = tag_list(tags_to_send(planned))
         topic_arn = sns.create_topic(Name=name, Attributes=attributes, **({"Tags": tags} if tags else {}))["TopicArn"]
         got = sns.get_topic_attributes(TopicArn=topic_arn)["Attributes"]
-        computed = {
-            k: from_sns(k, got[TOPIC_ATTRIBUTES[k]], None) for k in TOPIC_COMPUTED if TOPIC_ATTRIBUTES[k] in got
-        }
+        computed = {k: from_sns(k, got[TOPIC_ATTRIBUTES[k]]) for k in TOPIC_COMPUTED if TOPIC_ATTRIBUTES[k] in got}
         return fill(
             planned,
             id=topic_arn,
@@ -96,9 +94,7 @@ class Topic(Resource):
                 return None
             raise
         tags = tag_map(sns.list_tags_for_resource(ResourceArn=state["id"]).get("Tags"))
-        observed: dict[str, Value] = {
-            k: from_sns(k, got[v], state.get(k)) for k, v in TOPIC_ATTRIBUTES.items() if v in got
-        }
+        observed: dict[str, Value] = {k: from_sns(k, got[v]) for k, v in TOPIC_ATTRIBUTES.items() if v in got}
         for key in TOPIC_JSON:
             if key in observed:
                 observed[key] = json_kept(state.get(key), observed[key])

@@ -1,4 +1,5 @@
-"""Terraform block values <-> EC2 request/response structures, driven by small field tables.
+"""What the EC2 handlers share: Terraform block values <-> EC2 structures (driven by small field tables), tags
+through the EC2 tagging API, and waiting.
 
 A table maps a Terraform attribute to (AWS key, kind). Kinds: "str", "int", "bool", "boolstr" (a Terraform
 string "true"/"false", as the launch template schema has them, sent as a boolean), "list" (strings), "tags"
@@ -7,9 +8,10 @@ string "true"/"false", as the launch template schema has them, sent as a boolean
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
-from tests.terraform.provider.resources.base import Value, first, tag_list, tag_map
+from tests.terraform.provider.resources.base import Aws, Value, first, tag_list, tag_map, tags_to_send
 
 Table = dict[str, tuple[str, Any]]
 
@@ -168,3 +170,39 @@ LAUNCH_TEMPLATE_DATA: Table = {
         ("blocks", {"resource_type": ("ResourceType", "str"), "tags": ("Tags", "tags")}),
     ),
 }
+
+
+def tag_spec(resource_type: str, tags: dict[str, str]) -> list[dict[str, Value]]:
+    return [{"ResourceType": resource_type, "Tags": tag_list(tags)}] if tags else []
+
+
+def sync_tags(aws: Aws, resource_id: str, prior: dict[str, Value], planned: dict[str, Value]) -> None:
+    ec2 = aws.client("ec2")
+    old, new = prior.get("tags_all") or {}, tags_to_send(planned)
+    if gone := [k for k in old if k not in new]:
+        ec2.delete_tags(Resources=[resource_id], Tags=[{"Key": k} for k in gone])
+    if new and new != old:
+        ec2.create_tags(Resources=[resource_id], Tags=tag_list(new))
+
+
+def ec2_tags(aws: Aws, resource_id: str) -> dict[str, str]:
+    """A resource's tags through DescribeTags, as the provider's tagging reads them for EC2 (moto 5.2's
+    DescribeLaunchTemplates does not show tags changed by CreateTags)."""
+    pages = (
+        aws.client("ec2")
+        .get_paginator("describe_tags")
+        .paginate(Filters=[{"Name": "resource-id", "Values": [resource_id]}])
+    )
+    return tag_map([t for page in pages for t in page["Tags"]])
+
+
+def wait_for(what: str, probe: Any, timeout: float = 60.0) -> Any:
+    """Poll `probe` until it returns something truthy (the provider's waiters, on moto's fast clock)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        got = probe()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.1)
