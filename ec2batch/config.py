@@ -145,9 +145,10 @@ class _Checker:
             self.fail(path, f"must be a list of strings, got {type(value).__name__}")
             return ()
         items = [self.string(item, f"{path}[{i}]", pattern=pattern, hint=hint) for i, item in enumerate(value)]
-        if len(set(value)) != len(value):
+        valid = tuple(item for item in items if item is not None)
+        if len(set(valid)) != len(valid):  # only strings: a nested list or object is named above, not hashed
             self.fail(path, "has duplicates")
-        return tuple(item for item in items if item is not None)
+        return valid
 
 
 _TOP_LEVEL = {f for f in JobConfig.__dataclass_fields__}

@@ -83,12 +83,8 @@ class PriceTable:
         path = path or os.environ.get("EC2BATCH_PRICES")
         merged = {region: dict(values) for region, values in DEFAULT_PRICES.items()}
         if path:
-            try:
-                extra = json.loads(Path(path).read_text())
-            except (OSError, json.JSONDecodeError) as exc:
-                raise PriceError(f"price file {path}: {exc}") from exc
-            for region, values in extra.items():
-                merged.setdefault(region, {}).update({k: float(v) for k, v in values.items()})
+            for region, values in _read_price_file(Path(path)).items():
+                merged.setdefault(region, {}).update(values)
         return cls(merged)
 
     def hourly(self, region: str, instance_type: str) -> float:
@@ -102,6 +98,23 @@ class PriceTable:
 
     def gb_month(self, region: str) -> float:
         return self.prices.get(region, {}).get("ebs_gp3_gb_month", DEFAULT_PRICES["us-east-1"]["ebs_gp3_gb_month"])
+
+
+def _read_price_file(path: Path) -> dict[str, dict[str, float]]:
+    """{"<region>": {"<instance type or ebs_gp3_gb_month>": <USD>, ...}, ...}; every bad entry is named."""
+    try:
+        doc = json.loads(path.read_bytes())  # bytes: a file that is not UTF-8 is a ValueError too
+    except (OSError, ValueError) as exc:
+        raise PriceError(f"price file {path}: not a readable JSON file ({exc})") from exc
+    if not isinstance(doc, dict):
+        raise PriceError(f"price file {path}: must be an object of region -> {{instance type: USD per hour}}")
+    for region, values in doc.items():
+        if not isinstance(values, dict):
+            raise PriceError(f"price file {path}: {region}: must be an object of instance type -> USD per hour")
+        for name, usd in values.items():
+            if isinstance(usd, bool) or not isinstance(usd, int | float) or not 0 <= usd < 1e6:
+                raise PriceError(f"price file {path}: {region}.{name}: must be a price in USD, got {usd!r}")
+    return {region: {name: float(usd) for name, usd in values.items()} for region, values in doc.items()}
 
 
 def billed_seconds(started: datetime, ended: datetime) -> int:

@@ -15,6 +15,7 @@ write AWS applied whose response was lost is still our success, never "someone e
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets as _random
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -76,6 +77,11 @@ def new_run_id(trigger: str, at: datetime, token: str | None = None) -> str:
     """Time first so ids sort by time; a random (or token-derived) tail keeps ids unique."""
     tail = hashlib.sha256(token.encode()).hexdigest()[:8] if token else _random.token_hex(4)
     return f"{_stamp(at)}-{trigger}-{tail}"
+
+
+# Every run id has one of the two shapes above (time stamp, then the trigger); anything else, such as the
+# bookkeeping keys `~active` or `~token#...`, is not a run. Commands and timer messages check ids with it.
+RUN_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}\.[0-9]{3}Z-(?:schedule|(?:manual|at|boot)-[0-9a-f]{8})\Z")
 
 
 def token_key(token: str) -> str:
@@ -429,6 +435,26 @@ class Ledger:
         except TransitionRejected:
             return False
         return True
+
+    def withdraw_planned(self, job: str, run_id: str) -> Run | None:
+        """Delete a run that is still PLANNED (its timer could not be queued); returns the run if it went on.
+
+        Conditional on PLANNED, so a run its timer has already started is never deleted; a retry of a delete
+        AWS applied finds nothing, which is the same success.
+        """
+        try:
+            self.db.delete_item(
+                TableName=self.table,
+                Key=_key(job, run_id),
+                ConditionExpression="#s = :planned",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":planned": {"S": PLANNED}},
+            )
+        except ClientError as exc:
+            if exc.response["Error"]["Code"] != "ConditionalCheckFailedException":
+                raise
+            return self.get(job, run_id)
+        return None
 
     def note_repair(self, run: Run, what: str) -> Run:
         """Record on the run what the reconciler did to it (`ec2batch runs --json` shows it)."""

@@ -89,7 +89,12 @@ def plan_run(
     env: dict[str, str] | None = None,
     clock: Callable[[], datetime] = utcnow,
 ) -> Run:
-    """Record a PLANNED run due at `due` (second precision); send its timer now if it is near."""
+    """Record a PLANNED run due at `due` (second precision) and send its timer now if it is near.
+
+    All or nothing: if the timer cannot be queued, the PLANNED run is deleted again (only while it is still
+    PLANNED) and TimerError says nothing was planned, so the person's retry is the only run. A run left
+    behind only when the delete fails too: then the error names it, and the planner sends its timer later.
+    """
     now = clock()
     due = due.replace(microsecond=0)
     if due <= now - timedelta(seconds=config.starting_deadline_seconds):
@@ -105,11 +110,36 @@ def plan_run(
         command=command,
         env=env or {},
     )
-    ledger.record_terminal_at_creation(run)  # a conditional put: a planned run is "recorded as seen"
-    if within_reach(due, now):
+    try:
+        ledger.record_terminal_at_creation(run)  # a conditional put: a planned run is "recorded as seen"
+        if not within_reach(due, now):
+            return run  # the planner sends its timer when it comes within reach
         send(clients, Timer(config.job, run.run_id, START, due), clock())  # the delay counts from the send
-        run = ledger.update_fields(config.job, run.run_id, start_timer_sent_at=iso(now))
-    return run
+    except Exception as exc:  # whatever failed (AWS, the network), the run is taken back
+        raise _withdraw(ledger, run, exc) from exc
+    try:
+        return ledger.update_fields(config.job, run.run_id, start_timer_sent_at=iso(now))
+    except Exception as exc:
+        # The timer is queued: the run will start. Unmarked, the planner sends a second (harmless) timer.
+        log.warning("timer sent but not marked", extra=fields(job=config.job, run_id=run.run_id, error=str(exc)))
+        return Run(**{**run.__dict__, "start_timer_sent_at": iso(now)})
+
+
+def _withdraw(ledger: Ledger, run: Run, cause: Exception) -> Ec2BatchError:
+    """Take back a PLANNED run whose timer could not be queued; the error to show says what is left."""
+    why = f"{type(cause).__name__}: {cause}"
+    try:
+        left = ledger.withdraw_planned(run.job, run.run_id)
+    except Exception as exc:
+        return TimerError(
+            f"run {run.run_id} was recorded but its timer could not be queued ({why}), nor could the run be "
+            f"removed ({type(exc).__name__}): the planner will send its timer within 15 minutes, or cancel it "
+            f"with `ec2batch cancel {run.job} {run.run_id}`"
+        )
+    if left is not None:  # its timer got through after all and the run went on
+        return TimerError(f"run {run.run_id} is {left.status}: its timer was queued despite an error ({why})")
+    log.warning("planned run withdrawn", extra=fields(job=run.job, run_id=run.run_id, error=why))
+    return TimerError(f"nothing was planned: the run's timer could not be queued ({why}); try again")
 
 
 def cancel_run(clients: Clients, config: JobConfig, run_id: str, reason: str = "cancelled by hand") -> Run:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import click
@@ -12,8 +12,9 @@ from .. import cost as costs
 from ..config import load_config
 from ..jobs import find_instances
 from ..ledger import Ledger, parse_time, utcnow
-from ..timeutil import parse_iso
 from . import Context, friendly_errors
+from .params import ISO_TIME
+from .runs import job_argument
 
 pass_ctx = click.make_pass_decorator(Context)
 
@@ -38,18 +39,33 @@ def cost() -> None:
     """
 
 
+def _price_table(_ctx: click.Context, _param: click.Parameter, path: str | None) -> costs.PriceTable:
+    """The price table, read while the options are checked: a bad file is bad input (exit 2)."""
+    try:
+        return costs.PriceTable.load(path)
+    except costs.PriceError as exc:
+        raise click.BadParameter(str(exc)) from exc
+
+
 @cost.command("job", hidden=True)
-@click.argument("job")
-@click.option("--since", help="Only runs triggered at or after this ISO 8601 time (default: 30 days ago).")
-@click.option("--prices", type=click.Path(exists=True, dir_okay=False), help="JSON price file to override defaults.")
+@job_argument
+@click.option(
+    "--since", type=ISO_TIME, help="Only runs triggered at or after this ISO 8601 time (default: 30 days ago)."
+)
+@click.option(
+    "--prices",
+    type=click.Path(exists=True, dir_okay=False),
+    callback=_price_table,
+    help="JSON price file to override defaults.",
+)
 @click.option("--json", "as_json", is_flag=True)
 @pass_ctx
 @friendly_errors
-def job_cost(ctx: Context, job: str, since: str | None, prices: str | None, as_json: bool) -> None:
+def job_cost(ctx: Context, job: str, since: datetime | None, prices: costs.PriceTable, as_json: bool) -> None:
     clients = ctx.clients
     config = load_config(clients.ssm, job)
-    table = costs.PriceTable.load(prices)
-    start = parse_iso(since) if since else utcnow() - timedelta(days=30)
+    table = prices
+    start = since or utcnow() - timedelta(days=30)
     runs = [
         r
         for r in Ledger(clients.dynamodb, config.names.ledger_table).list_runs(job, limit=10000)

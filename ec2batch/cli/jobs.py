@@ -34,7 +34,9 @@ def jobs(ctx: Context, as_json: bool) -> None:
 @click.command("validate")
 @click.argument("files", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def validate(files: tuple[Path, ...]) -> None:
-    """Check job config files against the schema; every bad field is named.
+    """Check job config files against the schema; every bad field is named, one line per file.
+
+    Exits 2 if any file is invalid (bad input, like a bad option).
 
     \b
     Example:
@@ -43,7 +45,7 @@ def validate(files: tuple[Path, ...]) -> None:
     failed = False
     for path in files:
         try:
-            config = parse_config_text(path.read_text(), source=str(path))
+            config = parse_config_text(_read_text(path), source=str(path))
         except ConfigError as exc:
             click.echo(f"{path}: {exc}", err=True)
             failed = True
@@ -53,7 +55,16 @@ def validate(files: tuple[Path, ...]) -> None:
             f"max runtime {config.max_runtime_seconds}s)"
         )
     if failed:
-        raise SystemExit(1)
+        raise SystemExit(2)
+
+
+def _read_text(path: Path) -> str:
+    """The file as UTF-8 (what SSM and Terraform's jsonencode hold); anything else is named, not a traceback."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start})"]) from exc
 
 
 @click.command("names")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-import shlex
 import time
+import uuid
 from typing import Any
 
 import click
@@ -13,11 +13,13 @@ from ..config import load_config
 from ..errors import Ec2BatchError
 from ..invoke import invoke_launcher
 from ..jobs import find_instances, get_schedule
+from ..launcher.events import TOKEN_REUSED
 from ..ledger import Ledger, Run, parse_time, utcnow
 from ..names import JobNames, validate_job_name
 from ..runlogs import follow_stream, read_stream
 from ..runview import summary
 from . import Context, friendly_errors
+from .params import RUN_ID, check_overrides, parse_command, parse_env
 
 pass_ctx = click.make_pass_decorator(Context)
 
@@ -40,24 +42,19 @@ def ledger_for(ctx: Context, job: str) -> Ledger:
     return Ledger(ctx.clients.dynamodb, JobNames(job).ledger_table)
 
 
-def _parse_env(values: tuple[str, ...]) -> dict[str, str]:
-    env: dict[str, str] = {}
-    for item in values:
-        name, sep, value = item.partition("=")
-        if not sep or not name:
-            raise click.BadParameter(f"{item!r} is not NAME=value", param_hint="--env")
-        env[name] = value
-    return env
-
-
 @click.command("run-now")
 @job_argument
 @click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Add or override a variable (repeatable).")
 @click.option("--command", "command", metavar="CMD", help='Override the command, e.g. --command "python -m report".')
-@click.option("--token", help="Idempotency token: the same token always means the same run.")
+@click.option(
+    "--token",
+    help="Idempotency token: the same token always means the same run (default: a new one per invocation).",
+)
 @click.option("--wait", is_flag=True, help="Wait for the run to end; exit 1 unless it SUCCEEDED.")
 @click.option("--follow", is_flag=True, help="Print the job's log lines as they arrive (implies --wait).")
-@click.option("--timeout", type=int, default=None, help="With --wait: give up waiting after this many seconds.")
+@click.option(
+    "--timeout", type=click.IntRange(1), default=None, help="With --wait: give up waiting after this many seconds."
+)
 @json_option
 @pass_ctx
 @friendly_errors
@@ -78,19 +75,25 @@ def run_now(
     Example:
       ec2batch run-now daily-report --env REPORT_DAY=2026-11-23 --follow
     """
-    event: dict[str, Any] = {"action": "run", "job": job}
-    if env:
-        event["env"] = _parse_env(env)
-    if command:
-        event["command"] = shlex.split(command)
-    if token:
-        event["token"] = token
+    overrides = parse_env(env)
+    argv = parse_command(command)
+    own_token = token is None
+    # Always a token: a retried Invoke (botocore's, after a lost response) then finds this same run.
+    token = token if token is not None else f"run-now-{uuid.uuid4().hex}"
+    check_overrides(job, argv, overrides, token)
+    event: dict[str, Any] = {"action": "run", "job": job, "token": token}
+    if overrides:
+        event["env"] = overrides
+    if argv:
+        event["command"] = list(argv)
     result = invoke_launcher(ctx.clients, job, event)
+    if own_token and result.get("outcome") == "duplicate":
+        result = _first_attempt(result)
     if as_json and not (wait or follow):
         click.echo(json.dumps(result))
-        return
-    click.echo(_describe_result(result), err=as_json)
-    if result.get("outcome") in ("skipped", "failed"):
+    else:
+        click.echo(_describe_result(result), err=as_json)
+    if result.get("outcome") in ("skipped", "failed") or result.get("reason") == TOKEN_REUSED:
         raise SystemExit(1)
     if not (wait or follow):
         return
@@ -101,6 +104,14 @@ def run_now(
         click.echo(summary(run))
     if run.status != "SUCCEEDED":
         raise SystemExit(1)
+
+
+def _first_attempt(result: dict[str, Any]) -> dict[str, Any]:
+    """Our own token can only have been seen by our own earlier attempt (a retry after a lost response):
+    report what that attempt did, not "duplicate"."""
+    status = result.get("status")
+    outcome = {"SKIPPED": "skipped", "FAILED": "failed"}.get(str(status), "started")
+    return {**result, "outcome": outcome}
 
 
 def _describe_result(result: dict[str, Any]) -> str:
@@ -232,7 +243,7 @@ def status(ctx: Context, job: str, as_json: bool) -> None:
 
 @click.command("logs")
 @job_argument
-@click.argument("run_id", required=False)
+@click.argument("run_id", required=False, type=RUN_ID)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
 @click.option("--agent", is_flag=True, help="Show the agent's own log (pull, start, power-off) instead.")
 @pass_ctx

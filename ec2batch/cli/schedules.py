@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 
 import click
 
 from ..errors import Ec2BatchError
 from ..jobs import get_schedule
 from ..ledger import utcnow
-from ..schedule import Schedule, parse_iso, zone
+from ..schedule import Schedule, zone
 from . import Context, friendly_errors
+from .params import ISO_TIME
 
 pass_ctx = click.make_pass_decorator(Context)
 
@@ -19,7 +21,7 @@ pass_ctx = click.make_pass_decorator(Context)
 @click.argument("job", required=False)
 @click.option("--expression", "-e", help="A schedule expression instead of a deployed job's, e.g. 'cron(0 2 * * ? *)'.")
 @click.option("--tz", help="IANA time zone (default: the job's schedule's, or UTC).")
-@click.option("--after", help="Start from this ISO 8601 time instead of now.")
+@click.option("--after", type=ISO_TIME, help="Start from this ISO 8601 time instead of now.")
 @click.option("--count", "-n", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of UTC ISO 8601 times.")
 @pass_ctx
@@ -29,7 +31,7 @@ def next_(
     job: str | None,
     expression: str | None,
     tz: str | None,
-    after: str | None,
+    after: datetime | None,
     count: int,
     as_json: bool,
 ) -> None:
@@ -51,7 +53,7 @@ def next_(
             raise Ec2BatchError(f"job {job!r} has no schedule (EventBridge Scheduler schedule ec2batch-{job})")
         expression, tz = found.expression, tz or found.timezone
     timezone = tz or "UTC"
-    start = parse_iso(after) if after else utcnow()
+    start = after or utcnow()
     schedule = Schedule(expression, timezone)  # type: ignore[arg-type]
     times = schedule.upcoming(start, count)  # nothing left to fire is an error with its reason, never []
     if as_json:

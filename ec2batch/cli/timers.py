@@ -3,43 +3,57 @@
 from __future__ import annotations
 
 import json
-import re
-import shlex
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import click
 
 from .. import timers
-from ..config import load_config
+from ..config import JobConfig, load_config
 from ..errors import Ec2BatchError
-from ..ledger import utcnow
-from ..timeutil import parse_iso
+from ..ledger import iso, utcnow
 from . import Context, friendly_errors
-from .runs import _parse_env, job_argument, json_option
+from .params import ISO_TIME, RUN_ID, Duration, check_overrides, parse_command, parse_env
+from .runs import job_argument, json_option
 
 pass_ctx = click.make_pass_decorator(Context)
-_DURATION = re.compile(r"^(\d+)(s|m|h|d)$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# An exact-time run further ahead than this is almost surely a typo (a schedule is for the far future).
+MAX_AHEAD = timedelta(days=366)
 
 
-def parse_in(text: str) -> timedelta:
-    match = _DURATION.match(text)
-    if not match:
-        raise click.BadParameter(f"{text!r} is not a duration like 90s, 15m, 2h or 1d", param_hint="--in")
-    return timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+def check_due(due: datetime, now: datetime, config: JobConfig, hint: str) -> None:
+    """Not further ahead than MAX_AHEAD, not further back than the job's starting deadline."""
+    if due > now + MAX_AHEAD:
+        raise click.BadParameter(f"{iso(due)} is more than {MAX_AHEAD.days} days ahead", param_hint=hint)
+    if due <= now - timedelta(seconds=config.starting_deadline_seconds):
+        raise click.BadParameter(
+            f"{iso(due)} is more than the starting deadline ({config.starting_deadline_seconds}s) ago",
+            param_hint=hint,
+        )
 
 
 @click.command("run-at")
 @job_argument
-@click.argument("when", required=False)
-@click.option("--in", "in_", metavar="DURATION", help="Instead of WHEN: this long from now, e.g. 90s, 15m, 2h.")
+@click.argument("when", required=False, type=ISO_TIME)
+@click.option(
+    "--in",
+    "in_",
+    type=Duration(MAX_AHEAD),
+    metavar="DURATION",
+    help="Instead of WHEN: this long from now, e.g. 90s, 15m, 2h.",
+)
 @click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Add or override a variable (repeatable).")
 @click.option("--command", "command", metavar="CMD", help="Override the command.")
 @json_option
 @pass_ctx
 @friendly_errors
 def run_at(
-    ctx: Context, job: str, when: str | None, in_: str | None, env: tuple[str, ...], command: str | None, as_json: bool
+    ctx: Context,
+    job: str,
+    when: datetime | None,
+    in_: timedelta | None,
+    env: tuple[str, ...],
+    command: str | None,
+    as_json: bool,
 ) -> None:
     """Plan a run of JOB at an exact second: WHEN is ISO 8601 with an offset.
 
@@ -50,12 +64,13 @@ def run_at(
     """
     if (when is None) == (in_ is None):
         raise click.UsageError("give either WHEN or --in")
+    overrides, argv = parse_env(env), parse_command(command)
+    check_overrides(job, argv, overrides)
     now = utcnow()
-    due = now + parse_in(in_) if in_ else parse_iso(when)  # type: ignore[arg-type]
+    due = now + in_ if in_ is not None else when
     config = load_config(ctx.clients.ssm, job)
-    run = timers.plan_run(
-        ctx.clients, config, due, command=tuple(shlex.split(command)) if command else None, env=_parse_env(env)
-    )
+    check_due(due, now, config, "'--in'" if in_ is not None else "'WHEN'")  # type: ignore[arg-type]
+    run = timers.plan_run(ctx.clients, config, due, command=argv, env=overrides)  # type: ignore[arg-type]
     if as_json:
         click.echo(json.dumps({"job": job, "run_id": run.run_id, "status": run.status, "due": run.scheduled_at}))
         return
@@ -65,7 +80,7 @@ def run_at(
 
 @click.command("cancel")
 @job_argument
-@click.argument("run_id")
+@click.argument("run_id", type=RUN_ID)
 @click.option("--reason", default="cancelled by hand", show_default=True)
 @pass_ctx
 @friendly_errors

@@ -14,7 +14,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -42,7 +42,7 @@ from ..ledger import (
 )
 from ..names import JobNames
 from ..notify import notify
-from .events import ManualRun, PlanRequest, ScheduleFire, TimerFire, parse_event
+from .events import TOKEN_REUSED, ManualRun, PlanRequest, ScheduleFire, TimerFire, parse_event
 from .machines import InstanceBusy, Machines, NoMachine, Placement
 
 log = logging.getLogger(__name__)
@@ -151,7 +151,12 @@ class Launcher:
             env=dict(request.env),
             start_lease_until=self.lease_until(),
         )
-        return self._trigger(config, run, token=request.token)
+        result = self._trigger(config, run, token=request.token)
+        if result.outcome == "duplicate" and request.token:
+            first = self.ledger(run.job).get(run.job, result.run_id)
+            if first is not None and request.differs_from(first):  # say so, rather than silently ignore them
+                result = replace(result, reason=TOKEN_REUSED)
+        return result
 
     def lease_until(self) -> str:
         return iso(self.clock() + timedelta(seconds=START_LEASE_SECONDS))

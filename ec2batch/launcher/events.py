@@ -19,10 +19,15 @@ from typing import Any
 
 from ..config import ENV_NAME
 from ..errors import EventError
+from ..ledger import RUN_ID_PATTERN
 from ..names import InvalidJobName, validate_job_name
 from ..timeutil import parse_iso
 
 TIMER_KINDS = ("start", "deadline")
+# A run's overrides are stored on its ledger item (DynamoDB: 400 KB per item, with everything else the run
+# records), and reach the container as its environment and argv: each is capped well below both limits.
+OVERRIDE_MAX_BYTES = 64 * 1024
+TOKEN_REUSED = "token reused with different overrides: the first run stands"
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,10 @@ class ManualRun:
     command: tuple[str, ...] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     token: str | None = None
+
+    def differs_from(self, run: Any) -> bool:
+        """Did the run this request's token found get other overrides than this request asks for?"""
+        return (run.command or None) != (self.command or None) or dict(run.env or {}) != dict(self.env)
 
 
 @dataclass(frozen=True)
@@ -107,8 +116,9 @@ def _timer(record: Any, index: int) -> TimerFire:
     if kind not in TIMER_KINDS:
         raise EventError(f"{where}.body.kind: {kind!r} is not one of {', '.join(TIMER_KINDS)}")
     run_id = body.get("run_id")
-    if not isinstance(run_id, str) or not run_id:
-        raise EventError(f"{where}.body.run_id: must be a non-empty string")
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+        # Refused before any read or write: `~active` and the other bookkeeping keys are not runs.
+        raise EventError(f"{where}.body.run_id: {run_id!r} is not a run id")
     return TimerFire(
         job=_job(body),
         run_id=run_id,
@@ -153,6 +163,9 @@ def _command(value: Any) -> tuple[str, ...] | None:
         return None
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise EventError("command: must be a non-empty list of strings")
+    size = sum(_bytes(v) for v in value)
+    if size > OVERRIDE_MAX_BYTES:
+        raise EventError(f"command: {size} bytes of arguments; at most {OVERRIDE_MAX_BYTES} (64 KiB)")
     return tuple(value)
 
 
@@ -164,7 +177,14 @@ def _env(value: Any) -> dict[str, str]:
     for key, val in value.items():
         if not ENV_NAME.match(str(key)) or not isinstance(val, str):
             raise EventError(f"env.{key}: names are letters, digits and '_'; values are strings")
+    size = sum(_bytes(k) + _bytes(v) for k, v in value.items())
+    if size > OVERRIDE_MAX_BYTES:
+        raise EventError(f"env: {size} bytes of names and values; at most {OVERRIDE_MAX_BYTES} (64 KiB)")
     return dict(value)
+
+
+def _bytes(text: str) -> int:
+    return len(text.encode("utf-8", "surrogatepass"))
 
 
 def _token(value: Any) -> str | None:

@@ -174,7 +174,7 @@ def test_validate_names_bad_fields_and_passes_good_files(tmp_path, cli) -> None:
     bad.write_text(json.dumps({"job": "daily-report", "image": "repo/img:1", "strategy": "spot"}))
     assert cli("validate", str(good)).exit_code == 0
     result = CliRunner().invoke(main, ["validate", str(good), str(bad)])
-    assert result.exit_code == 1
+    assert result.exit_code == 2
     assert "bad.json: invalid job config: config.strategy: 'spot' is not one of reuse, ephemeral" in result.output
 
 
@@ -201,7 +201,7 @@ def test_run_at_in_plans_a_run_and_cancel_cancels_it(job: Job, cli) -> None:
 
 def test_run_at_refuses_a_time_without_offset(job: Job, cli) -> None:
     result = cli("run-at", job.name, "2026-11-24T14:02:30")
-    assert result.exit_code == 1 and "has no UTC offset" in result.output
+    assert result.exit_code == 2 and "has no UTC offset" in result.output
 
 
 def test_cost_lists_billed_runs_and_ebs_only_since_the_volume_exists(job: Job, cli) -> None:

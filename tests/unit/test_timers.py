@@ -184,7 +184,14 @@ def test_a_failing_message_is_reported_alone_so_sqs_redelivers_only_it(job: Job)
     bad = {
         "messageId": "m-bad",
         "eventSource": "aws:sqs",
-        "body": json.dumps({"job": "nightly", "run_id": "r", "kind": "start", "due": "2026-11-24T14:00:00Z"}),
+        "body": json.dumps(
+            {
+                "job": "nightly",
+                "run_id": "20261124T140000.000Z-at-1a2b3c4d",
+                "kind": "start",
+                "due": "2026-11-24T14:00:00Z",
+            }
+        ),
     }
     result = at(job, NOW).handle({"Records": [bad]})
     assert result == {"batchItemFailures": [{"itemIdentifier": "m-bad"}], "results": []}
