@@ -20,10 +20,12 @@ STRATEGIES = ("reuse", "ephemeral")
 CONCURRENCY_POLICIES = ("forbid", "allow")
 NOTIFY_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "SKIPPED")
 BOOT_WITHOUT_RUN = ("run", "poweroff")
+NETWORKS = ("bridge", "host")  # the job container's network; docs/config.md says what each can reach
 MAX_RUNTIME_LIMIT = 14 * 24 * 3600  # two weeks: longer than any batch job we want to keep paying for
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # also checks run overrides
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
 _SUBNET = re.compile(r"^subnet-[0-9a-f]{8,17}$")
+_ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512}$")
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,9 @@ class JobConfig:
     boot_without_run: str = "poweroff"
     keep_running_for_debug: bool = False
     deadline_slack_seconds: int = 300
+    # The job's own role, served to its container by the agent's credentials endpoint (None: no AWS access).
+    job_role_arn: str | None = None
+    network: str = "bridge"
 
     @property
     def names(self) -> JobNames:
@@ -184,6 +189,12 @@ def parse_config(doc: Any) -> JobConfig:
     notifications = _notifications(c, doc.get("notifications"))
     boot = c.choice(doc.get("boot_without_run", "poweroff"), "config.boot_without_run", BOOT_WITHOUT_RUN)
     slack = c.integer(doc.get("deadline_slack_seconds", 300), "config.deadline_slack_seconds", 0, 86400)
+    role = doc.get("job_role_arn")
+    if role is not None:
+        role = c.string(
+            role, "config.job_role_arn", pattern=_ROLE_ARN, hint="expected arn:aws:iam::<account>:role/<name>"
+        )
+    network = c.choice(doc.get("network", "bridge"), "config.network", NETWORKS)
     debug = doc.get("keep_running_for_debug", False)
     if not isinstance(debug, bool):
         c.fail("config.keep_running_for_debug", f"must be true or false, got {debug!r}")
@@ -207,6 +218,8 @@ def parse_config(doc: Any) -> JobConfig:
         boot_without_run=boot,  # type: ignore[arg-type]
         keep_running_for_debug=bool(debug),
         deadline_slack_seconds=slack,  # type: ignore[arg-type]
+        job_role_arn=role,
+        network=network,  # type: ignore[arg-type]
     )
 
 

@@ -137,6 +137,8 @@ def start_container(
     region: str,
     awslogs_endpoint: str | None,
     instance_id: str,
+    network: str = "bridge",
+    cgroup_parent: str | None = None,
 ) -> Any:
     log_options = {
         "awslogs-region": region,
@@ -155,6 +157,8 @@ def start_container(
         limits["nano_cpus"] = int(config.limits.cpus * 1e9)
     if config.limits.shm_size_mb:
         limits["shm_size"] = f"{config.limits.shm_size_mb}m"
+    if cgroup_parent:
+        limits["cgroup_parent"] = cgroup_parent
     return client.containers.run(
         config.image,
         command=command,
@@ -163,7 +167,8 @@ def start_container(
         name=container_name(config.job, run_id),
         log_config=LogConfig(type="awslogs", config=log_options),
         init=True,  # a real PID 1 reaps zombies and forwards SIGTERM to the job
-        network_mode="host",
+        # bridge: the job's own network namespace, so IMDS's hop limit of 1 keeps the machine's role from it.
+        network_mode=network,
         detach=True,
         **limits,
     )
@@ -289,6 +294,15 @@ def ensure_started(container: Any) -> bool:
         ) from exc
     container.reload()
     return True
+
+
+def remove_container(container: Any) -> None:
+    """The run's container, once its outcome is recorded: its logs are in CloudWatch, its inspect has secrets."""
+    try:
+        container.remove(force=True)
+    except Exception as exc:
+        # The next run's start removes it (remove_old_containers); nothing to fail the run over.
+        log.warning("could not remove the run's container", extra=fields(container=container.name, error=describe(exc)))
 
 
 def remove_old_containers(client: Any, job: str, keep_run_id: str) -> None:

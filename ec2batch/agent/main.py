@@ -1,8 +1,9 @@
 """The agent: from boot to power-off, on the job's machine.
 
     identity (IMDSv2) -> job and run id (instance tags) -> config (SSM) -> run (ledger)
-    -> RUNNING -> dockerd -> ECR login -> pull (or reuse the cached image) -> secrets
-    -> docker run (awslogs) -> wait, enforcing max runtime -> outcome -> notify -> power off
+    -> RUNNING -> dockerd -> ECR login -> pull (or reuse the cached image) -> secrets -> job role
+    (credentials endpoint) -> docker run (awslogs) -> wait, enforcing max runtime -> outcome
+    -> container removed (its inspect shows the secrets) -> notify -> power off
 
 Whatever happens, the machine powers off at the end (unless the debug switch says otherwise), and the
 outcome is recorded: in the ledger (retried with backoff for about a minute), or failing that on the
@@ -22,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from ..aws import Clients
 from ..config import JobConfig, load_config
@@ -47,6 +49,16 @@ from ..notify import notify
 from ..outcome_tag import OutcomeTag
 from . import container as engine
 from .container import describe
+from .credentials import (
+    REFRESH_AFTER_SECONDS,
+    TOKEN_VARIABLE,
+    URI_VARIABLE,
+    CredentialsEndpoint,
+    CredentialsError,
+    JobCredentials,
+    from_container_environment,
+    new_token,
+)
 from .cwlogs import CloudWatchHandler
 from .imds import Identity, Imds
 from .secrets import Redactor, resolve_secrets
@@ -77,16 +89,36 @@ class Settings:
     # The engine going away mid-run: this many reconnect attempts, this far apart, then FAILED(engine).
     engine_reconnect_attempts: int = 5
     engine_reconnect_delay: float = 2.0
+    # The job's credentials endpoint. On AWS it listens where ECS's agent does, and the job reaches it at
+    # ECS's link-local address (DNAT'd here by the AMI's job-network.sh); the local stack listens on a free
+    # loopback port and hands the job that address (credentials_uri None).
+    credentials_listen: tuple[str, int] = ("127.0.0.1", 51679)
+    credentials_uri: str | None = "http://169.254.170.2/v1/credentials"
+    credentials_refresh_seconds: float = REFRESH_AFTER_SECONDS
+    # Overrides of what the job's container gets; the local stack sets them (no bridge, AWS is moto).
+    job_network: str | None = None
+    job_aws_endpoint_url: str | None = None
+    # The slice the job's containers run in: the AMI's IMDS block for host-network jobs matches it.
+    job_cgroup_parent: str | None = None
 
     @classmethod
     def from_environment(cls) -> Settings:
-        command = os.environ.get("EC2BATCH_POWEROFF_COMMAND")
-        runtime = os.environ.get("RUNTIME_DIRECTORY")  # set by systemd for RuntimeDirectory=
+        env = os.environ
+        command = env.get("EC2BATCH_POWEROFF_COMMAND")
+        runtime = env.get("RUNTIME_DIRECTORY")  # set by systemd for RuntimeDirectory=
+        listen = env.get("EC2BATCH_CREDENTIALS_LISTEN")
+        host, _, port = (listen or "").rpartition(":")
         return cls(
-            engine_timeout=float(os.environ.get("EC2BATCH_ENGINE_TIMEOUT", "120")),
-            awslogs_endpoint=os.environ.get("EC2BATCH_AWSLOGS_ENDPOINT") or None,
+            engine_timeout=float(env.get("EC2BATCH_ENGINE_TIMEOUT", "120")),
+            awslogs_endpoint=env.get("EC2BATCH_AWSLOGS_ENDPOINT") or None,
             poweroff_command=command.split() if command else cls().poweroff_command,
             runtime_dir=Path(runtime.split(":")[0]) if runtime else None,
+            credentials_listen=(host, int(port)) if listen else cls.credentials_listen,
+            credentials_uri=env.get("EC2BATCH_CREDENTIALS_URI", cls.credentials_uri) or None,
+            credentials_refresh_seconds=float(env.get("EC2BATCH_CREDENTIALS_REFRESH_SECONDS", REFRESH_AFTER_SECONDS)),
+            job_network=env.get("EC2BATCH_JOB_NETWORK") or None,
+            job_aws_endpoint_url=env.get("EC2BATCH_JOB_AWS_ENDPOINT_URL") or None,
+            job_cgroup_parent=env.get("EC2BATCH_JOB_CGROUP_PARENT") or None,
         )
 
 
@@ -390,20 +422,32 @@ class Agent:
         docker = engine.wait_for_engine(self.make_docker, self.settings.engine_timeout)
         existing = engine.find_run_container(docker, run.run_id)
         scene = _Scene(clients, ledger, config.job, identity)
-        if existing is None:
-            container, begun = self._start(clients, docker, ledger, config, run, identity)
-        else:
-            container, begun = self._reattach(docker, ledger, config, run, existing)
-        deadline = begun + timedelta(seconds=config.max_runtime_seconds)
-        outcome = engine.wait_with_deadline(
-            container,
-            deadline,
-            config.stop_grace_seconds,
-            self.clock,
-            reconnect_attempts=self.settings.engine_reconnect_attempts,
-            reconnect_delay=self.settings.engine_reconnect_delay,
-            sleep=self.sleep,
-        )
+        endpoint: CredentialsEndpoint | None = None
+        try:
+            if existing is None:
+                container, begun, endpoint = self._start(clients, docker, ledger, config, run, identity)
+            else:
+                endpoint = self._serve_credentials(clients, config, run, _environment_of(existing))[0]
+                container, begun = self._reattach(docker, ledger, config, run, existing)
+            outcome = engine.wait_with_deadline(
+                container,
+                begun + timedelta(seconds=config.max_runtime_seconds),
+                config.stop_grace_seconds,
+                self.clock,
+                reconnect_attempts=self.settings.engine_reconnect_attempts,
+                reconnect_delay=self.settings.engine_reconnect_delay,
+                sleep=self.sleep,
+            )
+        finally:
+            if endpoint is not None:
+                endpoint.close()
+        final = self._outcome(scene, config, run, outcome)
+        if not self.keep_running:
+            # `docker inspect` of the exited container shows every secret: it does not stay on a reused disk.
+            engine.remove_container(container)
+        return final
+
+    def _outcome(self, scene: _Scene, config: JobConfig, run: Run, outcome: engine.Outcome) -> Run | None:
         if outcome.timed_out:
             return self._finish(
                 scene,
@@ -420,26 +464,40 @@ class Agent:
 
     def _start(
         self, clients: Clients, docker: Any, ledger: Ledger, config: JobConfig, run: Run, identity: Identity
-    ) -> tuple[Any, datetime]:
+    ) -> tuple[Any, datetime, CredentialsEndpoint | None]:
         engine.remove_old_containers(docker, config.job, run.run_id)
         auth = engine.ecr_auth(clients.ecr)
         digest, pulled = engine.pull(docker, config.image, auth)
         secrets = resolve_secrets(clients.ssm, clients.secretsmanager, config.secrets)
         self.redact.add(secrets)
-        environment = {**config.env, **run.env, **secrets}
+        endpoint, credentials = self._serve_credentials(clients, config, run, None)
+        environment = {
+            **config.env,
+            **run.env,
+            **secrets,
+            **self._job_environment(config, run, identity),
+            **credentials,
+        }
         command = list(run.command) if run.command else (list(config.command) if config.command else None)
         stream = config.names.run_log_stream(run.run_id)
-        container = engine.start_container(
-            docker,
-            config,
-            run.run_id,
-            command=command,
-            environment=environment,
-            log_stream=stream,
-            region=identity.region,
-            awslogs_endpoint=self.settings.awslogs_endpoint,
-            instance_id=identity.instance_id,
-        )
+        try:
+            container = engine.start_container(
+                docker,
+                config,
+                run.run_id,
+                command=command,
+                environment=environment,
+                log_stream=stream,
+                region=identity.region,
+                awslogs_endpoint=self.settings.awslogs_endpoint,
+                instance_id=identity.instance_id,
+                network=self.settings.job_network or config.network,
+                cgroup_parent=self.settings.job_cgroup_parent,
+            )
+        except BaseException:
+            if endpoint is not None:
+                endpoint.close()
+            raise
         log.info(
             "container started",
             extra=fields(run_id=run.run_id, container=container.name, digest=digest, pulled=pulled),
@@ -448,7 +506,54 @@ class Agent:
         ledger.update_fields(
             config.job, run.run_id, container_started_at=iso(begun), image_digest=digest, log_stream=stream
         )
-        return container, begun
+        return container, begun, endpoint
+
+    def _job_environment(self, config: JobConfig, run: Run, identity: Identity) -> dict[str, str]:
+        """What every job is told about its run (docs/agent.md lists it); these win over the config's env."""
+        environment = {
+            "EC2BATCH_JOB": config.job,
+            "EC2BATCH_RUN_ID": run.run_id,
+            "EC2BATCH_TRIGGER": run.trigger,
+            "AWS_REGION": identity.region,
+            "AWS_DEFAULT_REGION": identity.region,
+        }
+        if run.scheduled_at:
+            environment["EC2BATCH_SCHEDULED_TIME"] = run.scheduled_at
+        if self.settings.job_aws_endpoint_url:
+            environment["AWS_ENDPOINT_URL"] = self.settings.job_aws_endpoint_url
+        return environment
+
+    def _serve_credentials(
+        self, clients: Clients, config: JobConfig, run: Run, found: dict[str, str] | None
+    ) -> tuple[CredentialsEndpoint | None, dict[str, str]]:
+        """The job role's credentials endpoint for this run, with the variables that point the job's SDK at it.
+
+        A restarted agent (`found`: the container's environment) serves the same URI and token again.
+        """
+        if config.job_role_arn is None:
+            return None, {}
+        source = JobCredentials(
+            clients.sts,
+            config.job_role_arn,
+            run.run_id,
+            clock=self.clock,
+            refresh_after=self.settings.credentials_refresh_seconds,
+            on_new=lambda served: self.redact.add({"key": served.secret_access_key, "token": served.token}),
+        )
+        source.current()  # a role the machine may not assume fails the run now, naming the role
+        previous = from_container_environment(found) if found else None
+        token = previous[1] if previous else new_token()
+        self.redact.add({"token": token})
+        host, port = self.settings.credentials_listen
+        if previous and self.settings.credentials_uri is None:
+            port = urlsplit(previous[0]).port or port  # the container keeps the address it was given
+        try:
+            endpoint = CredentialsEndpoint(source, token, host, port).start()
+        except OSError as exc:
+            raise CredentialsError(f"credentials: cannot listen on {host}:{port} for the job: {exc}") from exc
+        uri = previous[0] if previous else (self.settings.credentials_uri or endpoint.loopback_uri)
+        log.info("job credentials served", extra=fields(run_id=run.run_id, role=config.job_role_arn, uri=uri))
+        return endpoint, {URI_VARIABLE: uri, TOKEN_VARIABLE: token}
 
     def _reattach(
         self, docker: Any, ledger: Ledger, config: JobConfig, run: Run, container: Any
@@ -578,8 +683,12 @@ def _quietly(read: Callable[[], Run | None]) -> Run | None:
         return None
 
 
+def _environment_of(container: Any) -> dict[str, str]:
+    return dict(item.split("=", 1) for item in (container.attrs.get("Config", {}).get("Env") or []) if "=" in item)
+
+
 def _secret_values(container: Any, config: JobConfig) -> dict[str, str]:
-    env = dict(item.split("=", 1) for item in (container.attrs.get("Config", {}).get("Env") or []) if "=" in item)
+    env = _environment_of(container)
     return {name: env[name] for name in config.secrets if name in env}
 
 

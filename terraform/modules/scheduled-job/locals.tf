@@ -54,6 +54,8 @@ locals {
     boot_without_run          = "poweroff"
     keep_running_for_debug    = false
     deadline_slack_seconds    = var.deadline_slack_seconds
+    job_role_arn              = aws_iam_role.job.arn
+    network                   = var.network
   }
 
   # A parameter ARN has exactly one '/' after "parameter": "/a/b" -> parameter/a/b, "name" -> parameter/name.

@@ -101,6 +101,17 @@ variable "deadline_slack_seconds" {
   }
 }
 
+variable "network" {
+  description = "The job container's network. bridge: its own namespace, the machine's role out of reach (IMDS hop limit 1 and a DOCKER-USER drop); host: the machine's network, for jobs that need it, IMDS still blocked for the job's processes (docs/config.md)."
+  type        = string
+  default     = "bridge"
+
+  validation {
+    condition     = contains(["bridge", "host"], var.network)
+    error_message = "network must be bridge or host."
+  }
+}
+
 variable "strategy" {
   description = "reuse: one instance, stopped between runs; ephemeral: a fresh instance per run, terminated at the end."
   type        = string

@@ -64,6 +64,7 @@ class FakeContainer:
         self.runtime = engine.runtime
         self.planned_exit = engine.exit_code
         self.fail_start: Exception | None = None
+        self.options: dict[str, Any] = {}
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -115,8 +116,10 @@ class FakeContainer:
             self.engine.clock.advance(1)
             self.status, self.exit_code = "exited", 143
 
-    def remove(self) -> None:
+    def remove(self, force: bool = False) -> None:
         self.engine.check()
+        if self.status == "running" and not force:
+            raise RuntimeError(f"cannot remove running container {self.name}")
         self.engine.all.remove(self)
 
 
@@ -141,11 +144,14 @@ class FakeContainers:
             found.append(container)
         return found
 
-    def create(self, image: str, *, name: str, labels: dict[str, str], environment: dict[str, str], **_: Any) -> Any:
+    def create(
+        self, image: str, *, name: str, labels: dict[str, str], environment: dict[str, str], **options: Any
+    ) -> Any:
         self.engine.check()
         if self.engine.fail_run:
             raise self.engine.fail_run
         container = FakeContainer(self.engine, name, labels, environment)
+        container.options = options  # network_mode, cgroup_parent, limits: what `docker run` was asked for
         self.engine.all.append(container)
         return container
 
