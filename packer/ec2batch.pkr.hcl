@@ -145,7 +145,7 @@ build {
       "EC2BATCH_WHEELS=/tmp/ec2batch/wheels",
       "EC2BATCH_ROOTFS=/tmp/ec2batch/rootfs",
     ]
-    scripts = ["${local.scripts}/install-container-engine.sh", "${local.scripts}/install-agent.sh", "${local.scripts}/install-units.sh"]
+    scripts = ["${local.scripts}/install-container-engine.sh", "${local.scripts}/install-agent.sh", "${local.scripts}/install-units.sh", "${local.scripts}/install-job-network.sh"]
     only    = ["amazon-ebs.instance"]
   }
 
@@ -156,7 +156,7 @@ build {
       "EC2BATCH_ROOTFS=/tmp/ec2batch/rootfs",
       "EC2BATCH_CONTAINER_ENGINE=host",
     ]
-    scripts = ["${local.scripts}/install-container-engine.sh", "${local.scripts}/install-agent.sh", "${local.scripts}/install-units.sh"]
+    scripts = ["${local.scripts}/install-container-engine.sh", "${local.scripts}/install-agent.sh", "${local.scripts}/install-units.sh", "${local.scripts}/install-job-network.sh"]
     only    = ["docker.instance"]
   }
 
