@@ -147,6 +147,14 @@ class Ec2Emulator:
                     f"AWS_ENDPOINT_URL=http://{LOOPBACK}:{MOTO_PORT}",
                     f"AWS_EC2_METADATA_SERVICE_ENDPOINT={imds.url}",
                     f"EC2BATCH_AWSLOGS_ENDPOINT=http://{LOOPBACK}:{MOTO_PORT}",
+                    # The job: host networking (no bridge here), moto for its SDK, and its credentials
+                    # endpoint on a free loopback port (instances share the host's network).
+                    "EC2BATCH_JOB_NETWORK=host",
+                    f"EC2BATCH_JOB_AWS_ENDPOINT_URL=http://{LOOPBACK}:{MOTO_PORT}",
+                    f"EC2BATCH_CREDENTIALS_LISTEN={LOOPBACK}:0",
+                    "EC2BATCH_CREDENTIALS_URI=",
+                    # Every run longer than this exercises the refresh (AWS: after 30 of the session's 60 min).
+                    "EC2BATCH_CREDENTIALS_REFRESH_SECONDS=20",
                     *(f"{k}={v}" for k, v in DUMMY_CREDENTIALS.items()),
                 ]
             )

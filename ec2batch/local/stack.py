@@ -23,10 +23,10 @@ from .. import __version__
 from ..aws import Clients
 from ..config import JobConfig, parse_config
 from ..local import services
-from ..names import TAG_JOB
+from ..names import TAG_JOB, JobNames
 from .ec2 import CONTAINER_PREFIX, register_instance_image
 from .images import BASE_IMAGE, build_base_image, image_exists
-from .paths import LOOPBACK, MOTO_PORT, REGION, REGISTRY_PORT, StackPaths, local_env, repo_root
+from .paths import ACCOUNT_ID, LOOPBACK, MOTO_PORT, REGION, REGISTRY_PORT, StackPaths, local_env, repo_root
 from .provision import Provisioned, provision_job
 from .services import StackError
 
@@ -211,6 +211,8 @@ class Stack:
             "instance_types": ["m7i.large", "m6i.large"],
             **overrides,
         }
+        # The job role Terraform creates (moto's STS assumes a role by its ARN; IAM is left to Terraform).
+        doc.setdefault("job_role_arn", f"arn:aws:iam::{ACCOUNT_ID}:role/{JobNames(doc['job']).job_role}")
         return parse_config(doc)
 
     def provision_example(self, instance_image: str, runner_image: str) -> Provisioned:

@@ -6,10 +6,13 @@ warm start take seconds); each test deploys its own job, so tests never share an
 
 from __future__ import annotations
 
+import importlib
 import os
+import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,6 +21,8 @@ from ec2batch.aws import Clients
 from ec2batch.config import JobConfig
 from ec2batch.launcher import Launcher
 from ec2batch.ledger import Ledger, Run
+from ec2batch.local.images import BASE_IMAGE
+from ec2batch.local.paths import LOOPBACK, REGISTRY_PORT
 from ec2batch.local.stack import Stack
 from ec2batch.runlogs import read_stream
 
@@ -113,3 +118,31 @@ def deploy(stack: Stack) -> Callable[..., LocalJob]:
         return LocalJob(stack, clients, config, topic_arn)
 
     return make
+
+
+# What boto3 needs at run time, copied into the AWS job's image from this virtualenv (all pure Python).
+SDK_PACKAGES = ("boto3", "botocore", "s3transfer", "jmespath", "dateutil", "urllib3", "six")
+
+
+@pytest.fixture(scope="session")
+def aws_job_image(stack: Stack, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """tests/stack/aws_job: a job that calls AWS with boto3's default credential chain, pushed to the registry."""
+    context = tmp_path_factory.mktemp("aws-job")
+    source = Path(__file__).parent / "aws_job"
+    for name in ("Dockerfile", "whoami.py"):
+        shutil.copy(source / name, context / name)
+    for package in SDK_PACKAGES:
+        origin = Path(str(importlib.import_module(package).__file__))
+        if origin.name == "__init__.py":
+            shutil.copytree(origin.parent, context / "sdk" / package, ignore=shutil.ignore_patterns("*.pyc"))
+        else:
+            (context / "sdk").mkdir(exist_ok=True)
+            shutil.copy(origin, context / "sdk")
+    image = f"{LOOPBACK}:{REGISTRY_PORT}/ec2batch/aws-job"
+    client = stack.docker()
+    client.images.build(
+        path=str(context), tag=f"{image}:latest", buildargs={"BASE_IMAGE": BASE_IMAGE}, network_mode="host", rm=True
+    )
+    for line in client.images.push(image, tag="latest", stream=True, decode=True):
+        assert "error" not in line, line
+    return f"{image}:latest"
