@@ -56,10 +56,10 @@ class _Field:
         return CronSyntaxError(f"{self.name} field {text!r}: {why}")
 
     def value(self, token: str, text: str) -> int:
-        named = self.names.get(token.upper())
+        named = self.names.get(token.upper()) if token.isascii() else None  # non-ASCII can upper() into a name
         if named is not None:
             return named
-        if not re.fullmatch(r"\d{1,4}", token) or not self.low <= int(token) <= self.high:
+        if not re.fullmatch(r"[0-9]{1,4}", token) or not self.low <= int(token) <= self.high:
             raise self.error(text, f"{token!r} is not in {self._spelled()}")
         return int(token)
 
@@ -91,7 +91,7 @@ class _Field:
         return frozenset(found)
 
     def _step(self, token: str, text: str) -> int:
-        if not re.fullmatch(r"\d{1,4}", token) or not 1 <= int(token) <= self.high - self.low + 1:
+        if not re.fullmatch(r"[0-9]{1,4}", token) or not 1 <= int(token) <= self.high - self.low + 1:
             raise self.error(text, f"the step after '/' must be a whole number from 1 to {self.high - self.low + 1}")
         return int(token)
 
@@ -160,11 +160,11 @@ def _day_of_month_rule(text: str) -> _DayRule:
         return _DayRule("last")
     if upper == "LW":
         return _DayRule("last-weekday")
-    if m := re.fullmatch(r"L-(\d{1,2})", upper):
+    if m := re.fullmatch(r"L-([0-9]{1,2})", upper):
         if not 1 <= int(m.group(1)) <= 30:
             raise _DAY_OF_MONTH.error(text, "L-n counts back from the last day: n must be 1 to 30")
         return _DayRule("last", n=int(m.group(1)))
-    if m := re.fullmatch(r"(\d{1,2})W", upper):
+    if m := re.fullmatch(r"([0-9]{1,2})W", upper):
         return _DayRule("nearest-weekday", n=_DAY_OF_MONTH.value(m.group(1), text))
     if "L" in upper or "W" in upper:
         raise _DAY_OF_MONTH.error(text, "L and W stand alone in the field: L, L-3, LW or 15W")
@@ -175,16 +175,16 @@ def _day_of_week_rule(text: str) -> _DayRule:
     upper = text.upper()
     if upper == "L":  # alone, the last day of the week
         return _DayRule("weekdays", frozenset({_SATURDAY}))
-    if m := re.fullmatch(r"(\w+)L", upper):
+    if m := re.fullmatch(r"([0-9A-Z]+)L", upper):
         return _DayRule("last-of", n=_DAY_OF_WEEK.value(m.group(1), text))
     if "#" in upper:
-        m = re.fullmatch(r"(\w+)#(\d)", upper)
+        m = re.fullmatch(r"([0-9A-Z]+)#([0-9])", upper)
         if m is None:
             raise _DAY_OF_WEEK.error(text, "'#' takes one day and its week, alone in the field: 3#2 or TUE#2")
         if not 1 <= int(m.group(2)) <= 5:
             raise _DAY_OF_WEEK.error(text, "the week after '#' must be 1 to 5")
         return _DayRule("nth", n=_DAY_OF_WEEK.value(m.group(1), text), k=int(m.group(2)))
-    if re.fullmatch(r"L-\d+", upper):
+    if re.fullmatch(r"L-[0-9]+", upper):
         raise _DAY_OF_WEEK.error(text, "L-n belongs in day-of-month; day-of-week takes L (Saturday) or nL (6L, FRIL)")
     return _DayRule("weekdays", _DAY_OF_WEEK.values(text))
 

@@ -23,10 +23,14 @@ from .cron import Cron, CronSyntaxError
 from .errors import ScheduleError
 from .timeutil import parse_iso  # noqa: F401  (re-exported: `from ec2batch.schedule import parse_iso`)
 
-_CRON = re.compile(r"^cron\((.*)\)$")
-_RATE = re.compile(r"^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$")
-_AT = re.compile(r"^at\((\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})\)$")
+# Matched whole (fullmatch: no trailing newline) and with ASCII digits only (`\d` would take "٣").
+_CRON = re.compile(r"cron\((.*)\)", re.ASCII)
+_RATE = re.compile(r"rate\(([0-9]+) (minute|minutes|hour|hours|day|days)\)", re.ASCII)
+_AT = re.compile(r"at\(([0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2})\)", re.ASCII)
 _RATE_UNIT = {"minute": 60, "hour": 3600, "day": 86400}
+# The last moment AWS's schedules reach (the cron year field ends with 2199); a rate stops there too,
+# so a huge rate has no time to give instead of overflowing datetime.
+_LAST = datetime(2199, 12, 31, 23, 59, 59, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -67,13 +71,21 @@ class Schedule:
             if when is None:
                 return f"{local:%Y-%m-%d %H:%M:%S} does not exist in {self.timezone} (the clocks jump over it)"
             return f"it was a one-off, due at {when:%Y-%m-%d %H:%M:%S} UTC"
+        if kind == "rate":
+            return (
+                f"its next time falls after {_LAST:%Y-%m-%d %H:%M:%S} UTC, "
+                "the end of the years AWS schedules (1970-2199)"
+            )
         cron: Cron = value  # type: ignore[assignment]
         if not cron.fires_ever():
             return (
                 f"no date from {cron.years[0]} to {cron.years[-1]} matches its day-of-month, month and "
                 "day-of-week fields, so it never fires"
             )
-        if next(cron.wall_times(_aware_utc(after).astimezone(tz).replace(tzinfo=None)), None) is not None:
+        # What is left on the wall clock either does not exist (spring forward) or, in a fall-back hour,
+        # already fired at its first occurrence; only the first kind is the clocks' doing.
+        remaining = cron.wall_times(_aware_utc(after).astimezone(tz).replace(tzinfo=None))
+        if any(_to_utc(wall, tz) is None for wall in remaining):
             return f"its remaining local times do not exist in {self.timezone} (the clocks jump over them)"
         return f"its year range ends with {cron.years[-1]} and its last time has passed"
 
@@ -84,11 +96,13 @@ class Schedule:
         if kind == "cron":
             yield from _cron_times(value, tz, after)  # type: ignore[arg-type]
         elif kind == "rate":
-            step = timedelta(seconds=value)  # type: ignore[arg-type]
+            step: int = value  # type: ignore[assignment]  # seconds, an int of any size
             anchor = _aware_utc(start) if start else after
-            n = max(0, (after - anchor) // step + 1)
-            while True:
-                yield anchor + n * step
+            second = timedelta(seconds=1)
+            room = (_LAST - anchor) // second  # whole seconds from the anchor to the end of 2199
+            n = max(0, (after - anchor) // second // step + 1)  # floor divisions: the first n with a time > after
+            while n * step <= room:
+                yield anchor + n * second * step
                 n += 1
         else:
             local: datetime = value  # type: ignore[assignment]
@@ -112,12 +126,12 @@ def _parse(expression: str) -> tuple[str, object]:
 
 @functools.lru_cache(maxsize=256)  # the scheduler emulator asks again for every schedule on every step
 def _parse_text(expression: str) -> tuple[str, object]:
-    if m := _CRON.match(expression):
+    if m := _CRON.fullmatch(expression):
         try:
             return "cron", Cron.parse(m.group(1))
         except CronSyntaxError as exc:
             raise ScheduleError(f"invalid cron expression {expression!r}: {exc}") from None
-    if m := _RATE.match(expression):
+    if m := _RATE.fullmatch(expression):
         n, unit = int(m.group(1)), m.group(2)
         if n < 1:
             raise ScheduleError(f"invalid rate expression {expression!r}: the value must be 1 or more")
@@ -126,7 +140,7 @@ def _parse_text(expression: str) -> tuple[str, object]:
                 f"invalid rate expression {expression!r}: AWS wants the singular unit for 1 and the plural otherwise"
             )
         return "rate", n * _RATE_UNIT[unit.rstrip("s")]
-    if m := _AT.match(expression):
+    if m := _AT.fullmatch(expression):
         try:
             return "at", datetime.fromisoformat(m.group(1))
         except ValueError:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
 
 import click
 
-from ..errors import Ec2BatchError
+from ..errors import Ec2BatchError, ScheduleError
 from ..jobs import get_schedule
 from ..ledger import utcnow
 from ..schedule import Schedule, zone
@@ -17,10 +18,29 @@ from .params import ISO_TIME
 pass_ctx = click.make_pass_decorator(Context)
 
 
+def _checked(check: Callable[[str], object]) -> Callable[[click.Context, click.Parameter, str | None], str | None]:
+    """An option callback: a value `check` refuses is bad input (exit 2), named on one line, before any AWS call."""
+
+    def callback(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                check(value)
+            except ScheduleError as exc:
+                raise click.BadParameter(str(exc), ctx, param) from None
+        return value
+
+    return callback
+
+
 @click.command("next")
 @click.argument("job", required=False)
-@click.option("--expression", "-e", help="A schedule expression instead of a deployed job's, e.g. 'cron(0 2 * * ? *)'.")
-@click.option("--tz", help="IANA time zone (default: the job's schedule's, or UTC).")
+@click.option(
+    "--expression",
+    "-e",
+    callback=_checked(Schedule),
+    help="A schedule expression instead of a deployed job's, e.g. 'cron(0 2 * * ? *)'.",
+)
+@click.option("--tz", callback=_checked(zone), help="IANA time zone (default: the job's schedule's, or UTC).")
 @click.option("--after", type=ISO_TIME, help="Start from this ISO 8601 time instead of now.")
 @click.option("--count", "-n", type=click.IntRange(1, 1000), default=5, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of UTC ISO 8601 times.")

@@ -79,6 +79,14 @@ def test_at_fires_once_in_its_time_zone() -> None:
         ("rate(0 hours)", "must be 1 or more"),
         ("every day", "expected cron(min hour"),
         ("at(2026-13-01T00:00:00)", "invalid at expression 'at(2026-13-01T00:00:00)': 2026-13-01T00:00:00 is not a"),
+        # The whole text must match (a regex `$` would let a trailing newline through), in ASCII digits
+        # (Python's \d and int() also take other scripts' digits, such as the Arabic-Indic 3 below).
+        ("rate(5 minutes)\n", "invalid schedule expression 'rate(5 minutes)\\n': expected cron("),
+        ("cron(0 0 ? * L *)\n", "invalid schedule expression 'cron(0 0 ? * L *)\\n': expected cron("),
+        ("rate(\u0663 minutes)", "invalid schedule expression 'rate(\u0663 minutes)': expected cron("),
+        ("cron(\u0663 0 ? * L *)", "minutes field '\u0663': '\u0663' is not in 0-59"),
+        ("cron(0 0 ? * 3#\u0663 *)", "day-of-week field '3#\u0663': '#' takes one day and its week"),
+        ("cron(0 0 ? * \u017fun *)", "day-of-week field '\u017fun': '\u017fun' is not in 1-7 or SUN-SAT"),
     ],
 )
 def test_invalid_expressions_fail_with_the_reason(expression: str, reason: str) -> None:
@@ -96,3 +104,12 @@ def test_parse_iso_needs_an_offset() -> None:
     assert parse_iso("2026-11-24T14:02:30+01:00") == utc(2026, 11, 24, 13, 2, 30)
     with pytest.raises(ScheduleError, match="has no UTC offset"):
         parse_iso("2026-11-24T14:02:30")
+
+
+def test_a_rate_stops_at_the_end_of_2199() -> None:
+    start = utc(2199, 12, 1)
+    assert times("rate(10 days)", "UTC", start, 5) == ["2199-12-11T00:00", "2199-12-21T00:00", "2199-12-31T00:00"]
+    huge = Schedule("rate(99999999999999999999999 days)")  # no overflow: just no time before 2200
+    assert huge.next_fire_times(utc(2026, 11, 24), 1) == []
+    with pytest.raises(ScheduleError, match="its next time falls after 2199-12-31 23:59:59 UTC"):
+        huge.upcoming(utc(2026, 11, 24))

@@ -310,3 +310,13 @@ def test_sydney_hourly_across_both_changes() -> None:
 def test_a_cron_whose_only_times_fall_in_a_dst_gap_says_so() -> None:
     with pytest.raises(ScheduleError, match="its remaining local times do not exist in Australia/Sydney"):
         Schedule("cron(30 2 4 10 ? 2026)", "Australia/Sydney").upcoming(at(2026, 9, 1))
+
+
+def test_after_the_first_of_a_repeated_local_time_nothing_is_left_and_not_because_of_a_gap() -> None:
+    # Berlin falls back on 2026-10-25 (03:00 CEST -> 02:00 CET): 02:30 fired at 00:30 UTC, its first
+    # occurrence. At 01:15 UTC (02:15 CET, the second pass) the wall clock still has 02:30 ahead, but
+    # that time has had its run: the reason is that the year range is over, not a daylight-saving gap.
+    schedule = Schedule("cron(30 2 25 10 ? 2026)", "Europe/Berlin")
+    assert schedule.next_fire_times(at(2026, 10, 25, 0, 15), 2) == [at(2026, 10, 25, 0, 30)]
+    with pytest.raises(ScheduleError, match="its year range ends with 2026 and its last time has passed"):
+        schedule.upcoming(at(2026, 10, 25, 1, 15))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import re
 import shlex
 from pathlib import Path
@@ -11,6 +12,10 @@ import pytest
 from click.testing import CliRunner
 
 from ec2batch.cli import main
+from ec2batch.errors import ScheduleError
+from ec2batch.schedule import Schedule
+
+EXPRESSION_OPTION = "Invalid value for '--expression' / '-e'"
 
 
 def next_(*args: str):
@@ -66,9 +71,9 @@ def test_the_three_issue_cases_and_their_neighbours_never_show_python_errors(exp
     assert "int()" not in result.output and "Traceback" not in result.output
     if field is None:
         assert result.exit_code == 0 and result.output.count("\n") == 1
-    else:
-        assert result.exit_code == 1
-        assert result.output.startswith(f"Error: invalid cron expression {expression!r}: {field} ")
+    else:  # a refused --expression is bad input: exit 2, like every other bad value (docs/cli.md)
+        assert result.exit_code == 2 and result.output.count("\n") == 1
+        assert result.output.startswith(f"Error: {EXPRESSION_OPTION}: invalid cron expression {expression!r}: {field} ")
 
 
 def documented_next_examples() -> list[tuple[str, str]]:
@@ -89,8 +94,98 @@ def test_the_documented_next_examples_print_what_the_docs_show(command: str, out
     assert words[:2] == ["ec2batch", "next"]
     result = next_(*words[2:])
     assert result.output == output
-    assert result.exit_code == (1 if output.startswith("Error:") else 0)
+    expected_code = 2 if output.startswith("Error: Invalid value") else 1 if output.startswith("Error:") else 0
+    assert result.exit_code == expected_code
 
 
 def test_the_docs_show_at_least_a_dozen_next_examples() -> None:
     assert len(documented_next_examples()) >= 12
+
+
+def test_a_bad_time_zone_is_bad_input() -> None:
+    result = next_("-e", "rate(1 day)", "--tz", "Mars/Olympus")
+    assert result.exit_code == 2
+    assert result.output == (
+        "Error: Invalid value for '--tz': time zone 'Mars/Olympus' is not an IANA time zone name "
+        "(e.g. Europe/Berlin, UTC)\n"
+    )
+
+
+def test_a_rate_with_no_time_left_before_2200_says_so() -> None:
+    # Past 2199 (the end of AWS's year field) nothing is scheduled: a huge rate is not an overflow.
+    for value in ("100000", "99999999999999999999999"):
+        result = next_("-e", f"rate({value} days)", "--after", "2026-11-24T00:00:00Z")
+        assert result.exit_code == 1, result.output
+        assert result.output == (
+            f"Error: rate({value} days) (UTC) has no fire time after 2026-11-24 00:00:00 UTC: its next time "
+            "falls after 2199-12-31 23:59:59 UTC, the end of the years AWS schedules (1970-2199)\n"
+        )
+
+
+# Fuzzing `ec2batch next -e`: AWS-shaped expressions with a few characters inserted, deleted or replaced.
+SEEDS = [
+    "cron(0 0 ? * L *)",
+    "cron(0 0 1 1 ? 2000/2)",
+    "cron(0 0 LW * ? *)",
+    "cron(0/15 8-17 ? * MON-FRI 2026-2030/2)",
+    "cron(15 10 ? * 6L 2019-2022)",
+    "cron(0 9 ? * 3#2 *)",
+    "cron(0 9 L-3 * ? *)",
+    "cron(0 9 15W * ? *)",
+    "cron(0/30 20-2 ? * MON-FRI *)",
+    "rate(5 minutes)",
+    "rate(1 day)",
+    "at(2026-11-24T14:02:30)",
+]
+NOISE = [
+    *"0123456789 ,-*/?LW#()abcdefhimnorstuyFRIMONJAN:T\t\n",
+    "\u0663",  # an Arabic-Indic 3: Python's \d and int() take it; AWS's fields are ASCII digits
+    "\x00",
+    "\u017f",  # a long s, whose upper() is "S"
+    "99999999999999999999",
+    "L-",
+    "#5",
+]
+PYTHON_WORDS = ("Traceback", "invalid literal", "int()", "NoneType", "object has no", "index out of range")
+
+
+def mutated_expressions(count: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    out = []
+    for _ in range(count):
+        chars = list(rng.choice(SEEDS))
+        for _ in range(1 if rng.random() < 0.5 else rng.randint(2, 4)):
+            i = rng.randrange(len(chars))
+            roll = rng.random()
+            if roll < 0.4:
+                chars.insert(i, rng.choice(NOISE))
+            elif roll < 0.7:
+                del chars[i]
+            else:
+                chars[i] = rng.choice(NOISE)
+        out.append("".join(chars))
+    return out
+
+
+def test_fuzzed_expressions_give_times_or_one_line_never_a_traceback() -> None:
+    refused = answered = ended = 0
+    for expression in mutated_expressions(600, seed=12):
+        result = CliRunner().invoke(main, ["next", "-e", expression, "--after", "2026-11-24T10:30:00Z", "-n", "2"])
+        assert result.exception is None or isinstance(result.exception, SystemExit), (expression, result.exception)
+        assert not any(word in result.output for word in PYTHON_WORDS), (expression, result.output)
+        try:
+            Schedule(expression)
+        except ScheduleError as exc:  # refused: bad input, one line naming the option and the reason
+            assert result.exit_code == 2, (expression, result.output)
+            assert result.output == f"Error: {EXPRESSION_OPTION}: {exc}\n", expression
+            refused += 1
+            continue
+        if result.exit_code == 0:  # accepted: times, and at most a note on stderr that no more are left
+            assert 1 <= len(result.stdout.splitlines()) <= 2 and result.stderr.count("\n") <= 1, expression
+            answered += 1
+        else:  # accepted, nothing left to fire: one line saying why
+            assert result.exit_code == 1 and result.output.count("\n") == 1, (expression, result.output)
+            assert " has no fire time after 2026-11-24 10:30:00 UTC: " in result.output, expression
+            ended += 1
+    # Most mutations break the syntax (the point here); the few that stay valid are answered as usual.
+    assert refused >= 500 and answered + ended >= 5, (refused, answered, ended)

@@ -2,7 +2,8 @@
 
 1. Whatever the text, `Schedule(...)` either accepts it or raises ScheduleError with one line that names
    the expression: never another exception, never Python's own words.
-2. An accepted expression never gives `ec2batch next` an empty answer: `upcoming` returns a time or says why.
+2. An accepted expression (cron, rate or at) never gives `ec2batch next` an empty answer: `upcoming` returns a
+   time or says why.
 3. The day-of-month / day-of-week rules (L, L-n, W, LW, nL, n#k) agree, month by month, with a brute-force
    reading of their definitions written independently below.
 """
@@ -87,6 +88,32 @@ def test_an_accepted_expression_gives_next_a_time_or_a_reason() -> None:
             assert "has no fire time after 2026-11-24 10:30:00 UTC: " in str(exc)
             explained += 1
     assert answered > 100 and explained > 10
+
+
+_UNITS = ("minute", "hour", "day")
+
+
+def test_every_rate_and_at_also_gives_a_time_or_a_reason() -> None:
+    # rate(): values from 1 to far past what fits before 2200 (the end of AWS's years), singular for 1.
+    # at(): times around the Sydney and Berlin daylight-saving changes, before and after AFTER.
+    rng = random.Random(12)
+    rates = [f"rate({v} {u if v == 1 else u + 's'})" for v in (1, 2, 59, 10**5, 10**9, 10**30) for u in _UNITS]
+    ats = [
+        f"at({year}-{month:02d}-{day:02d}T{hour:02d}:{rng.choice([0, 30]):02d}:00)"
+        for year in (2026, 2027)
+        for month, day in ((3, 29), (4, 5), (10, 4), (10, 25), (11, 24))
+        for hour in (1, 2, 3, 10)
+    ]
+    answered = explained = 0
+    for expression in rates + ats:
+        for tz in ("Australia/Sydney", "Europe/Berlin"):
+            try:
+                assert Schedule(expression, tz).upcoming(AFTER, 2, start=AFTER)
+                answered += 1
+            except ScheduleError as exc:
+                assert "has no fire time after 2026-11-24 10:30:00 UTC: " in str(exc) and "\n" not in str(exc)
+                explained += 1
+    assert answered > 40 and explained > 40
 
 
 # An independent, slow reading of the day rules: test every day of the month against the definition.
