@@ -159,7 +159,7 @@ def test_next_of_a_job_reads_its_deployed_schedule(job: Job, cli) -> None:
 
 def test_next_rejects_an_invalid_expression_with_its_reason(cli) -> None:
     result = cli("next", "-e", "cron(0 2 * * * *)")
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # bad input, like every refused value (docs/cli.md)
     assert "exactly one of day-of-month ('*') and day-of-week ('*') must be '?'" in result.output
 
 
