@@ -371,3 +371,53 @@ def test_a_missed_planned_run_ends_skipped_not_stuck(job: Job) -> None:
 
     assert run_of(job, planned.run_id).status == SKIPPED
     assert PLANNED not in {r.status for r in ledger(job).list_runs(job.name)}
+
+
+# ---------------------------------------------------------------- the reconciler's own bounds
+def _unnotified_failures(job: Job, count: int) -> list[str]:
+    """Runs that ended FAILED without their notification going out (their launcher died before publishing)."""
+    book = ledger(job)
+    ids = []
+    for i in range(count):
+        moment = NOW - timedelta(minutes=30) + timedelta(seconds=i)
+        run = Run(
+            job=job.name,
+            run_id=f"{iso(moment).replace('-', '').replace(':', '')}-manual-{i:08x}",
+            status=FAILED,
+            trigger="manual",
+            triggered_at=iso(moment),
+            ended_at=iso(moment + timedelta(seconds=5)),
+            reason="launcher error: injected",
+        )
+        ids.append(book.record_terminal_at_creation(run).run.run_id)
+    return ids
+
+
+def test_a_tick_does_at_most_max_repairs_and_the_next_tick_does_the_rest(job: Job) -> None:
+    from ec2batch.launcher.reconciler import MAX_REPAIRS
+
+    ids = _unnotified_failures(job, MAX_REPAIRS + 7)
+
+    first = tick(job, NOW + timedelta(minutes=15))
+    assert len(first["repairs"]) == MAX_REPAIRS and first["deferred"] >= 1
+    second = tick(job, NOW + timedelta(minutes=30))
+    assert len(second["repairs"]) == 7 and second["deferred"] == 0
+    third = tick(job, NOW + timedelta(minutes=45))
+    assert third["repairs"] == []
+
+    published = []
+    while batch := job.notifications():
+        published.extend(n["run_id"] for n in batch)
+    assert sorted(published) == sorted(ids)  # each exactly once, none lost to the bound
+
+
+def test_a_tick_stops_repairing_when_its_time_budget_is_spent(job: Job) -> None:
+    from ec2batch.launcher.reconciler import TIME_BUDGET_SECONDS, reconcile
+
+    _unnotified_failures(job, 5)
+    elapsed = iter([0.0] + [TIME_BUDGET_SECONDS / 2 * n for n in range(1, 100)])  # each look costs half the budget
+
+    report = reconcile(at(job, NOW + timedelta(minutes=15)), job.config, monotonic=lambda: next(elapsed))
+
+    assert len(report.repairs) == 2 and report.deferred >= 1
+    assert len(tick(job, NOW + timedelta(minutes=30))["repairs"]) == 3

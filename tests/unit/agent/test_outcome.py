@@ -4,6 +4,7 @@ error before the claim still fails the tagged run, naming the step."""
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
@@ -196,3 +197,26 @@ def test_the_agents_notification_is_recorded_so_the_next_planner_tick_does_not_s
 
     assert ledger(job).require(job.name, run.run_id).notified_at is not None
     assert [(n["run_id"], n["status"]) for n in job.notifications()] == [(run.run_id, FAILED)]
+
+
+@pytest.mark.parametrize("field", ["instance_types", "subnet_ids"])
+def test_a_nested_value_in_the_deployed_config_fails_the_run_naming_the_field_not_left_starting(
+    job: Job, tmp_path, field: str
+) -> None:
+    """Finding 15, the agent's part: the config was changed to a bad one after the launch; the agent's boot
+    must end the run with the field named, not crash and leave it STARTING until the deadline."""
+    run = launch(job)
+    doc = job.config.to_document()
+    doc[field] = [doc[field][0], [doc[field][0]]]
+    job.clients.ssm.put_parameter(
+        Name=job.config.names.config_parameter, Value=json.dumps(doc), Type="SecureString", Overwrite=True
+    )
+    machine = machine_for(job, run, tmp_path)
+
+    assert machine.boot() == 1
+
+    failed = ledger(job).require(job.name, run.run_id)
+    assert failed.status == FAILED and failed.ended_at
+    assert failed.reason.startswith("bad config: ")
+    assert f"config.{field}[1]: must be a non-empty string" in failed.reason
+    assert machine.docker.started == [] and machine.is_off

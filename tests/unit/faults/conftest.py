@@ -18,7 +18,7 @@ from moto import mock_aws
 from ec2batch.aws import Clients
 from tests.conftest import AWS_ENVIRONMENT, AWS_UNSET, FAULTS, MOTO, REGION, Faults, install_moto_as_aws
 
-from .scenarios import BOUND, SCENARIOS, stage
+from .scenarios import SCENARIOS, stage
 from .world import follow_clock, silence_agent_logs
 
 
@@ -49,7 +49,7 @@ def call_sites(name: str) -> tuple[str, ...]:
         MOTO.interceptor = recorder
         try:
             scenario.act(world)
-            world.run_for(BOUND)
+            world.run_for(scenario.bound)
         finally:
             MOTO.interceptor = None
             silence_agent_logs()

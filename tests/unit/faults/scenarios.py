@@ -5,7 +5,9 @@ faults armed (`act`), then the world runs on, planner ticks included, for the bo
 must have ended. The invariants (`check`) are the same for every scenario and every fault:
 - one trigger, one run: the ledger holds exactly the runs the scenario's triggers asked for;
 - at most one machine per run attempt;
-- every run ended, within the bound;
+- every run ended, within the bound (`Scenario.bound`: BOUND from when the run is due; a scenario whose
+  setup already left a lost edge behind for the reconciler allows one more tick, since the fault injected
+  may then land on the reconciler's own repair, which the next tick repeats);
 - no machine runs: none without a live run, and at the end no run is live;
 - every run whose status the config asks to notify was published;
 - an outcome is never worse than the truth: a run whose job exited 0 is never recorded TIMED_OUT or FAILED,
@@ -15,6 +17,7 @@ must have ended. The invariants (`check`) are the same for every scenario and ev
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,13 +26,14 @@ from typing import Any
 from ec2batch import timers
 from ec2batch.ledger import CANCELLED, FAILED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, Run
 from ec2batch.names import TAG_RUN_ID
-from tests.conftest import REGION, Job, make_job
+from tests.conftest import REGION, Job, Killed, make_job
 from tests.unit.agent.fakes import Clock
 
-from .world import World, _tags
+from .world import PLANNER_PERIOD, World, _tags
 
 T0 = datetime(2026, 11, 24, 1, 59, 0, tzinfo=UTC)
 SCHEDULED = datetime(2026, 11, 24, 2, 0, 0, tzinfo=UTC)
+FAR = T0 + timedelta(minutes=20)  # beyond one delayed message's 15 minutes
 CONFIG = {"max_runtime_seconds": 120, "stop_grace_seconds": 10, "deadline_slack_seconds": 30}
 NOTIFY_ON = ["FAILED", "TIMED_OUT", "SKIPPED"]
 # max runtime + grace + slack + a lost timer's grace + a start lease + one planner tick, and some room
@@ -45,6 +49,7 @@ class Scenario:
     setup: Callable[[World], None] | None = None
     world: dict[str, Any] = field(default_factory=dict)
     config: dict[str, Any] = field(default_factory=dict)
+    bound: timedelta = BOUND  # how long the world runs on after `act`: every run must have ended by then
 
 
 def schedule_event(at: datetime = SCHEDULED) -> dict[str, Any]:
@@ -75,6 +80,56 @@ def _at(world: World) -> None:
         world.attempt(plan)  # the user saw an error message and asks once more (a killed command says nothing)
 
 
+def _at_far(world: World) -> None:
+    """A run-at further out than one delayed message reaches: the reconciler's tick sends its timer."""
+    world.attempt(lambda: timers.plan_run(world.job.clients, world.job.config, FAR, clock=world.clock.now))
+
+
+def _orphaned(world: World) -> None:
+    """A manual run whose launcher was killed after recording it PENDING, before it asked for a machine
+    (a timeout, an OOM): only the reconciler's tick, once the start lease lapses, gets it one."""
+    launcher = world.launcher()
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        raise Killed("launcher killed before getting a machine")
+
+    launcher.machines.get_machine = killed  # type: ignore[method-assign]
+    with suppress(Killed):
+        launcher.handle({"action": "run", "job": "daily-report", "token": "user-token-orphan"})
+
+
+def _outcome_left_on_instance(world: World) -> None:
+    """A manual run whose agent could not write its outcome (the ledger out of reach for a minute): the
+    outcome is on the instance's tag and the machine is off; the deadline timer or the reconciler records it."""
+    from ec2batch.ledger import TERMINAL as ENDS
+
+    db = world.job.clients.dynamodb
+    ending: list[bool] = [False]
+
+    def look(params: dict[str, Any], **_: Any) -> None:
+        values = params.get("ExpressionAttributeValues", {})
+        ending[0] = any(v.get("S") in ENDS for k, v in values.items() if k.startswith(":v"))
+
+    def fail(**_: Any) -> None:
+        if ending[0]:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "setup"}}, "UpdateItem")
+
+    db.meta.events.register("before-parameter-build.dynamodb.UpdateItem", look)
+    db.meta.events.register("before-call.dynamodb.UpdateItem", fail)
+    try:
+        _manual(world)
+        world.step()  # the instance boots, the job exits 3, the final write fails for a minute: tag, power-off
+    finally:
+        db.meta.events.unregister("before-parameter-build.dynamodb.UpdateItem", look)
+        db.meta.events.unregister("before-call.dynamodb.UpdateItem", fail)
+
+
+def _nothing(world: World) -> None:
+    """The lost edge is in the setup; the world (timers, planner ticks) does the rest."""
+
+
 def _cancel_midway(world: World) -> None:
     def cancel(w: World) -> None:
         [run] = w.ledger.list_runs(w.job.name)
@@ -94,6 +149,16 @@ SCENARIOS = {
         Scenario("cancel-while-running", _cancel_midway, expect=(CANCELLED,)),
         Scenario("hung-machine-deadline", _manual, expect=(TIMED_OUT,), world={"hang": True}),
         Scenario("ephemeral-launch", _fire, config={"strategy": "ephemeral"}),
+        Scenario("run-at-far", _at_far, bound=FAR - T0 + BOUND),
+        Scenario("orphaned-pending", _nothing, setup=_orphaned, bound=BOUND + PLANNER_PERIOD),
+        Scenario(
+            "outcome-on-instance",
+            _nothing,
+            expect=(FAILED,),
+            setup=_outcome_left_on_instance,
+            world={"exit_code": 3},
+            bound=BOUND + PLANNER_PERIOD,
+        ),
     )
 }
 
@@ -122,7 +187,7 @@ def _check(world: World, scenario: Scenario, faulted: str | None) -> list[str]:
         problems.append(f"{len(runs)} runs for {scenario.runs} trigger(s): {[(r.run_id, r.status) for r in runs]}")
     for run in runs:
         if run.status not in TERMINAL:
-            problems.append(f"run {run.run_id} still {run.status} after {BOUND}")
+            problems.append(f"run {run.run_id} still {run.status} after {scenario.bound}")
         machines = [i for i in job.instances() if _tags(i).get(TAG_RUN_ID) == run.run_id]
         if len(machines) > 1:
             problems.append(f"run {run.run_id} has {len(machines)} machines")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .scenarios import BOUND, SCENARIOS, check, stage
+from .scenarios import SCENARIOS, check, stage
 from .world import follow_clock, silence_agent_logs
 
 
@@ -24,7 +24,7 @@ def test_the_invariants_hold_whatever_fault_meets_whichever_call(
     faults.at_site(site, fault)
     try:
         scenario.act(world)
-        world.run_for(BOUND)
+        world.run_for(scenario.bound)
     finally:
         silence_agent_logs()
 
@@ -40,7 +40,7 @@ def test_each_scenario_without_faults_ends_as_expected(name: str, aws, tmp_path:
     follow_clock(monkeypatch, world.clock)
     try:
         scenario.act(world)
-        world.run_for(BOUND)
+        world.run_for(scenario.bound)
     finally:
         silence_agent_logs()
 

@@ -181,6 +181,7 @@ class World:
                 break
             except Killed:
                 continue  # systemd starts it again
+        silence_agent_logs()  # the agent's CloudWatch handler goes with its machine, not on to the launcher's lines
         self._power_off(instance)
 
     def _agent(self, instance_id: str, engine: FakeDocker) -> Agent:
