@@ -37,3 +37,13 @@ class TransitionRejected(Ec2BatchError):
     def __init__(self, message: str, current: object | None = None) -> None:
         super().__init__(message)
         self.current = current
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming the error: `ErrorCode: message` for an AWS error, `Type: message` otherwise."""
+    response = getattr(exc, "response", None)
+    error = response.get("Error", {}) if isinstance(response, dict) else {}
+    if error.get("Code"):
+        return f"{error['Code']}: {error.get('Message', '')}".strip()
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

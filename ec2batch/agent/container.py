@@ -17,7 +17,7 @@ from docker.types import LogConfig
 from docker.utils import parse_repository_tag
 
 from ..config import JobConfig
-from ..errors import Ec2BatchError
+from ..errors import Ec2BatchError, describe_error
 from ..jsonlog import fields
 from ..names import LABEL_INSTANCE, LABEL_JOB, LABEL_RUN_ID
 
@@ -266,15 +266,10 @@ def _final_state(container: Any) -> dict[str, Any]:
 
 
 def describe(exc: BaseException) -> str:
-    """One line naming the error: `ErrorCode: message` for AWS and Docker errors, `Type: message` otherwise."""
-    response = getattr(exc, "response", None)
-    error = response.get("Error", {}) if isinstance(response, dict) else {}
-    if error.get("Code"):
-        return f"{error['Code']}: {error.get('Message', '')}".strip()
-    if isinstance(exc, docker.errors.APIError) and exc.explanation:
+    """`describe_error`, and Docker's own explanation for an engine error."""
+    if isinstance(exc, docker.errors.APIError) and exc.explanation and not isinstance(exc.response, dict):
         return f"{type(exc).__name__}: {exc.explanation}"
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return describe_error(exc)
 
 
 def ensure_started(container: Any) -> bool:

@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 
 from .. import timers
 from ..config import JobConfig
-from ..errors import TransitionRejected
+from ..errors import TransitionRejected, describe_error
 from ..jsonlog import fields
 from ..ledger import PENDING, PLANNED, Ledger, Run, iso, parse_time
 from ..names import TAG_JOB, TAG_RUN_ID
@@ -76,6 +76,10 @@ class Report:
         return {"job": self.job, "outcome": "planned", **{k: v for k, v in self.__dict__.items() if k != "job"}}
 
 
+class ReconcileFailed(Exception):
+    """Some repairs of a tick failed; the others were done. The next tick (or the Lambda's retry) tries again."""
+
+
 def reconcile(launcher: Launcher, config: JobConfig, *, monotonic: Callable[[], float] = time.monotonic) -> Report:
     """One tick for one job. Safe to run twice at once; bounded; returns what it did."""
     return _Tick(launcher, config, monotonic).run()
@@ -92,6 +96,7 @@ class _Tick:
         self.monotonic = monotonic
         self.started = monotonic()
         self.queue_url: str | None = None
+        self.failures: list[str] = []
 
     def run(self) -> Report:
         runs = self._runs()
@@ -105,11 +110,16 @@ class _Tick:
                 self._one(run, by_id.get(run.instance_id or ""))
             except TransitionRejected as exc:  # another writer (an agent, a second tick) got there first
                 log.info("reconciler: run moved meanwhile", extra=fields(run_id=run.run_id, error=str(exc)))
+            except Exception as exc:
+                self._failed(f"run {run.run_id}", exc)
         live = {r.run_id for r in runs if not r.terminal}
         for instance in instances:
             if not self._budget_left():
                 break
-            self._stray(instance, live)
+            try:
+                self._stray(instance, live)
+            except Exception as exc:
+                self._failed(f"instance {instance['InstanceId']}", exc)
         log.info(
             "reconciled",
             extra=fields(
@@ -121,7 +131,16 @@ class _Tick:
                 deferred=self.report.deferred,
             ),
         )
+        if self.failures:
+            # Every other run was repaired; the tick still fails, so the Lambda's retries and error alarm see it.
+            raise ReconcileFailed(f"reconciler: {len(self.failures)} repair(s) failed: " + "; ".join(self.failures))
         return self.report
+
+    def _failed(self, what: str, exc: Exception) -> None:
+        """One run's repair failing (throttling, a network fault) must not keep the tick from the others."""
+        reason = f"{what}: {describe_error(exc)}"
+        self.failures.append(reason)
+        log.warning("reconciler: a repair failed; going on with the others", extra=fields(error=reason))
 
     # ---------------------------------------------------------------- observe
     def _runs(self) -> list[Run]:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from botocore.exceptions import ClientError
 
 from ec2batch import timers
 from ec2batch.launcher import Launcher
@@ -421,3 +422,31 @@ def test_a_tick_stops_repairing_when_its_time_budget_is_spent(job: Job) -> None:
 
     assert len(report.repairs) == 2 and report.deferred >= 1
     assert len(tick(job, NOW + timedelta(minutes=30))["repairs"]) == 3
+
+
+def test_one_runs_failing_repair_does_not_keep_the_tick_from_the_others_and_the_tick_still_fails(aws) -> None:
+    from ec2batch.launcher.reconciler import ReconcileFailed
+
+    job = make_job(aws, concurrency="allow", max_runtime_seconds=60, stop_grace_seconds=5, deadline_slack_seconds=10)
+    first, second = (at(job).handle({"action": "run", "job": job.name})["run_id"] for _ in range(2))
+    for run_id in (first, second):  # both machines hang, their deadline messages die in the DLQ
+        ledger(job).transition(job.name, run_id, RUNNING)
+    stuck = run_of(job, first).instance_id
+    ec2 = job.clients.ec2
+    stop = ec2.stop_instances
+
+    def throttled_for_the_first(**kwargs: Any) -> Any:
+        if stuck in kwargs["InstanceIds"]:
+            raise ClientError({"Error": {"Code": "Throttling", "Message": "Rate exceeded"}}, "StopInstances")
+        return stop(**kwargs)
+
+    ec2.stop_instances = throttled_for_the_first
+    with pytest.raises(ReconcileFailed, match=f"run {first}: Throttling: Rate exceeded"):
+        tick(job, NOW + timedelta(minutes=15))
+    ec2.stop_instances = stop
+
+    # The other run was repaired in the same tick: ended, and its machine stopped; the first's still runs.
+    assert run_of(job, second).status == TIMED_OUT
+    assert [i["InstanceId"] for i in live_instances(job)] == [stuck]
+    tick(job, NOW + timedelta(minutes=30))  # the next tick (or the Lambda's retry) stops the one left
+    assert run_of(job, first).status == TIMED_OUT and live_instances(job) == []
