@@ -91,7 +91,8 @@ def _ensure_security_group(ec2: Any, names: JobNames, tags: dict[str, str], subn
 
 
 def launch_template_data(config: JobConfig, image_id: str, security_group_id: str) -> dict[str, Any]:
-    """The launch template as Terraform writes it (IMDSv2 only, hop limit 1, encrypted gp3, no public IP)."""
+    """The launch template as Terraform writes it (IMDSv2 only, hop limit 1, encrypted gp3, no public IP; tags not in
+    the instance metadata, as issue 10's finding 12 left them: the agent calls DescribeTags)."""
     tags = _tag_list(config.names.tags())
     return {
         "ImageId": image_id,
@@ -102,7 +103,6 @@ def launch_template_data(config: JobConfig, image_id: str, security_group_id: st
             "HttpTokens": "required",
             "HttpPutResponseHopLimit": 1,
             "HttpEndpoint": "enabled",
-            "InstanceMetadataTags": "enabled",
         },
         "BlockDeviceMappings": [
             {

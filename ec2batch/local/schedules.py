@@ -30,9 +30,13 @@ def launcher_arn(job: str) -> str:
     return f"arn:aws:lambda:{REGION}:{ACCOUNT_ID}:function:{JobNames(job).launcher_function}"
 
 
-def put_job_schedule(clients: Clients, job: str, expression: str, timezone: str) -> None:
-    """Create or update the job's schedule as Terraform's aws_scheduler_schedule "job" does."""
-    put_schedule(clients, job, JobNames(job).schedule, expression, timezone, schedule_target_input(job))
+def put_job_schedule(
+    clients: Clients, job: str, expression: str, timezone: str, *, starting_deadline_seconds: int = 900
+) -> None:
+    """Create or update the job's schedule as Terraform's aws_scheduler_schedule "job" does (its events are kept
+    as long as the run could still start: the starting deadline, at least 60 s)."""
+    max_age = max(60, starting_deadline_seconds)
+    put_schedule(clients, job, JobNames(job).schedule, expression, timezone, schedule_target_input(job), max_age)
 
 
 def put_planner_schedule(clients: Clients, job: str) -> None:
@@ -44,15 +48,23 @@ def put_planner_schedule(clients: Clients, job: str) -> None:
         "rate(15 minutes)",
         "UTC",
         json.dumps({"action": "plan", "job": job}),
+        600,
     )
 
 
-def put_schedule(clients: Clients, job: str, name: str, expression: str, timezone: str, target_input: str) -> None:
+def put_schedule(
+    clients: Clients, job: str, name: str, expression: str, timezone: str, target_input: str, max_event_age: int
+) -> None:
     Schedule(expression, timezone)  # moto accepts anything: refuse what AWS would refuse
     names = JobNames(job)
     scheduler = clients.scheduler
-    with contextlib.suppress(scheduler.exceptions.ConflictException):
-        scheduler.create_schedule_group(Name=names.schedule_group)
+    # Only when missing: moto's CreateScheduleGroup on an existing group replaces it, and its schedules with it
+    # (AWS answers ConflictException), which dropped the planner when the job's schedule was put after it.
+    try:
+        scheduler.get_schedule_group(Name=names.schedule_group)
+    except scheduler.exceptions.ResourceNotFoundException:
+        with contextlib.suppress(scheduler.exceptions.ConflictException):
+            scheduler.create_schedule_group(Name=names.schedule_group)
     arguments = {
         "Name": name,
         "GroupName": names.schedule_group,
@@ -64,7 +76,7 @@ def put_schedule(clients: Clients, job: str, name: str, expression: str, timezon
             "Arn": launcher_arn(job),
             "RoleArn": f"arn:aws:iam::{ACCOUNT_ID}:role/{names.scheduler_role}",
             "Input": target_input,
-            "RetryPolicy": {"MaximumEventAgeInSeconds": 3600, "MaximumRetryAttempts": 3},
+            "RetryPolicy": {"MaximumEventAgeInSeconds": max_event_age, "MaximumRetryAttempts": 3},
         },
     }
     try:

@@ -227,7 +227,7 @@ class Stack:
 
         put_planner_schedule(clients, config.job)
         if schedule is not None:
-            put_job_schedule(clients, config.job, *schedule)
+            put_job_schedule(clients, config.job, *schedule, starting_deadline_seconds=config.starting_deadline_seconds)
         return provisioned
 
     def retire_outdated_instances(self, clients: Clients, job: str, image_id: str) -> None:

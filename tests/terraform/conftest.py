@@ -65,11 +65,22 @@ TfRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", "destroys: runs `terraform destroy`; moved after every other test")
+    config.addinivalue_line(
+        "markers", "runs_the_job: runs the job on what Terraform applied; after the tests of the applied state"
+    )
+
+
+def _order(item: pytest.Item) -> int:
+    if item.get_closest_marker("destroys") is not None:
+        return 2
+    return 1 if item.get_closest_marker("runs_the_job") is not None else 0
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    # Destroy ends the shared applied state, so it runs after every test that reads it (tfmod's rules included).
-    items.sort(key=lambda item: item.get_closest_marker("destroys") is not None)
+    # A run changes the applied objects (the instance is started, stopped and tagged), so it comes after every test
+    # that reads the state as applied (the second plan's "no changes" included); destroy ends the shared state, so
+    # it runs after everything (tfmod's rules included).
+    items.sort(key=_order)
 
 
 _NOT_RUN: list[str] = []  # set when a test needed Terraform and there was none
