@@ -422,12 +422,13 @@ class Agent:
         docker = engine.wait_for_engine(self.make_docker, self.settings.engine_timeout)
         existing = engine.find_run_container(docker, run.run_id)
         scene = _Scene(clients, ledger, config.job, identity)
-        endpoint: CredentialsEndpoint | None = None
+        # A restarted agent serves the address and token its run's container was given.
+        found = _environment_of(existing) if existing is not None else None
+        endpoint, credentials = self._serve_credentials(clients, config, run, found)
         try:
             if existing is None:
-                container, begun, endpoint = self._start(clients, docker, ledger, config, run, identity)
+                container, begun = self._start(clients, docker, ledger, config, run, identity, credentials)
             else:
-                endpoint = self._serve_credentials(clients, config, run, _environment_of(existing))[0]
                 container, begun = self._reattach(docker, ledger, config, run, existing)
             outcome = engine.wait_with_deadline(
                 container,
@@ -463,14 +464,20 @@ class Agent:
         return self._finish(scene, run, FAILED, exit_code=outcome.exit_code, reason=reason)
 
     def _start(
-        self, clients: Clients, docker: Any, ledger: Ledger, config: JobConfig, run: Run, identity: Identity
-    ) -> tuple[Any, datetime, CredentialsEndpoint | None]:
+        self,
+        clients: Clients,
+        docker: Any,
+        ledger: Ledger,
+        config: JobConfig,
+        run: Run,
+        identity: Identity,
+        credentials: dict[str, str],
+    ) -> tuple[Any, datetime]:
         engine.remove_old_containers(docker, config.job, run.run_id)
         auth = engine.ecr_auth(clients.ecr)
         digest, pulled = engine.pull(docker, config.image, auth)
         secrets = resolve_secrets(clients.ssm, clients.secretsmanager, config.secrets)
         self.redact.add(secrets)
-        endpoint, credentials = self._serve_credentials(clients, config, run, None)
         environment = {
             **config.env,
             **run.env,
@@ -480,24 +487,19 @@ class Agent:
         }
         command = list(run.command) if run.command else (list(config.command) if config.command else None)
         stream = config.names.run_log_stream(run.run_id)
-        try:
-            container = engine.start_container(
-                docker,
-                config,
-                run.run_id,
-                command=command,
-                environment=environment,
-                log_stream=stream,
-                region=identity.region,
-                awslogs_endpoint=self.settings.awslogs_endpoint,
-                instance_id=identity.instance_id,
-                network=self.settings.job_network or config.network,
-                cgroup_parent=self.settings.job_cgroup_parent,
-            )
-        except BaseException:
-            if endpoint is not None:
-                endpoint.close()
-            raise
+        container = engine.start_container(
+            docker,
+            config,
+            run.run_id,
+            command=command,
+            environment=environment,
+            log_stream=stream,
+            region=identity.region,
+            awslogs_endpoint=self.settings.awslogs_endpoint,
+            instance_id=identity.instance_id,
+            network=self.settings.job_network or config.network,
+            cgroup_parent=self.settings.job_cgroup_parent,
+        )
         log.info(
             "container started",
             extra=fields(run_id=run.run_id, container=container.name, digest=digest, pulled=pulled),
@@ -506,7 +508,7 @@ class Agent:
         ledger.update_fields(
             config.job, run.run_id, container_started_at=iso(begun), image_digest=digest, log_stream=stream
         )
-        return container, begun, endpoint
+        return container, begun
 
     def _job_environment(self, config: JobConfig, run: Run, identity: Identity) -> dict[str, str]:
         """What every job is told about its run (docs/agent.md lists it); these win over the config's env."""
