@@ -34,7 +34,13 @@ from .world import PLANNER_PERIOD, World, _tags
 T0 = datetime(2026, 11, 24, 1, 59, 0, tzinfo=UTC)
 SCHEDULED = datetime(2026, 11, 24, 2, 0, 0, tzinfo=UTC)
 FAR = T0 + timedelta(minutes=20)  # beyond one delayed message's 15 minutes
-CONFIG = {"max_runtime_seconds": 120, "stop_grace_seconds": 10, "deadline_slack_seconds": 30}
+CONFIG = {
+    "max_runtime_seconds": 120,
+    "stop_grace_seconds": 10,
+    "deadline_slack_seconds": 30,
+    # The agent assumes it for the job (issue 11), so sts:AssumeRole is a call site like any other.
+    "job_role_arn": "arn:aws:iam::123456789012:role/ec2batch-daily-report-job",
+}
 NOTIFY_ON = ["FAILED", "TIMED_OUT", "SKIPPED"]
 # max runtime + grace + slack + a lost timer's grace + a start lease + one planner tick, and some room
 BOUND = timedelta(seconds=120 + 10 + 30 + 120 + 200) + timedelta(minutes=15) + timedelta(minutes=5)

@@ -185,7 +185,12 @@ class World:
         self._power_off(instance)
 
     def _agent(self, instance_id: str, engine: FakeDocker) -> Agent:
-        settings = Settings(poweroff_command=["true"], keep_running_flag=self.tmp / "keep-running")
+        settings = Settings(
+            poweroff_command=["true"],
+            keep_running_flag=self.tmp / "keep-running",
+            credentials_listen=("127.0.0.1", 0),  # the job's credentials endpoint on a free loopback port
+            credentials_uri=None,
+        )
         return Agent(
             settings,
             imds=FakeImds(instance_id),
