@@ -21,6 +21,10 @@ CONCURRENCY_POLICIES = ("forbid", "allow")
 NOTIFY_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "SKIPPED")
 BOOT_WITHOUT_RUN = ("run", "poweroff")
 NETWORKS = ("bridge", "host")  # the job container's network; docs/config.md says what each can reach
+MARKETS = ("on-demand", "spot", "spot-then-on-demand")
+# What can end an attempt and be retried besides an exit code (docs/config.md "Retries" says what each is).
+RETRY_CAUSES = ("start-failure", "interruption", "instance-lost", "agent-lost")
+MAX_ATTEMPTS = 10  # AWS Batch's limit for retryStrategy.attempts
 MAX_RUNTIME_LIMIT = 14 * 24 * 3600  # two weeks: longer than any batch job we want to keep paying for
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # also checks run overrides
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
@@ -57,6 +61,37 @@ class Notifications:
 
 
 @dataclass(frozen=True)
+class RetryPolicy:
+    """When a run gets another attempt: in the spirit of AWS Batch's retryStrategy with evaluateOnExit.
+
+    An attempt that ended for one of the causes in `on`, or whose job exited with a code in `exit_codes`,
+    is retried while attempts are left and the run is within its starting deadline; a timeout is never
+    retried (the job used its whole max runtime: another try would only double the bill).
+    """
+
+    attempts: int = 1
+    on: tuple[str, ...] = RETRY_CAUSES
+    exit_codes: tuple[tuple[int, int], ...] = ()  # inclusive ranges; a single code is (n, n)
+    interval_seconds: int = 30
+    backoff_rate: float = 2.0
+    max_delay_seconds: int = 900
+    market: str = "on-demand"  # the market of every retry
+
+    def retries_exit_code(self, code: int | None) -> bool:
+        return code is not None and any(low <= code <= high for low, high in self.exit_codes)
+
+    def delay_before(self, attempt: int) -> float:
+        """Seconds to wait before attempt number `attempt` (2 for the first retry): interval x rate^(n-2)."""
+        return float(min(self.max_delay_seconds, self.interval_seconds * self.backoff_rate ** max(0, attempt - 2)))
+
+    def to_document(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["on"] = list(self.on)
+        doc["exit_codes"] = [low if low == high else f"{low}-{high}" for low, high in self.exit_codes]
+        return doc
+
+
+@dataclass(frozen=True)
 class JobConfig:
     job: str
     image: str
@@ -78,10 +113,16 @@ class JobConfig:
     # The job's own role, served to its container by the agent's credentials endpoint (None: no AWS access).
     job_role_arn: str | None = None
     network: str = "bridge"
+    market: str = "on-demand"
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
 
     @property
     def names(self) -> JobNames:
         return JobNames(self.job)
+
+    def market_for(self, attempt: int) -> str:
+        """The market the machine of attempt number `attempt` is asked for."""
+        return self.market if attempt <= 1 else self.retry.market
 
     def to_document(self) -> dict[str, Any]:
         """The JSON document as stored in SSM (the inverse of `parse_config`)."""
@@ -93,6 +134,7 @@ class JobConfig:
         doc["notifications"]["on"] = list(self.notifications.on)
         doc["secrets"] = {k: v.to_document() for k, v in self.secrets.items()}
         doc["limits"] = {k: v for k, v in asdict(self.limits).items() if v is not None}
+        doc["retry"] = self.retry.to_document()
         return doc
 
 
@@ -195,6 +237,16 @@ def parse_config(doc: Any) -> JobConfig:
             role, "config.job_role_arn", pattern=_ROLE_ARN, hint="expected arn:aws:iam::<account>:role/<name>"
         )
     network = c.choice(doc.get("network", "bridge"), "config.network", NETWORKS)
+    market = c.choice(doc.get("market", "on-demand"), "config.market", MARKETS)
+    retry = _retry(c, doc.get("retry"), market)
+    if strategy == "reuse":
+        retry_doc = doc.get("retry") if isinstance(doc.get("retry"), Mapping) else {}
+        chosen_markets = [("config.market", market)]
+        if "market" in retry_doc:  # a default that follows config.market is not a second mistake to name
+            chosen_markets.append(("config.retry.market", retry.market))
+        for path, chosen in chosen_markets:
+            if chosen not in (None, "on-demand"):
+                c.fail(path, SPOT_NEEDS_EPHEMERAL)
     debug = doc.get("keep_running_for_debug", False)
     if not isinstance(debug, bool):
         c.fail("config.keep_running_for_debug", f"must be true or false, got {debug!r}")
@@ -220,7 +272,69 @@ def parse_config(doc: Any) -> JobConfig:
         deadline_slack_seconds=slack,  # type: ignore[arg-type]
         job_role_arn=role,
         network=network,  # type: ignore[arg-type]
+        market=market,  # type: ignore[arg-type]
+        retry=retry,
     )
+
+
+SPOT_NEEDS_EPHEMERAL = (
+    "Spot needs strategy ephemeral: a Spot instance is one-time and terminates when interrupted, so it "
+    "cannot be the reusable instance that stops after a run and starts for the next"
+)
+_EXIT_RANGE = re.compile(r"^([0-9]{1,3})-([0-9]{1,3})$")
+
+
+def _retry(c: _Checker, value: Any, market: str | None) -> RetryPolicy:
+    raw = c.obj(value, "config.retry")
+    known = {f for f in RetryPolicy.__dataclass_fields__}
+    c.unknown_keys(raw, known, "config.retry")
+    default = RetryPolicy()
+    attempts = c.integer(raw.get("attempts", 1), "config.retry.attempts", 1, MAX_ATTEMPTS)
+    on = raw.get("on", list(RETRY_CAUSES))
+    causes: list[str] = []
+    if not isinstance(on, list):
+        c.fail("config.retry.on", f"must be a list of causes from {', '.join(RETRY_CAUSES)}")
+    else:
+        causes = [x for i, x in enumerate(on) if c.choice(x, f"config.retry.on[{i}]", RETRY_CAUSES)]
+        if len(set(causes)) != len(causes):
+            c.fail("config.retry.on", "has duplicates")
+    interval = c.integer(raw.get("interval_seconds", 30), "config.retry.interval_seconds", 0, 86400)
+    rate = raw.get("backoff_rate", 2.0)
+    if isinstance(rate, bool) or not isinstance(rate, int | float) or not 1 <= rate <= 10:
+        c.fail("config.retry.backoff_rate", f"must be a number from 1 to 10, got {rate!r}")
+        rate = default.backoff_rate
+    max_delay = c.integer(raw.get("max_delay_seconds", 900), "config.retry.max_delay_seconds", 0, 86400)
+    retry_market = raw.get("market", "on-demand" if market == "spot-then-on-demand" else market)
+    retry_market = c.choice(retry_market, "config.retry.market", MARKETS)
+    return RetryPolicy(
+        attempts=attempts or 1,
+        on=tuple(causes),
+        exit_codes=_exit_codes(c, raw.get("exit_codes")),
+        interval_seconds=interval if interval is not None else default.interval_seconds,
+        backoff_rate=float(rate),
+        max_delay_seconds=max_delay if max_delay is not None else default.max_delay_seconds,
+        market=retry_market or "on-demand",
+    )
+
+
+def _exit_codes(c: _Checker, value: Any) -> tuple[tuple[int, int], ...]:
+    """[3, "100-199"]: single codes and inclusive ranges, 1 to 255 (0 is success and never retried)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list):
+        c.fail("config.retry.exit_codes", 'must be a list of exit codes and ranges, e.g. [3, "100-199"]')
+        return ()
+    ranges: list[tuple[int, int]] = []
+    for i, item in enumerate(value):
+        path = f"config.retry.exit_codes[{i}]"
+        match = _EXIT_RANGE.match(item) if isinstance(item, str) else None
+        if isinstance(item, int) and not isinstance(item, bool) and 1 <= item <= 255:
+            ranges.append((item, item))
+        elif match and 1 <= int(match[1]) <= int(match[2]) <= 255:
+            ranges.append((int(match[1]), int(match[2])))
+        else:
+            c.fail(path, f'{item!r} is not an exit code from 1 to 255 or a range like "100-199" (0 is success)')
+    return tuple(ranges)
 
 
 def _command(c: _Checker, value: Any) -> tuple[str, ...] | None:
