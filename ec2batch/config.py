@@ -298,12 +298,15 @@ def _retry(c: _Checker, value: Any, market: str | None) -> RetryPolicy:
         causes = [x for i, x in enumerate(on) if c.choice(x, f"config.retry.on[{i}]", RETRY_CAUSES)]
         if len(set(causes)) != len(causes):
             c.fail("config.retry.on", "has duplicates")
-    interval = c.integer(raw.get("interval_seconds", 30), "config.retry.interval_seconds", 0, 86400)
+    interval = c.integer(raw.get("interval_seconds", 30), "config.retry.interval_seconds", 0, 900)
     rate = raw.get("backoff_rate", 2.0)
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 1 <= rate <= 10:
         c.fail("config.retry.backoff_rate", f"must be a number from 1 to 10, got {rate!r}")
         rate = default.backoff_rate
-    max_delay = c.integer(raw.get("max_delay_seconds", 900), "config.retry.max_delay_seconds", 0, 86400)
+    # At most SQS's longest delay: one delayed message starts the next attempt (ec2batch.attempts).
+    max_delay = c.integer(raw.get("max_delay_seconds", 900), "config.retry.max_delay_seconds", 0, 900)
+    if interval is not None and max_delay is not None and interval > max_delay:
+        c.fail("config.retry.interval_seconds", f"{interval} is above retry.max_delay_seconds ({max_delay})")
     retry_market = raw.get("market", "on-demand" if market == "spot-then-on-demand" else market)
     retry_market = c.choice(retry_market, "config.retry.market", MARKETS)
     return RetryPolicy(

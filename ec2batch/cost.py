@@ -126,7 +126,13 @@ def billed_seconds(started: datetime, ended: datetime) -> int:
 
 
 def run_cost(
-    run: Run, ended: datetime, region: str, prices: PriceTable | None = None, *, started: datetime | None = None
+    run: Run,
+    ended: datetime,
+    region: str,
+    prices: PriceTable | None = None,
+    *,
+    started: datetime | None = None,
+    market: str | None = None,
 ) -> dict[str, Any]:
     """The ledger fields for a run that ends at `ended` on its instance; empty if it never had one.
 

@@ -89,8 +89,8 @@ def token_key(token: str) -> str:
 
 
 @dataclass(frozen=True)
-class Attempt:
-    """One try at getting a machine: start the job's instance, or launch one from the template."""
+class PlacementTry:
+    """One try at getting a machine for an attempt: start the job's instance, or launch one from the template."""
 
     action: str  # "start" | "launch"
     instance_type: str | None = None
@@ -98,6 +98,36 @@ class Attempt:
     instance_id: str | None = None
     error: str | None = None
     at: str = ""
+    market: str | None = None  # None: on-demand
+    attempt: int | None = None  # None: the first
+
+
+INTERRUPTED = "INTERRUPTED"  # an attempt's ending (never a run's): EC2 reclaimed its Spot instance
+
+
+@dataclass(frozen=True)
+class Attempt:
+    """One attempt of a run, on one machine: what it ran on, when, how it ended, what it cost.
+
+    A run's ended attempts before the current one are stored in `Run.attempts`; the current (or last) one
+    is the run's own fields (`Run.current_attempt`), so a run recorded before attempts existed reads as one.
+    """
+
+    number: int
+    status: str  # the run statuses, or INTERRUPTED; a live attempt has its run's live status
+    cause: str | None = None  # why it ended: a retry cause, "exit-code", "timeout", or None (success, other)
+    market: str | None = None
+    instance_id: str | None = None
+    instance_type: str | None = None
+    subnet_id: str | None = None
+    requested_at: str | None = None
+    running_at: str | None = None
+    container_started_at: str | None = None
+    ended_at: str | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    billed_seconds: int | None = None
+    cost_usd: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,7 +145,12 @@ class Run:
     instance_id: str | None = None
     instance_type: str | None = None
     subnet_id: str | None = None
-    attempts: tuple[Attempt, ...] = ()
+    market: str | None = None  # of the current attempt's machine; None: on-demand
+    placements: tuple[PlacementTry, ...] = ()
+    attempt: int = 1  # the current attempt's number
+    attempts: tuple[Attempt, ...] = ()  # the attempts before the current one, oldest first
+    cause: str | None = None  # why the current attempt ended (see Attempt.cause)
+    retry_at: str | None = None  # a PENDING run waits until then for its next attempt
     exit_code: int | None = None
     reason: str | None = None
     image_digest: str | None = None
@@ -136,6 +171,35 @@ class Run:
     @property
     def terminal(self) -> bool:
         return self.status in TERMINAL
+
+    def current_attempt(self) -> Attempt:
+        """The current (for an ended run, the last) attempt, from the run's own fields."""
+        earlier_seconds = sum(a.billed_seconds or 0 for a in self.attempts)
+        earlier_cost = sum(a.cost_usd or 0.0 for a in self.attempts)
+        status = INTERRUPTED if self.cause == "interruption" and self.terminal else self.status
+        return Attempt(
+            number=self.attempt,
+            status=status,
+            cause=self.cause,
+            market=self.market,
+            instance_id=self.instance_id,
+            instance_type=self.instance_type,
+            subnet_id=self.subnet_id,
+            requested_at=self.start_requested_at,
+            running_at=self.instance_running_at,
+            container_started_at=self.container_started_at,
+            ended_at=self.ended_at,
+            exit_code=self.exit_code,
+            reason=self.reason,
+            billed_seconds=self.billed_seconds - earlier_seconds if self.billed_seconds is not None else None,
+            cost_usd=round(self.cost_usd - earlier_cost, 6) if self.cost_usd is not None else None,
+        )
+
+    def all_attempts(self) -> tuple[Attempt, ...]:
+        """Every attempt: the ended ones, then the current one (unless it has not begun: waiting to retry)."""
+        if self.status in (PLANNED, PENDING) and self.attempts and not self.instance_id:
+            return self.attempts
+        return (*self.attempts, self.current_attempt())
 
     def duration_seconds(self) -> float | None:
         start = self.container_started_at or self.instance_running_at
@@ -158,16 +222,31 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
     raw = {k: _de.deserialize(v) for k, v in item.items()}
     known = {f.name for f in fields(Run)}
     data = {k: v for k, v in raw.items() if k in known}
-    data["attempts"] = tuple(Attempt(**a) for a in data.get("attempts", []))
+    attempts = data.get("attempts", [])
+    if attempts and "action" in attempts[0]:
+        # Recorded before runs had attempts: `attempts` then held the placement tries.
+        data["placements"], attempts = attempts, []
+    data["placements"] = tuple(PlacementTry(**_ints(p, "attempt")) for p in data.get("placements", []))
+    data["attempts"] = tuple(
+        Attempt(**_floats(_ints(a, "number", "exit_code", "billed_seconds"), "cost_usd")) for a in attempts
+    )
     data["repaired"] = tuple(data.get("repaired", []))
     if "command" in data:
         data["command"] = tuple(data["command"])
-    for name in ("exit_code", "billed_seconds"):
+    for name in ("exit_code", "billed_seconds", "attempt"):
         if name in data:
             data[name] = int(data[name])
     if "cost_usd" in data:
         data["cost_usd"] = float(data["cost_usd"])
     return Run(**data)
+
+
+def _ints(raw: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    return {k: int(v) if k in names and v is not None else v for k, v in raw.items()}
+
+
+def _floats(raw: Mapping[str, Any], *names: str) -> dict[str, Any]:
+    return {k: float(v) if k in names and v is not None else v for k, v in raw.items()}
 
 
 def _decimal(value: float) -> Any:
@@ -349,10 +428,12 @@ class Ledger:
                 raise  # not holding it is fine: `allow` runs never take the slot
 
     # ---------------------------------------------------------------- transitions
-    def transition(self, job: str, run_id: str, status: str, **changes: Any) -> Run:
+    def transition(self, job: str, run_id: str, status: str, *, attempt: int | None = None, **changes: Any) -> Run:
         """Move a run forward to `status`, setting `changes`; refuses (TransitionRejected) to go back or sideways.
 
-        Reaching a terminal status also sets `ended_at` and frees the concurrency slot.
+        With `attempt`, only while the run is on that attempt: a writer acting for an attempt that has been
+        retried meanwhile (a late agent, a stale deadline timer) changes nothing. Reaching a terminal status
+        also sets `ended_at` and frees the concurrency slot.
         """
         if status not in RANK:
             raise ValueError(f"unknown status {status!r}")
@@ -368,31 +449,73 @@ class Ledger:
             raise TransitionRejected(
                 f"run {run_id} cannot move to {status}: it is {current.status if current else '?'}"
             )
+        condition = "#status IN (" + ", ".join(f":from{i}" for i in range(len(lower))) + ")"
+        values: dict[str, Any] = {f":from{i}": s for i, s in enumerate(lower)}
+        if attempt is not None:
+            condition += " AND " + _attempt_guard(attempt, values)
         run = self._update(
             job,
             run_id,
             {"status": status, **changes},
-            condition="#status IN (" + ", ".join(f":from{i}" for i in range(len(lower))) + ")",
-            condition_values={f":from{i}": s for i, s in enumerate(lower)},
-            rejected=f"run {run_id} cannot move to {status}",
+            condition=condition,
+            condition_values=values,
+            rejected=f"run {run_id} cannot move to {status}" + (f" for attempt {attempt}" if attempt else ""),
         )
         if status in TERMINAL:
             self.release_slot(job, run_id)
         return run
 
-    def update_fields(self, job: str, run_id: str, *, unless_terminal: bool = True, **changes: Any) -> Run:
-        """Set fields without changing status (instance details, digest, attempts, cost)."""
-        terminal = {f":t{i}": s for i, s in enumerate(TERMINAL)}
+    def update_fields(
+        self, job: str, run_id: str, *, unless_terminal: bool = True, attempt: int | None = None, **changes: Any
+    ) -> Run:
+        """Set fields without changing status (instance details, digest, placements, cost)."""
+        terminal: dict[str, Any] = {f":t{i}": s for i, s in enumerate(TERMINAL)}
         condition = "attribute_exists(run_id)"
+        values: dict[str, Any] = {}
         if unless_terminal:
             condition += " AND NOT (#status IN (" + ", ".join(terminal) + "))"
+            values.update(terminal)
+        if attempt is not None:
+            condition += " AND " + _attempt_guard(attempt, values)
         return self._update(
             job,
             run_id,
             changes,
             condition=condition,
-            condition_values=terminal if unless_terminal else {},
-            rejected=f"run {run_id} is finished or missing",
+            condition_values=values,
+            rejected=f"run {run_id} is finished or missing" + (f", or past attempt {attempt}" if attempt else ""),
+        )
+
+    def retry(self, run: Run, ended: Attempt, *, retry_at: datetime, reason: str, totals: Mapping[str, Any]) -> Run:
+        """End the run's current attempt and make it PENDING for the next, which may start at `retry_at`.
+
+        The one move to a lower status there is, and only from the attempt it ends (`run.attempt`), so
+        statuses still only rise within an attempt and attempts only rise. The per-attempt fields are
+        cleared; the start lease runs until `retry_at`, so nobody starts the next attempt before then, and
+        after it the retry timer or, failing that, the reconciler (which takes over a PENDING run whose lease
+        has lapsed) starts it. `totals` are the run's billed seconds and cost so far (all attempts).
+        """
+        live = [PENDING, STARTING, RUNNING]
+        values: dict[str, Any] = {f":l{i}": s for i, s in enumerate(live)}
+        condition = "#status IN (" + ", ".join(values) + ") AND " + _attempt_guard(run.attempt, values)
+        at = iso(retry_at)
+        changes: dict[str, Any] = {
+            "status": PENDING,
+            "attempt": run.attempt + 1,
+            "attempts": (*run.attempts, ended),
+            "retry_at": at,
+            "start_lease_until": at,
+            "reason": reason,
+            **totals,
+            **{name: None for name in ATTEMPT_FIELDS},
+        }
+        return self._update(
+            run.job,
+            run.run_id,
+            changes,
+            condition=condition,
+            condition_values=values,
+            rejected=f"run {run.run_id}'s attempt {run.attempt} cannot be retried",
         )
 
     def take_start_lease(self, job: str, run_id: str, *, force: bool = False) -> Run | None:
@@ -405,7 +528,7 @@ class Ledger:
         condition = "#status = :pending"
         values = {":pending": PENDING}
         if not force:
-            condition += " AND (attribute_not_exists(start_lease_until) OR start_lease_until < :now)"
+            condition += " AND (attribute_not_exists(start_lease_until) OR start_lease_until <= :now)"
             values[":now"] = iso(now)
         try:
             return self._update(
@@ -467,7 +590,7 @@ class Ledger:
         changes: Mapping[str, Any],
         *,
         condition: str,
-        condition_values: Mapping[str, str],
+        condition_values: Mapping[str, Any],
         rejected: str,
     ) -> Run:
         """One conditional UpdateItem, idempotent under retry.
@@ -478,8 +601,8 @@ class Ledger:
         """
         writer = _random.token_hex(8)
         changes = {**changes, "updated_at": iso(self.clock()), "writer": writer}
-        names = {"#status": "status"}
-        values: dict[str, Any] = {k: {"S": v} for k, v in condition_values.items()}
+        names = {"#status": "status", "#attempt": "attempt"}
+        values: dict[str, Any] = {k: _ser.serialize(v) for k, v in condition_values.items()}
         sets, removes = [], []
         for i, (name, value) in enumerate(changes.items()):
             names[f"#f{i}"] = name
@@ -489,8 +612,8 @@ class Ledger:
             values[f":v{i}"] = _ser.serialize(_encode(name, value))
             sets.append(f"#f{i} = :v{i}")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        if "#status" not in condition:
-            del names["#status"]  # DynamoDB rejects names the expressions do not use
+        for unused in [n for n in ("#status", "#attempt") if n not in condition]:
+            del names[unused]  # DynamoDB rejects names the expressions do not use
         try:
             response = self.db.update_item(
                 TableName=self.table,
@@ -551,13 +674,37 @@ class Ledger:
         return self.require(job, target)
 
 
+# What belongs to one attempt: cleared when the run moves on to the next.
+ATTEMPT_FIELDS = (
+    "instance_id",
+    "instance_type",
+    "subnet_id",
+    "market",
+    "start_requested_at",
+    "instance_running_at",
+    "container_started_at",
+    "exit_code",
+    "cause",
+    "deadline_at",
+    "deadline_timer_for",
+)
+
+
+def _attempt_guard(attempt: int, values: dict[str, Any]) -> str:
+    """The condition "the run is on attempt `attempt`"; a run recorded before attempts existed is on its first."""
+    values[":attempt"] = attempt
+    if attempt == 1:
+        return "(attribute_not_exists(#attempt) OR #attempt = :attempt)"
+    return "#attempt = :attempt"
+
+
 def _key(job: str, run_id: str) -> dict[str, Any]:
     return {"job": {"S": job}, "run_id": {"S": run_id}}
 
 
 def _encode(name: str, value: Any) -> Any:
-    if name == "attempts":
-        return [{k: v for k, v in a.__dict__.items() if v is not None} for a in value]
+    if name in ("attempts", "placements"):
+        return [{k: _encode(k, v) for k, v in a.__dict__.items() if v is not None} for a in value]
     if name in ("command", "repaired") and value is not None:
         return list(value)
     if isinstance(value, float):

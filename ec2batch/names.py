@@ -16,6 +16,17 @@ _JOB_NAME_RE = re.compile(JOB_NAME_PATTERN)
 # Tags. `TAG_JOB` goes on everything the job owns; `TAG_RUN_ID` on the instance for its current run.
 TAG_JOB = "ec2batch:job"
 TAG_RUN_ID = "ec2batch:run-id"
+# The attempt of that run the instance was started or launched for (absent: the first). An agent whose
+# machine was for an attempt the run has moved past never claims the run.
+TAG_ATTEMPT = "ec2batch:attempt"
+
+
+def tagged_attempt(tags: dict[str, str]) -> int:
+    """The attempt an instance was started or launched for: 1 if untagged (before attempts existed)."""
+    value = tags.get(TAG_ATTEMPT, "1")
+    return int(value) if value.isdigit() else 1
+
+
 # Marks an instance the launcher made for one run only (ephemeral strategy, capacity fallback,
 # or an extra parallel run); the launcher never starts such an instance again.
 TAG_LIFECYCLE = "ec2batch:lifecycle"

@@ -41,7 +41,7 @@ def notify(sns: Any, config: JobConfig, run: Run, ledger: Ledger | None = None) 
         "exit_code": run.exit_code,
         "reason": run.reason,
         "instance_id": run.instance_id,
-        "attempts": [a.__dict__ for a in run.attempts],
+        "attempts": [{k: v for k, v in a.__dict__.items() if v is not None} for a in run.all_attempts()],
         "log_stream": run.log_stream,
         "ended_at": run.ended_at,
     }

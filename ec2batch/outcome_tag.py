@@ -22,6 +22,7 @@ class OutcomeTag:
     ended_at: str
     exit_code: int | None = None
     reason: str | None = None
+    cause: str | None = None  # why the attempt ended (ledger.Attempt.cause): the reconciler's retry needs it
 
     def encode(self) -> str:
         data = {k: v for k, v in asdict(self).items() if v is not None}
@@ -48,6 +49,7 @@ class OutcomeTag:
                 ended_at=str(data["ended_at"]),
                 exit_code=int(data["exit_code"]) if data.get("exit_code") is not None else None,
                 reason=str(data["reason"]) if data.get("reason") is not None else None,
+                cause=str(data["cause"]) if data.get("cause") is not None else None,
             )
         except (ValueError, KeyError, TypeError):
             return None

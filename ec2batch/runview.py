@@ -23,6 +23,12 @@ def summary(run: Run) -> str:
             lines.append(f"  {label:<18} {stamp}  (+{offset:.1f}s)")
     if run.instance_id:
         lines.append(f"  instance: {run.instance_id} ({run.instance_type or '?'})")
+    earlier = run.all_attempts()[:-1] if run.attempts else ()
+    for attempt in earlier:
+        lines.append(
+            f"  attempt {attempt.number}: {attempt.status} on {attempt.instance_id or '-'} "
+            f"({attempt.market or 'on-demand'}){': ' + attempt.reason if attempt.reason else ''}"
+        )
     if run.image_digest:
         lines.append(f"  image: {run.image_digest}")
     return "\n".join(lines)

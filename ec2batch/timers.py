@@ -25,7 +25,7 @@ from .config import JobConfig
 from .errors import Ec2BatchError, TransitionRejected
 from .jsonlog import fields
 from .ledger import CANCELLED, PLANNED, TERMINAL, Ledger, Run, iso, new_run_id, utcnow
-from .names import LIFECYCLE_EPHEMERAL, TAG_LIFECYCLE, TAG_RUN_ID, JobNames
+from .names import LIFECYCLE_EPHEMERAL, TAG_LIFECYCLE, TAG_RUN_ID, JobNames, tagged_attempt
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ MAX_DELAY_SECONDS = 900  # SQS's limit
 PLANNER_PERIOD = timedelta(minutes=15)
 # The planner looks a little past its next tick: EventBridge fires within a minute of its time.
 PLANNER_HORIZON = PLANNER_PERIOD + timedelta(minutes=2)
-START, DEADLINE = "start", "deadline"
+START, DEADLINE, RETRY = "start", "deadline", "retry"  # RETRY: start a run's next attempt
 
 
 class TimerError(Ec2BatchError):
@@ -185,9 +185,9 @@ def stop_run_machine(clients: Clients, config: JobConfig, run: Run) -> str | Non
     if instance is None or instance["State"]["Name"] in ("stopped", "stopping", "terminated", "shutting-down"):
         return None
     tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-    if tags.get(TAG_RUN_ID) != run.run_id:
+    if tags.get(TAG_RUN_ID) != run.run_id or tagged_attempt(tags) != run.attempt:
         log.warning(
-            "instance serves another run now: left alone",
+            "instance serves another run (or attempt) now: left alone",
             extra=fields(instance_id=run.instance_id, run_id=run.run_id, tagged=tags.get(TAG_RUN_ID)),
         )
         return None
@@ -227,7 +227,8 @@ def describe_skip(run: Run | None, kind: str) -> str:
         return "no such run"
     if run.status in TERMINAL:
         return f"run already {run.status}"
-    return f"run is {run.status}, not {'PLANNED' if kind == START else 'running'}"
+    wanted = {START: "PLANNED", RETRY: "PENDING"}.get(kind, "running")
+    return f"run is {run.status}, not {wanted}"
 
 
 def mark_missed(ledger: Ledger, run: Run, late: float, limit: int) -> Run | None:

@@ -25,6 +25,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from .. import attempts
+from ..attempts import EXIT_CODE, TIMEOUT
 from ..aws import Clients
 from ..config import JobConfig, load_config
 from ..cost import run_cost
@@ -44,7 +46,7 @@ from ..ledger import (
     parse_time,
     utcnow,
 )
-from ..names import TAG_JOB, TAG_OUTCOME, TAG_RUN_ID, JobNames
+from ..names import TAG_ATTEMPT, TAG_JOB, TAG_OUTCOME, TAG_RUN_ID, JobNames, tagged_attempt
 from ..notify import notify
 from ..outcome_tag import OutcomeTag
 from . import container as engine
@@ -202,6 +204,7 @@ class Agent:
         self.region = "us-east-1"
         self.notes = BootNotes(settings.runtime_dir)
         self.began = clock()  # billing falls back to this if no run was claimed (the agent's own clock)
+        self.tagged_attempt = 1  # the attempt of its run this machine was started for (its ec2batch:attempt tag)
 
     # ---------------------------------------------------------------- entry point
     def run(self) -> int:
@@ -228,7 +231,7 @@ class Agent:
         identity = self.imds.identity()  # without it nothing can be recorded anywhere: power off
         self.region = identity.region
         clients = self.make_clients(identity.region)
-        job, tagged_run = self._tags(clients, identity)
+        job, tagged_run, self.tagged_attempt = self._tags(clients, identity)
         if job is None:
             log.error(
                 "instance has no ec2batch:job tag: nothing to run", extra=fields(instance_id=identity.instance_id)
@@ -244,6 +247,7 @@ class Agent:
                 self._fail_before_claim(scene, tagged_run, f"bad config: {exc}")
                 return 1
             self.keep_running = config.keep_running_for_debug
+            scene = replace(scene, config=config)
             step = "claiming the run (DynamoDB)"
             run = self._claim(scene, config, tagged_run)
         except Exception as exc:
@@ -269,7 +273,7 @@ class Agent:
             notify(clients.sns, config, final, scene.ledger)
         return 0
 
-    def _tags(self, clients: Clients, identity: Identity) -> tuple[str | None, str | None]:
+    def _tags(self, clients: Clients, identity: Identity) -> tuple[str | None, str | None, int]:
         """Job and run id from the instance's tags. The run must get an end even if DescribeTags fails: the
         launch template serves the same tags in instance metadata; without those, DescribeTags is retried."""
         delays = backoff(TAGS_BUDGET_SECONDS)
@@ -284,13 +288,14 @@ class Agent:
                 log.warning("DescribeTags failed", extra=fields(attempt=attempt + 1, error=describe(exc)))
                 if attempt == 0 and (job := self._metadata_tag(TAG_JOB)) is not None:
                     log.info("tags read from instance metadata instead", extra=fields(job=job))
-                    return job, self._metadata_tag(TAG_RUN_ID)
+                    number = tagged_attempt({TAG_ATTEMPT: self._metadata_tag(TAG_ATTEMPT) or "1"})
+                    return job, self._metadata_tag(TAG_RUN_ID), number
                 if attempt == len(delays):
                     raise
                 self.sleep(delays[attempt])
                 attempt += 1
         tags = {t["Key"]: t["Value"] for t in response["Tags"]}
-        return tags.get(TAG_JOB), tags.get(TAG_RUN_ID)
+        return tags.get(TAG_JOB), tags.get(TAG_RUN_ID), tagged_attempt(tags)
 
     def _metadata_tag(self, key: str) -> str | None:
         try:
@@ -332,9 +337,20 @@ class Agent:
             return None
         if run.terminal:
             return self._ended(scene, config, run, seen_before)
+        if run.attempt != self.tagged_attempt:
+            log.warning(
+                "this machine was for another attempt of the run: powering off without acting",
+                extra=fields(run_id=run.run_id, machine_attempt=self.tagged_attempt, run_attempt=run.attempt),
+            )
+            return None
         try:
             return ledger.transition(
-                config.job, run.run_id, RUNNING, instance_id=identity.instance_id, instance_type=identity.instance_type
+                config.job,
+                run.run_id,
+                RUNNING,
+                attempt=run.attempt,
+                instance_id=identity.instance_id,
+                instance_type=identity.instance_type,
             )
         except TransitionRejected as exc:
             current = ledger.get(config.job, run.run_id)
@@ -421,7 +437,7 @@ class Agent:
     def _execute(self, clients: Clients, ledger: Ledger, config: JobConfig, run: Run, identity: Identity) -> Run | None:
         docker = engine.wait_for_engine(self.make_docker, self.settings.engine_timeout)
         existing = engine.find_run_container(docker, run.run_id)
-        scene = _Scene(clients, ledger, config.job, identity)
+        scene = _Scene(clients, ledger, config.job, identity, config)
         # A restarted agent serves the address and token its run's container was given.
         found = _environment_of(existing) if existing is not None else None
         endpoint, credentials = self._serve_credentials(clients, config, run, found)
@@ -457,11 +473,12 @@ class Agent:
                 exit_code=outcome.exit_code,
                 reason=f"max runtime {config.max_runtime_seconds}s reached; stopped with "
                 f"{config.stop_grace_seconds}s grace",
+                cause=TIMEOUT,
             )
         if outcome.exit_code == 0:
             return self._finish(scene, run, SUCCEEDED, exit_code=0)
         reason = "out of memory (OOM killed)" if outcome.oom_killed else f"exit code {outcome.exit_code}"
-        return self._finish(scene, run, FAILED, exit_code=outcome.exit_code, reason=reason)
+        return self._finish(scene, run, FAILED, exit_code=outcome.exit_code, reason=reason, cause=EXIT_CODE)
 
     def _start(
         self,
@@ -581,51 +598,97 @@ class Agent:
 
     # ---------------------------------------------------------------- the outcome
     def _finish(self, scene: _Scene, run: Run, status: str, **changes: Any) -> Run | None:
-        # The machine powers off right after this: the run's billed time ends about now. Both ends of the
+        # The machine powers off right after this: the attempt's billed time ends about now. Both ends of the
         # billed time come from this machine's clock (the claim stamped instance_running_at with it).
         ended = self.clock()
         current = _quietly(lambda: scene.ledger.get(run.job, run.run_id)) or run
         started = parse_time(current.instance_running_at) if current.instance_running_at else self.began
-        changes.update(run_cost(current, ended, self.region, started=started))
-        return self._record(scene, run.run_id, status, ended, **changes)
+        cost = run_cost(current, ended, self.region, started=started, market=current.market)
+        return self._record(scene, current, status, ended, cost=cost, **changes)
 
-    def _record(self, scene: _Scene, run_id: str, status: str, ended: datetime, **changes: Any) -> Run | None:
-        """The final ledger write, retried with backoff; if it stays impossible, the outcome goes on the instance.
+    def _record(
+        self,
+        scene: _Scene,
+        run: Run,
+        status: str,
+        ended: datetime,
+        *,
+        cause: str | None = None,
+        cost: dict[str, Any] | None = None,
+        **changes: Any,
+    ) -> Run | None:
+        """The final ledger write of this attempt, retried with backoff; if it stays impossible, the outcome goes
+        on the instance's tags.
 
-        Returns the recorded run, or None if someone else ended it first (theirs stands) or it could not be
-        recorded (the reconciler records it from the `ec2batch:outcome` tag).
+        With the config, the retry policy decides between another attempt and the run's end
+        (`attempts.end_attempt`). Returns the recorded run, or None if someone else ended the attempt first
+        (theirs stands) or it could not be recorded (the reconciler records it from the `ec2batch:outcome` tag).
         """
-        changes["ended_at"] = iso(ended)  # the same on every attempt, so our own applied write is recognisable
         delays = backoff(self.settings.record_budget_seconds)
-        failed_before = False
         for attempt in range(1, len(delays) + 2):
             try:
-                final = scene.ledger.transition(scene.job, run_id, status, **changes)
+                final = self._write_end(scene, run, status, ended, cause, cost or {}, changes)
             except TransitionRejected as exc:
-                current = _quietly(lambda: scene.ledger.get(scene.job, run_id))
-                if failed_before and current and (current.status, current.ended_at) == (status, changes["ended_at"]):
-                    final = current  # an earlier attempt was applied and its answer lost
-                else:
-                    log.warning("outcome not recorded: run already ended", extra=fields(run_id=run_id, error=str(exc)))
-                    return None
+                log.warning("outcome not recorded: run already ended", extra=fields(run_id=run.run_id, error=str(exc)))
+                return None
             except Exception as exc:
-                failed_before = True
                 delay = delays[attempt - 1] if attempt <= len(delays) else None
                 log.warning(
                     "could not record the outcome",
-                    extra=fields(run_id=run_id, attempt=attempt, error=self.redact(describe(exc)), retry_in=delay),
+                    extra=fields(run_id=run.run_id, attempt=attempt, error=self.redact(describe(exc)), retry_in=delay),
                 )
                 if delay is None:
                     break
                 self.sleep(delay)
                 continue
             log.info(
-                "run ended",
-                extra=fields(run_id=run_id, status=status, exit_code=final.exit_code, reason=final.reason),
+                "attempt ended",
+                extra=fields(run_id=run.run_id, status=final.status, exit_code=final.exit_code, reason=final.reason),
             )
             return final
-        self._leave_outcome(scene, run_id, status, changes)
+        self._leave_outcome(scene, run.run_id, status, {**changes, "ended_at": iso(ended), "cause": cause})
         return None
+
+    def _write_end(
+        self,
+        scene: _Scene,
+        run: Run,
+        status: str,
+        ended: datetime,
+        cause: str | None,
+        cost: dict[str, Any],
+        changes: dict[str, Any],
+    ) -> Run:
+        if scene.config is None:  # no config, no policy: the run ends here (a bad config is not retried)
+            return self._end_without_policy(scene, run, status, ended, cost, changes)
+        return attempts.end_attempt(
+            scene.clients,
+            scene.config,
+            scene.ledger,
+            run,
+            status=status,
+            cause=cause,
+            reason=changes.get("reason"),
+            ended_at=ended,
+            exit_code=changes.get("exit_code"),
+            cost=cost,
+            now=self.clock(),
+            publish=False,  # the agent publishes after the container is removed (`_run`)
+        )
+
+    def _end_without_policy(
+        self, scene: _Scene, run: Run, status: str, ended: datetime, cost: dict[str, Any], changes: dict[str, Any]
+    ) -> Run:
+        stamp = iso(ended)  # the same on every try, so our own applied write is recognisable
+        try:
+            return scene.ledger.transition(
+                scene.job, run.run_id, status, attempt=run.attempt, ended_at=stamp, **cost, **changes
+            )
+        except TransitionRejected:
+            current = scene.ledger.get(scene.job, run.run_id)
+            if current and (current.status, current.ended_at) == (status, stamp):
+                return current  # an earlier try was applied and its answer lost
+            raise
 
     def _leave_outcome(self, scene: _Scene, run_id: str, status: str, changes: dict[str, Any]) -> None:
         tag = OutcomeTag(
@@ -634,6 +697,7 @@ class Agent:
             ended_at=changes["ended_at"],
             exit_code=changes.get("exit_code"),
             reason=changes.get("reason"),
+            cause=changes.get("cause"),
         )
         try:
             scene.clients.ec2.create_tags(
@@ -655,7 +719,19 @@ class Agent:
         log.error("cannot run", extra=fields(job=scene.job, run_id=run_id, reason=reason))
         if not run_id:
             return None
-        return self._record(scene, run_id, FAILED, self.clock(), reason=reason, instance_id=scene.identity.instance_id)
+        run = _quietly(lambda: scene.ledger.get(scene.job, run_id))
+        if run is None:
+            # Unreadable (the fault that failed the claim) or absent: the write below still names the attempt
+            # the machine was tagged for, so it can only end that one.
+            run = Run(
+                job=scene.job, run_id=run_id, status=PENDING, trigger="?", triggered_at="", attempt=self.tagged_attempt
+            )
+        # Not retried: the machine could not even claim its run (a bad config, no access), which another
+        # attempt on the same config would only repeat.
+        without_policy = replace(scene, config=None)
+        return self._record(
+            without_policy, run, FAILED, self.clock(), reason=reason, instance_id=scene.identity.instance_id
+        )
 
     # ---------------------------------------------------------------- logs
     def _attach_cloudwatch(self, clients: Clients, config: JobConfig, run_id: str) -> None:
@@ -676,6 +752,7 @@ class _Scene:
     ledger: Ledger
     job: str
     identity: Identity
+    config: JobConfig | None = None  # None until read: then no retry policy applies
 
 
 def _quietly(read: Callable[[], Run | None]) -> Run | None:

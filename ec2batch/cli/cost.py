@@ -11,7 +11,7 @@ import click
 from .. import cost as costs
 from ..config import load_config
 from ..jobs import find_instances
-from ..ledger import Ledger, parse_time, utcnow
+from ..ledger import Attempt, Ledger, parse_time, utcnow
 from . import Context, friendly_errors
 from .params import ISO_TIME
 from .runs import job_argument
@@ -78,6 +78,7 @@ def job_cost(ctx: Context, job: str, since: datetime | None, prices: costs.Price
             "instance_type": r.instance_type,
             "billed_seconds": r.billed_seconds,
             "cost_usd": r.cost_usd or 0.0,
+            "attempts": [_attempt_cost(a) for a in r.all_attempts()],
         }
         for r in runs
     ]
@@ -100,6 +101,13 @@ def job_cost(ctx: Context, job: str, since: datetime | None, prices: costs.Price
             f"{row['run_id']:<38} {row['status']:<10} {row['instance_type'] or '-':<12} "
             f"{row['billed_seconds']:>7}s {row['cost_usd']:>10.4f}"
         )
+        if len(row["attempts"]) > 1:  # a retried run: what each attempt cost
+            for a in row["attempts"]:
+                label = f"  attempt {a['number']} {a['market']}"
+                click.echo(
+                    f"{label:<38} {a['status']:<10} {a['instance_type'] or '-':<12} "
+                    f"{a['billed_seconds'] or 0:>7}s {a['cost_usd'] or 0.0:>10.4f}"
+                )
     click.echo(f"{'runs':<70} {total:>10.4f}")
     if ebs:
         click.echo(
@@ -183,3 +191,14 @@ def compare(
 
 
 COMMANDS = [cost]
+
+
+def _attempt_cost(attempt: Attempt) -> dict[str, Any]:
+    return {
+        "number": attempt.number,
+        "status": attempt.status,
+        "market": attempt.market or "on-demand",
+        "instance_type": attempt.instance_type,
+        "billed_seconds": attempt.billed_seconds,
+        "cost_usd": attempt.cost_usd,
+    }

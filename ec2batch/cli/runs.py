@@ -14,7 +14,7 @@ from ..errors import Ec2BatchError
 from ..invoke import invoke_launcher
 from ..jobs import find_instances, get_schedule
 from ..launcher.events import TOKEN_REUSED
-from ..ledger import Ledger, Run, parse_time, utcnow
+from ..ledger import Attempt, Ledger, Run, parse_time, utcnow
 from ..names import JobNames, validate_job_name
 from ..runlogs import follow_stream, read_stream
 from ..runview import summary
@@ -155,7 +155,8 @@ def _clock() -> str:
 
 def _run_json(run: Run) -> dict[str, Any]:
     data = {k: v for k, v in run.__dict__.items() if v not in (None, (), {})}
-    data["attempts"] = [a.__dict__ for a in run.attempts]
+    data["attempts"] = [{k: v for k, v in a.__dict__.items() if v is not None} for a in run.all_attempts()]
+    data["placements"] = [{k: v for k, v in p.__dict__.items() if v is not None} for p in run.placements]
     data["duration_seconds"] = run.duration_seconds()
     return data
 
@@ -185,7 +186,7 @@ def runs(ctx: Context, job: str, limit: int, as_json: bool) -> None:
 
 
 def table(runs: list[Run]) -> str:
-    header = ("RUN ID", "TRIGGER", "STATUS", "SCHEDULED", "STARTED", "DURATION", "EXIT", "REASON")
+    header = ("RUN ID", "TRIGGER", "STATUS", "ATTEMPTS", "SCHEDULED", "STARTED", "DURATION", "EXIT", "REASON")
     rows = [header]
     for run in runs:
         duration = run.duration_seconds()
@@ -194,6 +195,7 @@ def table(runs: list[Run]) -> str:
                 run.run_id,
                 run.trigger,
                 run.status,
+                _attempts_cell(run),
                 _short(run.scheduled_at),
                 _short(run.container_started_at or run.instance_running_at or run.start_requested_at),
                 f"{duration:.0f}s" if duration is not None else "-",
@@ -203,6 +205,21 @@ def table(runs: list[Run]) -> str:
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _attempt_line(a: Attempt) -> str:
+    cost = f" ${a.cost_usd:.4f}" if a.cost_usd is not None else ""
+    where = f"{a.instance_id or '-'} {a.instance_type or ''} {a.market or 'on-demand'}".strip()
+    return f"attempt {a.number}: {a.status} on {where}{cost}" + (f" ({a.reason})" if a.reason else "")
+
+
+def _attempts_cell(run: Run) -> str:
+    """`1`, or for a retried run each attempt's market and ending: `2 (spot INTERRUPTED, on-demand)`."""
+    attempts = run.all_attempts()
+    if len(attempts) <= 1 and not run.market:
+        return str(len(attempts) or 1)
+    parts = [f"{a.market or 'on-demand'}{' ' + a.status if a.status != run.status else ''}" for a in attempts]
+    return f"{len(attempts)} ({', '.join(parts)})"
 
 
 def _short(stamp: str | None) -> str:
@@ -230,7 +247,11 @@ def status(ctx: Context, job: str, as_json: bool) -> None:
         "schedule": f"{schedule.expression} ({schedule.timezone}, {schedule.state})" if schedule else None,
         "active_run": ledger.active_run_id(job),
         "instances": [f"{i['InstanceId']} {i['State']['Name']} {i.get('InstanceType', '')}" for i in instances],
+        "market": config.market,
+        "retry": f"{config.retry.attempts} attempt(s), on {', '.join(config.retry.on) or 'no cause'}"
+        + (f" and exit codes {config.retry.to_document()['exit_codes']}" if config.retry.exit_codes else ""),
         "latest_run": f"{latest[0].run_id} {latest[0].status}" if latest else None,
+        "latest_attempts": [_attempt_line(a) for a in latest[0].all_attempts()] if latest else [],
     }
     if as_json:
         click.echo(json.dumps(info, indent=1))

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import timers
+from .. import attempts, timers
 from ..aws import Clients
 from ..config import JobConfig, load_config
 from ..errors import EventError, TransitionRejected
@@ -45,6 +45,8 @@ from ..notify import notify
 from .events import TOKEN_REUSED, ManualRun, PlanRequest, ScheduleFire, TimerFire, parse_event
 from .machines import InstanceBusy, Machines, NoMachine, Placement
 
+START_FAILURE = "start-failure"
+
 log = logging.getLogger(__name__)
 
 
@@ -55,7 +57,8 @@ class Result:
     job: str
     run_id: str
     status: str
-    outcome: str  # started | duplicate | skipped | failed; for timers also stopped | nothing (reason says why)
+    # started | duplicate | skipped | failed | retrying (another attempt is due); for timers also stopped | nothing
+    outcome: str
     instance_id: str | None = None
     reason: str | None = None
 
@@ -218,17 +221,22 @@ class Launcher:
             return ledger.claim_slot(run.job, run.run_id, INSTANCE_PREFIX + instance_id) is None
 
         try:
-            placement, attempts = self.machines.get_machine(
-                config, run.run_id, parallel_allowed=allow, claim_instance=claim_instance if allow else None
+            placement, tries = self.machines.get_machine(
+                config,
+                run.run_id,
+                parallel_allowed=allow,
+                claim_instance=claim_instance if allow else None,
+                attempt=run.attempt,
             )
         except NoMachine as exc:
-            return self._fail(config, ledger, run, exc.reason, attempts=exc.attempts)
+            return self._fail(config, ledger, run, exc.reason, tries=exc.attempts, cause=START_FAILURE)
         except InstanceBusy as exc:
             return self._fail(
                 config,
                 ledger,
                 run,
                 f"{exc}: it did not stop in time and no run owns it; stop it, or set concurrency to allow",
+                cause=START_FAILURE,
             )
         except Exception as exc:
             self._fail(config, ledger, run, f"launcher error: {type(exc).__name__}: {exc}")
@@ -237,12 +245,14 @@ class Launcher:
             "instance_id": placement.instance_id,
             "instance_type": placement.instance_type,
             "subnet_id": placement.subnet_id,
-            "attempts": tuple(attempts),
+            "market": placement.market if placement.market != "on-demand" else None,
+            "placements": (*run.placements, *tries),
             "log_stream": config.names.run_log_stream(run.run_id),
             "deadline_at": iso(timers.deadline_for(config, self.clock())),
+            "retry_at": None,
         }
         try:
-            updated = ledger.transition(run.job, run.run_id, STARTING, **details)
+            updated = ledger.transition(run.job, run.run_id, STARTING, attempt=run.attempt, **details)
         except TransitionRejected as exc:
             updated = self._record_placement_late(config, ledger, run, placement, details, exc)
         self._arm_deadline(config, updated)
@@ -253,7 +263,9 @@ class Launcher:
                 run_id=run.run_id,
                 action=placement.action,
                 instance_id=placement.instance_id,
-                attempts=len(attempts),
+                market=placement.market,
+                attempt=run.attempt,
+                tries=len(tries),
             ),
         )
         outcome = "started" if not updated.terminal else "stopped"
@@ -270,6 +282,16 @@ class Launcher:
     ) -> Run:
         """STARTING was refused: the agent got there first (RUNNING), or the run ended meanwhile (a cancel)."""
         current = refused.current if isinstance(refused.current, Run) else ledger.require(run.job, run.run_id)
+        if current.attempt != run.attempt:
+            # The attempt was ended (and retried) by someone else meanwhile: this machine is nobody's.
+            timers.stop_run_machine(
+                self.clients, config, replace(current, instance_id=placement.instance_id, attempt=run.attempt)
+            )
+            log.warning(
+                "attempt moved on while its machine was starting: machine stopped",
+                extra=fields(job=run.job, run_id=run.run_id, attempt=run.attempt, now_attempt=current.attempt),
+            )
+            return current
         if current.status == RUNNING or not current.terminal:
             # The instance booted and its agent moved the run on before we wrote STARTING: keep its
             # status, add what only we know.
@@ -297,12 +319,32 @@ class Launcher:
                 run.job, run.run_id, unless_terminal=False, deadline_timer_for=run.deadline_at
             )
 
-    def _fail(self, config: JobConfig, ledger: Ledger, run: Run, reason: str, attempts: Any = ()) -> Result:
+    def _fail(
+        self,
+        config: JobConfig,
+        ledger: Ledger,
+        run: Run,
+        reason: str,
+        tries: Any = (),
+        cause: str | None = None,
+    ) -> Result:
+        """No machine for this attempt: the retry policy decides between another attempt and FAILED."""
+        now = self.clock()
         try:
-            failed = ledger.transition(run.job, run.run_id, FAILED, reason=reason, attempts=tuple(attempts))
+            if tries:
+                run = ledger.update_fields(
+                    run.job, run.run_id, attempt=run.attempt, placements=(*run.placements, *tries)
+                )
+            ended = attempts.end_attempt(
+                self.clients, config, ledger, run, status=FAILED, cause=cause, reason=reason, ended_at=now
+            )
         except TransitionRejected as exc:  # cancelled meanwhile: that stands
             current = exc.current if isinstance(exc.current, Run) else run
             return Result(run.job, run.run_id, current.status, "nothing", reason=str(exc))
+        if not ended.terminal:
+            log.warning(
+                "no machine for this attempt: retrying", extra=fields(job=run.job, run_id=run.run_id, reason=reason)
+            )
+            return Result(run.job, run.run_id, ended.status, "retrying", reason=ended.reason)
         log.error("run failed to start", extra=fields(job=run.job, run_id=run.run_id, reason=reason))
-        notify(self.clients.sns, config, failed, ledger)
-        return Result(run.job, run.run_id, FAILED, "failed", reason=reason)
+        return Result(run.job, run.run_id, FAILED, "failed", reason=ended.reason)

@@ -3,7 +3,9 @@
 The deadline timer and the reconciler look at the same evidence and must reach the same verdict:
 - the instance carries the run's outcome (`ec2batch:outcome`, left by an agent that could not reach the ledger):
   that outcome is recorded, never overwritten by a timeout;
-- the instance is down or gone and no outcome was recorded: the run FAILED, `instance-lost`;
+- the instance is down or gone and no outcome was recorded: the attempt ended `interruption` (EC2 reclaimed
+  its Spot capacity), `agent-lost` (the machine shut itself down: its agent failed) or `instance-lost`, and
+  the retry policy decides between another attempt and FAILED;
 - otherwise, at the deadline, the run TIMED_OUT and its machine is stopped from outside.
 """
 
@@ -15,13 +17,13 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from .. import attempts
 from ..aws import Clients
 from ..config import JobConfig
 from ..cost import run_cost
 from ..jsonlog import fields
 from ..ledger import FAILED, Ledger, Run, parse_time
 from ..names import TAG_OUTCOME, TAG_RUN_ID
-from ..notify import notify
 from ..outcome_tag import OutcomeTag
 
 log = logging.getLogger(__name__)
@@ -61,39 +63,70 @@ def machine_lost(run: Run, instance: dict[str, Any] | None) -> str | None:
     return str(instance["State"]["Name"])
 
 
+# EC2's state reasons (describe_instances StateReason.Code) that say who took the machine down.
+SPOT_RECLAIMED = "Server.SpotInstanceTermination"
+SHUT_ITSELF_DOWN = "Client.InstanceInitiatedShutdown"
+
+
 def record_outcome(
     clients: Clients, config: JobConfig, ledger: Ledger, run: Run, outcome: OutcomeTag, note: str
 ) -> Run:
-    ended = ledger.transition(
-        run.job,
-        run.run_id,
-        outcome.status,
-        ended_at=outcome.ended_at,
-        exit_code=outcome.exit_code,
+    ended_at = parse_time(outcome.ended_at)
+    ended = attempts.end_attempt(
+        clients,
+        config,
+        ledger,
+        run,
+        status=outcome.status,
+        cause=outcome.cause or attempts.cause_of(outcome.status, outcome.exit_code),
         reason=outcome.reason,
-        repaired=(*run.repaired, note),
-        **run_cost(run, parse_time(outcome.ended_at), clients.region),
+        ended_at=ended_at,
+        exit_code=outcome.exit_code,
+        cost=run_cost(run, ended_at, clients.region, market=run.market),
+        note=note,
+        now=ledger.clock(),
     )
     log.warning(note, extra=fields(job=run.job, run_id=run.run_id, status=outcome.status))
-    notify(clients.sns, config, ended, ledger)
     return ended
 
 
+def lost_cause(instance: dict[str, Any] | None) -> str:
+    """Why a machine went down with no outcome, from EC2's state reason."""
+    code = ((instance or {}).get("StateReason") or {}).get("Code")
+    if code == SPOT_RECLAIMED:
+        return "interruption"
+    if code == SHUT_ITSELF_DOWN:
+        return "agent-lost"
+    return "instance-lost"
+
+
 def fail_lost(
-    clients: Clients, config: JobConfig, ledger: Ledger, run: Run, state: str, now: datetime, note: str
+    clients: Clients,
+    config: JobConfig,
+    ledger: Ledger,
+    run: Run,
+    state: str,
+    now: datetime,
+    note: str,
+    instance: dict[str, Any] | None = None,
 ) -> Run:
-    reason = (
-        f"instance-lost: instance {run.instance_id} is {state} and the run recorded no outcome "
-        "(its agent failed before it could, or the machine was stopped or died)"
+    cause = lost_cause(instance)
+    why = {
+        "interruption": "EC2 reclaimed its Spot capacity and no interruption was recorded",
+        "agent-lost": "the machine shut itself down with no outcome recorded: its agent failed",
+        "instance-lost": "the run recorded no outcome (the machine was stopped or died, or its agent failed first)",
+    }[cause]
+    ended = attempts.end_attempt(
+        clients,
+        config,
+        ledger,
+        run,
+        status=attempts.INTERRUPTED if cause == "interruption" else FAILED,
+        cause=cause,
+        reason=f"{cause}: instance {run.instance_id} is {state}; {why}",
+        ended_at=now,
+        cost=run_cost(run, now, clients.region, market=run.market),
+        note=note,
     )
-    failed = ledger.transition(
-        run.job,
-        run.run_id,
-        FAILED,
-        reason=reason,
-        repaired=(*run.repaired, note),
-        **run_cost(run, now, clients.region),
-    )
-    log.warning(note, extra=fields(job=run.job, run_id=run.run_id, state=state))
-    notify(clients.sns, config, failed, ledger)
-    return failed
+    log.warning(note, extra=fields(job=run.job, run_id=run.run_id, state=state, cause=cause))
+    return ended

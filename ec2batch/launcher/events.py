@@ -23,7 +23,7 @@ from ..ledger import RUN_ID_PATTERN
 from ..names import InvalidJobName, validate_job_name
 from ..timeutil import parse_iso
 
-TIMER_KINDS = ("start", "deadline")
+TIMER_KINDS = ("start", "deadline", "retry")
 # A run's overrides are stored on its ledger item (DynamoDB: 400 KB per item, with everything else the run
 # records), and reach the container as its environment and argv: each is capped well below both limits.
 OVERRIDE_MAX_BYTES = 64 * 1024

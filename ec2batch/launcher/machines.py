@@ -14,6 +14,7 @@ both place themselves on it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import logging
 import time
@@ -25,8 +26,16 @@ from botocore.exceptions import ClientError
 
 from ..config import JobConfig
 from ..jsonlog import fields
-from ..ledger import Attempt, iso, utcnow
-from ..names import LIFECYCLE_EPHEMERAL, LIFECYCLE_REUSE, TAG_JOB, TAG_LIFECYCLE, TAG_RUN_ID
+from ..ledger import PlacementTry, iso, utcnow
+from ..names import (
+    LIFECYCLE_EPHEMERAL,
+    LIFECYCLE_REUSE,
+    TAG_ATTEMPT,
+    TAG_JOB,
+    TAG_LIFECYCLE,
+    TAG_RUN_ID,
+    tagged_attempt,
+)
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +49,32 @@ CAPACITY_ERRORS = frozenset(
         "InstanceLimitExceeded",
         "VcpuLimitExceeded",
         "Unsupported",
+        # Spot: no Spot capacity for the type in the zone, a price cap below the Spot price, the account's
+        # Spot quota (https://docs.aws.amazon.com/AWSEC2/latest/UserGuide/spot-request-status.html)
+        "SpotMaxPriceTooLow",
+        "MaxSpotInstanceCountExceeded",
+        "InsufficientSpotCapacity",
     }
 )
+SPOT, ON_DEMAND = "spot", "on-demand"
+# Spot launches: one-time, terminated when EC2 reclaims the capacity (a persistent request could restart the
+# job outside any run); the agent watches for the two-minute notice.
+SPOT_MARKET_OPTIONS = {
+    "MarketType": "spot",
+    "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
+}
+
+
+def markets_of(market: str) -> list[str]:
+    """The markets a run's machine is asked for, in order: spot-then-on-demand falls back to on-demand."""
+    return {"spot": [SPOT], "spot-then-on-demand": [SPOT, ON_DEMAND]}.get(market, [ON_DEMAND])
+
+
+def attempt_key(run_id: str, attempt: int) -> str:
+    """What client tokens derive from: the run for its first attempt (as before attempts existed), else both."""
+    return run_id if attempt <= 1 else f"{run_id}#attempt-{attempt}"
+
+
 BUSY_STATES = ("pending", "running")
 # A reusable instance in one of these is on its way to `stopped` (a previous run powering off) or just
 # started by a previous run that will power it off: wait for it within the bound.
@@ -61,12 +94,13 @@ class Placement:
     instance_type: str | None
     subnet_id: str | None
     action: str
+    market: str = ON_DEMAND
 
 
 class NoMachine(Exception):
     """Every attempt failed; `attempts` says how."""
 
-    def __init__(self, reason: str, attempts: list[Attempt]) -> None:
+    def __init__(self, reason: str, attempts: list[PlacementTry]) -> None:
         super().__init__(reason)
         self.reason = reason
         self.attempts = attempts
@@ -84,6 +118,8 @@ class InstanceBusy(Exception):
 class Machines:
     def __init__(self, ec2: Any, *, stopping_wait_seconds: int = 120, sleep: Callable[[float], None] = time.sleep):
         self.ec2 = ec2
+        self._attempt = 1  # of the get_machine call under way
+        self._market = ON_DEMAND
         self.stopping_wait_seconds = stopping_wait_seconds
         self.sleep = sleep
 
@@ -94,22 +130,39 @@ class Machines:
         *,
         parallel_allowed: bool,
         claim_instance: Callable[[str], bool] | None = None,
-    ) -> tuple[Placement, list[Attempt]]:
-        """Start or launch a machine for `run_id`; returns where it runs and every attempt made.
+        attempt: int = 1,
+    ) -> tuple[Placement, list[PlacementTry]]:
+        """Start or launch a machine for attempt `attempt` of `run_id`; returns where it runs and every try made.
 
         `claim_instance(instance_id)` takes the reusable instance for this run in the ledger (under `allow`,
-        where the job's slot does not serialize runs); False means another live run has it.
+        where the job's slot does not serialize runs); False means another live run has it. The market comes
+        from the config (`JobConfig.market_for`); Spot is only ever launched (config refuses it with reuse).
         """
-        attempts: list[Attempt] = []
-        if config.strategy == "ephemeral":
+        # A copy per call carries the attempt and market through the steps below: one Machines serves many
+        # runs at once (threads in a test, the reconciler's repairs), so they are never state on `self`.
+        call = copy.copy(self)
+        call._attempt, call._market = attempt, config.market_for(attempt)
+        return call._get_machine(config, run_id, parallel_allowed=parallel_allowed, claim_instance=claim_instance)
+
+    def _get_machine(
+        self,
+        config: JobConfig,
+        run_id: str,
+        *,
+        parallel_allowed: bool,
+        claim_instance: Callable[[str], bool] | None,
+    ) -> tuple[Placement, list[PlacementTry]]:
+        attempt = self._attempt
+        attempts: list[PlacementTry] = []
+        if config.strategy == "ephemeral" or self._market != ON_DEMAND:
             return self._launch_fallback(config, run_id, LIFECYCLE_EPHEMERAL, attempts), attempts
         instance = self.find_reusable(config.job)
         if instance is None:
             # First run (or the instance was deleted): the launched instance stays for the next runs.
             return self._launch_fallback(config, run_id, LIFECYCLE_REUSE, attempts), attempts
         instance_id, state = instance["InstanceId"], instance["State"]["Name"]
-        if state in BUSY_STATES and _tags(instance).get(TAG_RUN_ID) == run_id:
-            # Started for this very run by an earlier try (the launcher died before recording it).
+        if state in BUSY_STATES and _started_for(instance, run_id, attempt):
+            # Started for this very attempt by an earlier try (the launcher died before recording it).
             placement = Placement(instance_id, instance.get("InstanceType"), instance.get("SubnetId"), "start")
             return placement, attempts
         if parallel_allowed and (state in BUSY_STATES or (claim_instance and not claim_instance(instance_id))):
@@ -121,7 +174,7 @@ class Machines:
         return self._launch_fallback(config, run_id, LIFECYCLE_EPHEMERAL, attempts, skip=skip), attempts
 
     def _start_reusable(
-        self, config: JobConfig, instance: dict[str, Any], state: str, run_id: str, attempts: list[Attempt]
+        self, config: JobConfig, instance: dict[str, Any], state: str, run_id: str, attempts: list[PlacementTry]
     ) -> Placement | None:
         instance_id = instance["InstanceId"]
         for _ in range(START_TRIES):
@@ -172,18 +225,22 @@ class Machines:
         found = [i for r in response["Reservations"] for i in r["Instances"]]
         return found[0]["State"]["Name"] if found else "terminated"
 
-    def _start(self, instance: dict[str, Any], run_id: str, attempts: list[Attempt]) -> Placement | str | None:
+    def _start(self, instance: dict[str, Any], run_id: str, attempts: list[PlacementTry]) -> Placement | str | None:
         """Tag and start the stopped instance: a Placement, None on a capacity error, "again" if it was not
         stopped after all (IncorrectInstanceState: still stopping)."""
         instance_id = instance["InstanceId"]
-        # The agent reads its run id from this tag at boot, so it is written before the start.
-        self.ec2.create_tags(Resources=[instance_id], Tags=[{"Key": TAG_RUN_ID, "Value": run_id}])
-        attempt = Attempt(
+        # The agent reads its run id (and attempt) from these tags at boot, so they are written before the start.
+        self.ec2.create_tags(
+            Resources=[instance_id],
+            Tags=[{"Key": TAG_RUN_ID, "Value": run_id}, {"Key": TAG_ATTEMPT, "Value": str(self._attempt)}],
+        )
+        attempt = PlacementTry(
             action="start",
             instance_type=instance.get("InstanceType"),
             subnet_id=instance.get("SubnetId"),
             instance_id=instance_id,
             at=iso(utcnow()),
+            attempt=self._attempt if self._attempt > 1 else None,
         )
         try:
             response = self.ec2.start_instances(InstanceIds=[instance_id])
@@ -193,51 +250,53 @@ class Machines:
                 log.info("instance not stopped yet: waiting", extra=fields(run_id=run_id, instance_id=instance_id))
                 return "again"
             attempts.append(
-                Attempt(**{**attempt.__dict__, "error": f"{code}: {exc.response['Error'].get('Message', '')}"})
+                PlacementTry(**{**attempt.__dict__, "error": f"{code}: {exc.response['Error'].get('Message', '')}"})
             )
             log.warning("start failed", extra=fields(run_id=run_id, instance_id=instance_id, error=code))
             if code not in CAPACITY_ERRORS:
                 raise NoMachine(f"could not start {instance_id}: {code}", attempts) from exc
             return None
         previous = response["StartingInstances"][0].get("PreviousState", {}).get("Name")
-        if previous not in (None, "stopped") and not self._tagged_for(instance_id, run_id):
+        if previous not in (None, "stopped") and not self._tagged_for(instance_id, run_id, self._attempt):
             # Someone started it between our look and our call (by hand: every launcher takes the slot first).
             log.warning(
                 "instance was already started by someone else: not ours",
                 extra=fields(run_id=run_id, instance_id=instance_id, previous_state=previous),
             )
-            attempts.append(Attempt(**{**attempt.__dict__, "error": f"already {previous} when started"}))
+            attempts.append(PlacementTry(**{**attempt.__dict__, "error": f"already {previous} when started"}))
             return None
         attempts.append(attempt)
         return Placement(instance_id, attempt.instance_type, attempt.subnet_id, "start")
 
-    def _tagged_for(self, instance_id: str, run_id: str) -> bool:
-        """Started already, and for this run: our own StartInstances, applied before its response was lost."""
+    def _tagged_for(self, instance_id: str, run_id: str, attempt: int) -> bool:
+        """Started already, and for this attempt: our own StartInstances, applied before its response was lost."""
         response = self.ec2.describe_instances(InstanceIds=[instance_id])
-        return _tags(response["Reservations"][0]["Instances"][0]).get(TAG_RUN_ID) == run_id
+        return _started_for(response["Reservations"][0]["Instances"][0], run_id, attempt)
 
     def _launch_fallback(
         self,
         config: JobConfig,
         run_id: str,
         lifecycle: str,
-        attempts: list[Attempt],
+        attempts: list[PlacementTry],
         skip: tuple[str | None, str | None] | None = None,
     ) -> Placement:
         types: list[str | None] = list(config.instance_types) or [None]
         subnets: list[str | None] = list(config.subnet_ids) or [None]
-        for instance_type in types:
-            for subnet_id in subnets:
-                if skip and (instance_type, subnet_id) == skip:
-                    continue  # the same type in the same place just failed to start
-                placement = self._launch(config, run_id, lifecycle, instance_type, subnet_id, attempts)
-                if placement is not None:
-                    return placement
+        for market in markets_of(self._market):
+            for instance_type in types:
+                for subnet_id in subnets:
+                    if skip and (instance_type, subnet_id) == skip and market == ON_DEMAND:
+                        continue  # the same type in the same place just failed to start
+                    placement = self._launch(config, run_id, lifecycle, instance_type, subnet_id, attempts, market)
+                    if placement is not None:
+                        return placement
         tried = ", ".join(
-            f"{a.action} {a.instance_type or 'template type'} in {a.subnet_id or 'template subnet'} ({a.error})"
+            f"{a.action} {a.market or ON_DEMAND} {a.instance_type or 'template type'} in "
+            f"{a.subnet_id or 'template subnet'} ({a.error})"
             for a in attempts
         )
-        raise NoMachine(f"no capacity after {len(attempts)} attempt(s): {tried}", attempts)
+        raise NoMachine(f"no capacity after {len(attempts)} tries: {tried}", attempts)
 
     def _launch(
         self,
@@ -246,16 +305,21 @@ class Machines:
         lifecycle: str,
         instance_type: str | None,
         subnet_id: str | None,
-        attempts: list[Attempt],
+        attempts: list[PlacementTry],
+        market: str = ON_DEMAND,
     ) -> Placement | None:
         tags = [
             {"Key": TAG_JOB, "Value": config.job},
             {"Key": TAG_RUN_ID, "Value": run_id},
+            {"Key": TAG_ATTEMPT, "Value": str(self._attempt)},
             {"Key": TAG_LIFECYCLE, "Value": lifecycle},
             {"Key": "Name", "Value": config.names.base},
         ]
+        # One token per attempt, placement and market: a retry of this call finds this instance, and the
+        # next attempt (or the on-demand fallback) never gets the instance an earlier one was given.
+        token_parts = [lifecycle, instance_type, subnet_id] + ([SPOT] if market == SPOT else [])
         request: dict[str, Any] = {
-            "ClientToken": client_token(run_id, lifecycle, instance_type, subnet_id),
+            "ClientToken": client_token(attempt_key(run_id, self._attempt), *token_parts),
             "LaunchTemplate": {"LaunchTemplateName": config.names.launch_template, "Version": "$Latest"},
             "MinCount": 1,
             "MaxCount": 1,
@@ -270,23 +334,31 @@ class Machines:
             request["InstanceType"] = instance_type
         if subnet_id:
             request["SubnetId"] = subnet_id
+        if market == SPOT:
+            request["InstanceMarketOptions"] = SPOT_MARKET_OPTIONS
         at = iso(utcnow())
+        spot = market if market == SPOT else None
+        number = self._attempt if self._attempt > 1 else None
         try:
             response = self.ec2.run_instances(**request)
         except ClientError as exc:
             code = exc.response["Error"]["Code"]
             attempts.append(
-                Attempt(
+                PlacementTry(
                     action="launch",
                     instance_type=instance_type,
                     subnet_id=subnet_id,
                     error=f"{code}: {exc.response['Error'].get('Message', '')}",
                     at=at,
+                    market=spot,
+                    attempt=number,
                 )
             )
             log.warning(
                 "launch failed",
-                extra=fields(run_id=run_id, instance_type=instance_type, subnet_id=subnet_id, error=code),
+                extra=fields(
+                    run_id=run_id, instance_type=instance_type, subnet_id=subnet_id, market=market, error=code
+                ),
             )
             if code not in CAPACITY_ERRORS:
                 raise NoMachine(
@@ -294,14 +366,18 @@ class Machines:
                 ) from exc
             return None
         instance = response["Instances"][0]
-        placement = Placement(instance["InstanceId"], instance.get("InstanceType"), instance.get("SubnetId"), "launch")
+        placement = Placement(
+            instance["InstanceId"], instance.get("InstanceType"), instance.get("SubnetId"), "launch", market
+        )
         attempts.append(
-            Attempt(
+            PlacementTry(
                 action="launch",
                 instance_type=placement.instance_type,
                 subnet_id=placement.subnet_id,
                 instance_id=placement.instance_id,
                 at=at,
+                market=spot,
+                attempt=number,
             )
         )
         return placement
@@ -309,3 +385,8 @@ class Machines:
 
 def _tags(instance: dict[str, Any]) -> dict[str, str]:
     return {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
+
+
+def _started_for(instance: dict[str, Any], run_id: str, attempt: int) -> bool:
+    tags = _tags(instance)
+    return tags.get(TAG_RUN_ID) == run_id and tagged_attempt(tags) == attempt

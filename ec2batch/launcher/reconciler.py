@@ -14,7 +14,9 @@ call) and repairs what does not agree:
 | STARTING/RUNNING, deadline before the next tick | send the deadline timer |
 | STARTING/RUNNING, past its deadline | the timer was lost: enforce the deadline now |
 | STARTING/RUNNING, its instance has our outcome tag | record that outcome (the agent could not) |
-| STARTING/RUNNING, its instance stopped or gone | FAILED, instance lost, notified |
+| STARTING/RUNNING, its instance stopped or gone | attempt ended (interruption, agent/instance lost): retry or FAILED |
+| STARTING for 10 min, its instance running | the agent never came up: machine stopped, attempt ended agent-lost |
+| PENDING for a retry, its retry time passed (timer lost) | start the next attempt (its lease lapsed then) |
 | ended, its machine still up for it | stop it |
 | ended, its notification not published | publish it (once: claimed in the ledger) |
 | an instance of the job running with no live run | stop it |
@@ -34,11 +36,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .. import timers
+from .. import attempts, timers
 from ..config import JobConfig
+from ..cost import run_cost
 from ..errors import TransitionRejected, describe_error
 from ..jsonlog import fields
-from ..ledger import PENDING, PLANNED, Ledger, Run, iso, parse_time
+from ..ledger import FAILED, PENDING, PLANNED, STARTING, Ledger, Run, iso, parse_time
 from ..names import TAG_JOB, TAG_RUN_ID
 from ..notify import notify, wanted
 from . import endings
@@ -58,6 +61,9 @@ TIMER_GRACE = timedelta(minutes=2)
 POWEROFF_GRACE = timedelta(minutes=2)
 # Between StartInstances and the instance showing `pending` EC2 may answer with the old state for a moment.
 INSTANCE_LOST_GRACE = timedelta(seconds=60)
+# A machine that is up this long after its start was requested without its agent claiming the run (RUNNING)
+# has a dead agent: a boot takes a minute or two, and the image pull happens after the claim.
+AGENT_CLAIM_TIMEOUT = timedelta(minutes=10)
 # Ended runs older than this are not looked at again for a missing notification.
 NOTIFY_LOOKBACK = timedelta(hours=6)
 LIVE_STATES = endings.LIVE_STATES
@@ -224,7 +230,7 @@ class _Tick:
             result = self._fire(run, timers.DEADLINE, deadline_due)
             self._repaired(run, f"deadline timer lost: deadline enforced by the reconciler ({result.outcome})")
             return
-        if self._lost(run, instance):
+        if self._lost(run, instance) or self._agent_lost(run, instance):
             return
         if run.deadline_timer_for != run.deadline_at and deadline_due <= self.now + timers.PLANNER_HORIZON:
             self._send(run, timers.DEADLINE, deadline_due)
@@ -239,10 +245,35 @@ class _Tick:
         state = endings.machine_lost(run, instance)
         if state is None:
             return False
-        endings.fail_lost(
-            self.clients, self.config, self.ledger, run, state, self.now, "reconciler: instance lost, run failed"
+        ended = endings.fail_lost(
+            self.clients, self.config, self.ledger, run, state, self.now, "reconciler: machine lost", instance
         )
-        self.report.repairs.append({"run_id": run.run_id, "repair": "instance lost: FAILED"})
+        verdict = ended.status if ended.terminal else f"attempt {ended.attempt} due {ended.retry_at}"
+        self.report.repairs.append({"run_id": run.run_id, "repair": f"machine lost: {verdict}"})
+        return True
+
+    def _agent_lost(self, run: Run, instance: dict[str, Any] | None) -> bool:
+        """A machine up for long with its run still STARTING: its agent never came up. Stop it; end the attempt."""
+        if run.status != STARTING or instance is None or instance["State"]["Name"] != "running":
+            return False
+        if self.now - parse_time(run.start_requested_at or run.triggered_at) < AGENT_CLAIM_TIMEOUT:
+            return False
+        action = timers.stop_run_machine(self.clients, self.config, run)
+        ended = attempts.end_attempt(
+            self.clients,
+            self.config,
+            self.ledger,
+            run,
+            status=FAILED,
+            cause="agent-lost",
+            reason=f"agent-lost: instance {run.instance_id} was running for {AGENT_CLAIM_TIMEOUT.seconds // 60} min "
+            f"and its agent never claimed the run; machine {action or 'already going down'}",
+            ended_at=self.now,
+            cost=run_cost(run, self.now, self.clients.region, market=run.market),
+            note="reconciler: agent never came up",
+        )
+        verdict = ended.status if ended.terminal else f"attempt {ended.attempt} due {ended.retry_at}"
+        self.report.repairs.append({"run_id": run.run_id, "repair": f"agent lost: {verdict}"})
         return True
 
     def _ended(self, run: Run, instance: dict[str, Any] | None) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .. import timers
+from .. import attempts, timers
 from ..config import load_config
 from ..cost import run_cost
 from ..errors import TransitionRejected
@@ -26,7 +26,26 @@ def fire(launcher: Launcher, timer: TimerFire) -> Result:
     _wait_until_due(launcher, timer)
     if timer.kind == timers.START:
         return _start(launcher, timer)
+    if timer.kind == timers.RETRY:
+        return _retry(launcher, timer)
     return _deadline(launcher, timer)
+
+
+def _retry(launcher: Launcher, timer: TimerFire) -> Result:
+    """Start a run's next attempt: only a run still PENDING for this very retry time, once (the start lease)."""
+    ledger = launcher.ledger(timer.job)
+    run = ledger.get(timer.job, timer.run_id)
+    if run is None or run.status != PENDING:
+        return _nothing(launcher, timer, timers.describe_skip(run, timer.kind), run.status if run else None)
+    if run.retry_at != iso(timer.due):
+        return _nothing(
+            launcher, timer, f"run waits for {run.retry_at}; this timer was for {iso(timer.due)}", run.status
+        )
+    taken = ledger.take_start_lease(timer.job, run.run_id)
+    if taken is None:  # a duplicate message, or the reconciler, is starting it
+        return _nothing(launcher, timer, "another launcher is starting the next attempt", run.status)
+    log.info("timer: starting the next attempt", extra=fields(job=run.job, run_id=run.run_id, attempt=run.attempt))
+    return launcher.start_run(load_config(launcher.clients.ssm, timer.job), taken)
 
 
 def _wait_until_due(launcher: Launcher, timer: TimerFire) -> None:
@@ -107,9 +126,10 @@ def _deadline(launcher: Launcher, timer: TimerFire) -> Result:
             return Result(run.job, run.run_id, ended.status, "recorded", run.instance_id, ended.reason)
         if state is not None:
             ended = endings.fail_lost(
-                launcher.clients, config, ledger, run, state, launcher.clock(), "deadline: instance lost"
+                launcher.clients, config, ledger, run, state, launcher.clock(), "deadline: instance lost", instance
             )
-            return Result(run.job, run.run_id, ended.status, "failed", run.instance_id, ended.reason)
+            outcome_word = "failed" if ended.terminal else "retrying"
+            return Result(run.job, run.run_id, ended.status, outcome_word, run.instance_id, ended.reason)
     except TransitionRejected as exc:  # the run ended while we looked
         return _nothing(launcher, timer, str(exc))
     try:
@@ -117,7 +137,9 @@ def _deadline(launcher: Launcher, timer: TimerFire) -> Result:
             timer.job,
             run.run_id,
             TIMED_OUT,
-            **run_cost(run, launcher.clock(), launcher.clients.region),
+            attempt=run.attempt,
+            cause=attempts.TIMEOUT,
+            **attempts.totals(run, run_cost(run, launcher.clock(), launcher.clients.region, market=run.market)),
             reason=(
                 f"deadline: still {run.status} at {iso(timer.due)}, max runtime {config.max_runtime_seconds}s + grace "
                 f"{config.stop_grace_seconds}s + slack {config.deadline_slack_seconds}s; the machine was stopped "

@@ -53,7 +53,7 @@ def test_first_scheduled_run_launches_the_reusable_instance_tagged_with_its_run(
     assert instance["InstanceId"] == run.instance_id == result["instance_id"]
     assert tags(instance)[TAG_RUN_ID] == result["run_id"]
     assert tags(instance)[TAG_LIFECYCLE] == "reuse"
-    assert [(a.action, a.instance_type, a.error) for a in run.attempts] == [("launch", "m7i.large", None)]
+    assert [(a.action, a.instance_type, a.error) for a in run.placements] == [("launch", "m7i.large", None)]
 
 
 def test_next_run_starts_the_stopped_instance_in_six_aws_calls(job: Job, calls: Counter[str]) -> None:
@@ -210,7 +210,7 @@ def test_capacity_errors_fall_back_through_types_and_subnets_in_order(job: Job) 
 
     run = ledger(job).require(job.name, result["run_id"])
     a, b = job.config.subnet_ids
-    assert [(x.action, x.instance_type, x.subnet_id, (x.error or "").split(":")[0]) for x in run.attempts] == [
+    assert [(x.action, x.instance_type, x.subnet_id, (x.error or "").split(":")[0]) for x in run.placements] == [
         ("start", "m7i.large", a, "InsufficientInstanceCapacity"),
         ("launch", "m7i.large", b, "InsufficientInstanceCapacity"),
         ("launch", "m6i.large", a, "Unsupported"),
@@ -231,10 +231,10 @@ def test_exhausted_capacity_fails_the_run_with_every_attempt_and_notifies(job: J
     assert result["outcome"] == "failed"
     run = ledger(job).require(job.name, result["run_id"])
     assert run.status == FAILED
-    assert len(run.attempts) == 4
-    assert run.reason.startswith("no capacity after 4 attempt(s): launch m7i.large in")
+    assert len(run.placements) == 4
+    assert run.reason.startswith("no capacity after 4 tries: launch on-demand m7i.large in")
     [message] = job.notifications()
-    assert message["status"] == FAILED and len(message["attempts"]) == 4
+    assert message["status"] == FAILED and len(message["attempts"]) == 1 and "after 4 tries" in message["reason"]
     assert ledger(job).active_run_id(job.name) is None
 
 

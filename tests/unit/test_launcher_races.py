@@ -23,4 +23,4 @@ def test_an_agent_faster_than_the_launcher_keeps_its_status_and_gets_the_instanc
     run: Run = ledger.require(job.name, result["run_id"])
     assert run.status == RUNNING
     assert run.instance_id == result["instance_id"]
-    assert run.attempts[0].action == "launch"
+    assert run.placements[0].action == "launch"

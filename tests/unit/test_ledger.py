@@ -14,7 +14,7 @@ from ec2batch.ledger import (
     STARTING,
     STATUSES,
     SUCCEEDED,
-    Attempt,
+    PlacementTry,
     Ledger,
     Run,
     iso,
@@ -68,14 +68,14 @@ def test_the_happy_path_stamps_each_step(ledger: Ledger) -> None:
     assert run.exit_code == 0 and run.image_digest == "sha256:abc"
 
 
-def test_attempts_are_stored_in_order(ledger: Ledger) -> None:
+def test_placement_tries_are_stored_in_order(ledger: Ledger) -> None:
     ledger.create_run(new("r1"), exclusive=False)
     attempts = (
-        Attempt("start", "m7i.large", "subnet-1", "i-1", "InsufficientInstanceCapacity: no"),
-        Attempt("launch", "m6i.large", "subnet-2", "i-2"),
+        PlacementTry("start", "m7i.large", "subnet-1", "i-1", "InsufficientInstanceCapacity: no"),
+        PlacementTry("launch", "m6i.large", "subnet-2", "i-2", market="spot", attempt=2),
     )
-    ledger.transition("daily-report", "r1", STARTING, attempts=attempts)
-    assert ledger.require("daily-report", "r1").attempts == attempts
+    ledger.transition("daily-report", "r1", STARTING, placements=attempts)
+    assert ledger.require("daily-report", "r1").placements == attempts
 
 
 def test_terminal_transition_frees_the_slot_only_for_its_holder(ledger: Ledger) -> None:
