@@ -66,6 +66,8 @@ LISTS = {
     ],
     "${local.kms_key_arns}": [TOPIC_KEY, CUSTOMER_KEY],
     "${local.secret_sm_arns}": [SM_SECRET],
+    # Both markets, as with market = spot-then-on-demand (the dynamic Spot statements are rendered too).
+    "${local.launch_markets}": ["spot", "on-demand"],
 }
 
 
@@ -216,6 +218,8 @@ def test_the_statements_terraform_rendered_are_the_modules(applied_policies: lis
         "StartInstancesWithVolumesUnderTheJobsKey",
         "GrantTheJobsKeyToItsVolumes",
         "UseTheJobsKey",
+        "RequestOneTimeSpotInstancesAtLaunch",  # only with a Spot market (the example's is on-demand)
+        "CreateTheSpotServiceLinkedRole",
     }
     expected = {s["sid"] for statements in DOCUMENTS.values() for s in statements} - conditional
     assert expected <= rendered, expected - rendered
