@@ -1,8 +1,10 @@
 """What runs cost, and what acting on timed events costs with four designs.
 
-Instance prices are built-in defaults (on-demand Linux list prices, approximate, checked 2026-11) for
-common types; override or extend them with a JSON file (`--prices FILE` or EC2BATCH_PRICES):
-    {"eu-central-1": {"m7i.large": 0.1159, "ebs_gp3_gb_month": 0.0952}}
+Instance prices are built-in defaults for common types (on-demand: Linux list prices, approximate, checked
+2026-11; Spot: rough estimates, see DEFAULT_SPOT_PRICES). Override or extend them with a JSON file
+(`--prices FILE` or EC2BATCH_PRICES) of region -> {name: USD}, where a name is an instance type (its on-demand
+price per hour), `<instance type>/spot` (its Spot price per hour) or `ebs_gp3_gb_month`:
+    {"eu-central-1": {"m7i.large": 0.1159, "m7i.large/spot": 0.0421, "ebs_gp3_gb_month": 0.0952}}
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from typing import Any
 from .errors import Ec2BatchError
 from .ledger import Run, parse_time
 
+MARKETS = ("on-demand", "spot")  # the market an attempt's machine actually ran in (priced here)
+SPOT_SUFFIX = "/spot"  # "m7i.large/spot": the Spot price of m7i.large in a price file and in the table
 MINIMUM_BILLED_SECONDS = 60  # EC2 bills per second with a 60 s minimum per start
 HOURS_PER_MONTH = 730  # AWS's convention for per-month prices
 
@@ -69,6 +73,60 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
     },
 }
 
+# Spot prices are set by EC2 per type and Availability Zone and move with supply and demand, so these are
+# defaults, not quotes. They are estimates, written 2026-11: the on-demand price above times a share per family
+# (t3 0.32, m6i 0.38, m7i 0.40, c7i 0.42, r5 0.33, r6i 0.36, r7i 0.38), in the range of a third to two fifths
+# of on-demand where Linux Spot prices of these families usually sit; they were not read from a price
+# history. For real figures, take `aws ec2 describe-spot-price-history --instance-types m7i.large
+# --product-descriptions Linux/UNIX` and put them in a price file as "m7i.large/spot".
+DEFAULT_SPOT_PRICES: dict[str, dict[str, float]] = {
+    "us-east-1": {
+        "t3.micro": 0.0033,
+        "t3.small": 0.0067,
+        "t3.medium": 0.0133,
+        "t3.large": 0.0266,
+        "m6i.large": 0.0365,
+        "m6i.xlarge": 0.073,
+        "m6i.2xlarge": 0.1459,
+        "m6i.4xlarge": 0.2918,
+        "m7i.large": 0.0403,
+        "m7i.xlarge": 0.0806,
+        "m7i.2xlarge": 0.1613,
+        "m7i.4xlarge": 0.3226,
+        "c7i.xlarge": 0.075,
+        "c7i.2xlarge": 0.1499,
+        "c7i.4xlarge": 0.2999,
+        "r5.2xlarge": 0.1663,
+        "r6i.2xlarge": 0.1814,
+        "r7i.2xlarge": 0.2011,
+        "r7i.4xlarge": 0.4022,
+    },
+    "eu-central-1": {
+        "t3.micro": 0.0038,
+        "t3.small": 0.0077,
+        "t3.medium": 0.0154,
+        "t3.large": 0.0307,
+        "m6i.large": 0.0437,
+        "m6i.xlarge": 0.0874,
+        "m6i.2xlarge": 0.1748,
+        "m6i.4xlarge": 0.3496,
+        "m7i.large": 0.0464,
+        "m7i.xlarge": 0.0927,
+        "m7i.2xlarge": 0.1855,
+        "m7i.4xlarge": 0.371,
+        "c7i.xlarge": 0.0856,
+        "c7i.2xlarge": 0.1711,
+        "c7i.4xlarge": 0.3422,
+        "r5.2xlarge": 0.2006,
+        "r6i.2xlarge": 0.2189,
+        "r7i.2xlarge": 0.2426,
+        "r7i.4xlarge": 0.4852,
+    },
+}
+# One table, as a price file writes it: "<type>/spot" beside "<type>".
+for _region, _spot in DEFAULT_SPOT_PRICES.items():
+    DEFAULT_PRICES[_region].update({f"{name}{SPOT_SUFFIX}": usd for name, usd in _spot.items()})
+
 
 class PriceError(Ec2BatchError):
     pass
@@ -87,13 +145,18 @@ class PriceTable:
                 merged.setdefault(region, {}).update(values)
         return cls(merged)
 
-    def hourly(self, region: str, instance_type: str) -> float:
+    def hourly(self, region: str, instance_type: str, market: str = "on-demand") -> float:
+        """USD per hour of `instance_type` in `region` in `market` ("on-demand" or "spot")."""
+        if market not in MARKETS:
+            raise ValueError(f"market must be one of {', '.join(MARKETS)}, not {market!r}")
+        key = instance_type if market == "on-demand" else f"{instance_type}{SPOT_SUFFIX}"
         try:
-            return self.prices[region][instance_type]
+            return self.prices[region][key]
         except KeyError:
+            what = "price" if market == "on-demand" else "Spot price"
             raise PriceError(
-                f"no price for {instance_type} in {region}: add it to a price file "
-                f'(--prices FILE, {{"{region}": {{"{instance_type}": 0.123}}}})'
+                f"no {what} for {instance_type} in {region}: add it to a price file "
+                f'(--prices FILE, {{"{region}": {{"{key}": 0.123}}}})'
             ) from None
 
     def gb_month(self, region: str) -> float:
@@ -101,7 +164,7 @@ class PriceTable:
 
 
 def _read_price_file(path: Path) -> dict[str, dict[str, float]]:
-    """{"<region>": {"<instance type or ebs_gp3_gb_month>": <USD>, ...}, ...}; every bad entry is named."""
+    """{"<region>": {"<instance type>[/spot] or ebs_gp3_gb_month": <USD>, ...}, ...}; every bad entry is named."""
     try:
         doc = json.loads(path.read_bytes())  # bytes: a file that is not UTF-8 is a ValueError too
     except (OSError, ValueError) as exc:
@@ -112,6 +175,12 @@ def _read_price_file(path: Path) -> dict[str, dict[str, float]]:
         if not isinstance(values, dict):
             raise PriceError(f"price file {path}: {region}: must be an object of instance type -> USD per hour")
         for name, usd in values.items():
+            base, slash, market = name.partition("/")
+            if slash and (not base or f"/{market}" != SPOT_SUFFIX):
+                raise PriceError(
+                    f"price file {path}: {region}.{name}: a name with '/' must be <instance type>/spot, "
+                    f'e.g. "m7i.large/spot"'
+                )
             if isinstance(usd, bool) or not isinstance(usd, int | float) or not 0 <= usd < 1e6:
                 raise PriceError(f"price file {path}: {region}.{name}: must be a price in USD, got {usd!r}")
     return {region: {name: float(usd) for name, usd in values.items()} for region, values in doc.items()}
@@ -139,6 +208,8 @@ def run_cost(
     `started` and `ended` must come from one clock. Without `started`, the start request is used, which
     the launcher stamped: right for the launcher (its own clock at both ends), wrong for the agent, whose
     clock may be minutes off the launcher's (the agent passes its own start instead).
+    `market` is the market the machine ran in ("on-demand" or "spot"; None: on-demand): a Spot machine is
+    priced at the table's Spot price. Without a price, only the billed seconds are returned.
     """
     if started is None:
         start = run.start_requested_at or run.instance_running_at
@@ -147,7 +218,7 @@ def run_cost(
         return {}
     seconds = billed_seconds(started, ended)
     try:
-        hourly = (prices or PriceTable.load()).hourly(region, run.instance_type)
+        hourly = (prices or PriceTable.load()).hourly(region, run.instance_type, market or "on-demand")
     except PriceError:
         return {"billed_seconds": seconds}
     return {"billed_seconds": seconds, "cost_usd": round(seconds / 3600 * hourly, 6)}

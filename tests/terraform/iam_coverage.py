@@ -178,10 +178,18 @@ def _ec2(call: Call, where: Where, launch_template: Callable[[dict[str, Any]], d
         for spec in specs:
             by_type.setdefault(spec["ResourceType"], {}).update({t["Key"]: t["Value"] for t in spec["Tags"]})
         common: Context = {"ec2:LaunchTemplate": [template_arn]} if template_arn else {}
+        # The market: InstanceMarketOptions of the request, else of the template; none is on-demand. It is the
+        # instance's ec2:InstanceMarketType, and a Spot launch also creates a Spot Instance request (EC2 User
+        # Guide, "Tag Spot Instance requests") through the service-linked role AWSServiceRoleForEC2Spot, which
+        # EC2 creates with the caller's permissions where the account has none yet (counted here as needed).
+        options = p.get("InstanceMarketOptions") or data.get("InstanceMarketOptions") or {}
+        market = str(options.get("MarketType") or "on-demand")
         out = []
         for kind in ("instance", "volume"):
             tags = by_type.get(kind, {})
             context = {**common, **{f"aws:RequestTag/{k}": [v] for k, v in tags.items()}, "aws:TagKeys": list(tags)}
+            if kind == "instance":
+                context["ec2:InstanceMarketType"] = [market]
             out.append(Request("ec2:RunInstances", where.arn("ec2", f"{kind}/*"), context))
             if tags:
                 out.append(
@@ -200,6 +208,11 @@ def _ec2(call: Call, where: Where, launch_template: Callable[[dict[str, Any]], d
             out.append(Request("ec2:RunInstances", where.arn("ec2", f"security-group/{group}"), common))
         if template_arn:
             out.append(Request("ec2:RunInstances", template_arn, common))
+        if market == "spot":
+            out.append(Request("ec2:RunInstances", where.arn("ec2", "spot-instances-request/*"), {}))
+            role = "role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"
+            context = {"iam:AWSServiceName": ["spot.amazonaws.com"]}
+            out.append(Request("iam:CreateServiceLinkedRole", where.arn("iam", role, region=False), context))
         profile = data.get("IamInstanceProfile", {})
         if profile.get("Arn") or profile.get("Name"):
             role = template.get("instance_role_arn")

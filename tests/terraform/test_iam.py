@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from tests.terraform import iam_coverage as cov
 from tests.terraform import plan_rules as rules
 from tests.unit.test_terraform import module, policy_documents
 
@@ -66,6 +67,8 @@ LISTS = {
     ],
     "${local.kms_key_arns}": [TOPIC_KEY, CUSTOMER_KEY],
     "${local.secret_sm_arns}": [SM_SECRET],
+    # Both markets, as with market = spot-then-on-demand (the dynamic Spot statements are rendered too).
+    "${local.launch_markets}": ["spot", "on-demand"],
 }
 
 
@@ -216,6 +219,127 @@ def test_the_statements_terraform_rendered_are_the_modules(applied_policies: lis
         "StartInstancesWithVolumesUnderTheJobsKey",
         "GrantTheJobsKeyToItsVolumes",
         "UseTheJobsKey",
+        "RequestOneTimeSpotInstancesAtLaunch",  # only with a Spot market (the example's is on-demand)
+        "CreateTheSpotServiceLinkedRole",
     }
     expected = {s["sid"] for statements in DOCUMENTS.values() for s in statements} - conditional
     assert expected <= rendered, expected - rendered
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Simulation (issue 13): Spot launches only with a Spot market; the agent's retry timers only to its own queue
+# ---------------------------------------------------------------------------------------------------------------
+
+WHERE = cov.Where("aws", REGION, ACCOUNT)
+SPOT_ONLY_SIDS = {"RequestOneTimeSpotInstancesAtLaunch", "CreateTheSpotServiceLinkedRole"}
+TEMPLATE = {
+    "arn": VALUES["aws_launch_template.this.arn"],
+    "data": {
+        "ImageId": "ami-0123456789abcdef0",
+        "SecurityGroupIds": ["sg-0123456789abcdef0"],
+        "IamInstanceProfile": {"Arn": f"arn:aws:iam::{ACCOUNT}:instance-profile/{BASE}-instance"},
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": [{"Key": "ec2batch:job", "Value": JOB}]},
+            {"ResourceType": "volume", "Tags": [{"Key": "ec2batch:job", "Value": JOB}]},
+        ],
+    },
+    "instance_role_arn": VALUES["aws_iam_role.instance.arn"],
+}
+SPOT_OPTIONS = {
+    "MarketType": "spot",
+    "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
+}
+
+
+def launcher_statements(markets: list[str]) -> list[dict[str, Any]]:
+    """The launcher's policy as rendered for a job whose launch markets are `markets` (local.launch_markets; the
+    Spot statements' for_each is local.uses_spot, test_terraform checks both)."""
+    kept = [s for s in DOCUMENTS["launcher"] if "spot" in markets or s.get("sid") not in SPOT_ONLY_SIDS]
+    saved = LISTS["${local.launch_markets}"]
+    LISTS["${local.launch_markets}"] = markets
+    try:
+        return rules.statements(render(kept))
+    finally:
+        LISTS["${local.launch_markets}"] = saved
+
+
+def launch(market: str) -> cov.Call:
+    """RunInstances as the launcher makes it: this job's template and tags; InstanceMarketOptions for Spot."""
+    tags = [{"Key": "ec2batch:job", "Value": JOB}, {"Key": "ec2batch:run-id", "Value": "r1"}]
+    params: dict[str, Any] = {
+        "LaunchTemplate": {"LaunchTemplateName": BASE, "Version": "$Latest"},
+        "MinCount": 1,
+        "MaxCount": 1,
+        "InstanceType": "m7i.large",
+        "SubnetId": "subnet-0a1b2c3d4e5f60718",
+        "TagSpecifications": [
+            {"ResourceType": "instance", "Tags": tags},
+            {"ResourceType": "volume", "Tags": tags[:1]},
+        ],
+    }
+    if market == "spot":
+        params["InstanceMarketOptions"] = SPOT_OPTIONS
+    return cov.Call("launcher", "ec2", "RunInstances", params)
+
+
+def refused(statements: list[dict[str, Any]], call: cov.Call) -> list[str]:
+    return cov.uncovered([call], {call.role: statements}, WHERE, lambda _spec: TEMPLATE)
+
+
+@pytest.mark.parametrize(
+    ("markets", "allowed"),
+    [
+        (["on-demand"], {"on-demand"}),
+        (["spot"], {"spot"}),
+        (["spot", "on-demand"], {"spot", "on-demand"}),
+    ],
+    ids=["on-demand-job", "spot-job", "spot-then-on-demand-job"],
+)
+def test_the_launcher_launches_in_the_jobs_markets_only(markets: list[str], allowed: set[str]) -> None:
+    statements = launcher_statements(markets)
+    for market in ("on-demand", "spot"):
+        problems = refused(statements, launch(market))
+        if market in allowed:
+            assert problems == [], (market, problems)
+        else:
+            assert any("ec2:RunInstances on arn:aws:ec2:eu-central-1:123456789012:instance/*" in p for p in problems)
+            assert any(f"'ec2:InstanceMarketType': ['{market}']" in p for p in problems), problems
+    if "spot" not in markets:
+        # An on-demand job has neither the Spot request nor the service-linked role.
+        problems = refused(statements, launch("spot"))
+        assert any(
+            "ec2:RunInstances on arn:aws:ec2:eu-central-1:123456789012:spot-instances-request/*" in p for p in problems
+        )
+        assert any("iam:CreateServiceLinkedRole" in p for p in problems), problems
+
+
+def test_the_launcher_may_create_only_the_spot_service_linked_role() -> None:
+    statements = launcher_statements(["spot"])
+    spot_role = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"
+    spot = cov.Request("iam:CreateServiceLinkedRole", spot_role, {"iam:AWSServiceName": ["spot.amazonaws.com"]})
+    assert cov.evaluate(statements, spot) == "allow"
+    other_role = f"arn:aws:iam::{ACCOUNT}:role/aws-service-role/ecs.amazonaws.com/AWSServiceRoleForECS"
+    for request in (
+        cov.Request("iam:CreateServiceLinkedRole", other_role, {"iam:AWSServiceName": ["ecs.amazonaws.com"]}),
+        cov.Request("iam:CreateServiceLinkedRole", spot_role, {"iam:AWSServiceName": ["ecs.amazonaws.com"]}),
+    ):
+        assert cov.evaluate(statements, request) == "implicit-deny", request
+
+
+def test_the_agent_sends_retry_timers_to_its_jobs_timer_queue_and_no_other() -> None:
+    instance = rules.statements(render(DOCUMENTS["instance"]))
+    timers = f"https://sqs.{REGION}.amazonaws.com/{ACCOUNT}/{BASE}-timers"
+    body = {"MessageBody": "{}", "DelaySeconds": 60}
+    allowed = [
+        cov.Call("instance", "sqs", "GetQueueUrl", {"QueueName": f"{BASE}-timers"}),
+        cov.Call("instance", "sqs", "SendMessage", {"QueueUrl": timers, **body}),
+    ]
+    assert cov.uncovered(allowed, {"instance": instance}, WHERE) == []
+    denied = [
+        cov.Call("instance", "sqs", "SendMessage", {"QueueUrl": f"{timers.removesuffix('-timers')}-dlq", **body}),
+        cov.Call("instance", "sqs", "SendMessage", {"QueueUrl": timers.replace(JOB, "other-job"), **body}),
+        cov.Call("instance", "sqs", "ReceiveMessage", {"QueueUrl": timers}),
+        cov.Call("instance", "sqs", "DeleteMessage", {"QueueUrl": timers, "ReceiptHandle": "h"}),
+    ]
+    problems = cov.uncovered(denied, {"instance": instance}, WHERE)
+    assert len(problems) == len(denied), problems

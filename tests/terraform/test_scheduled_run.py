@@ -394,3 +394,46 @@ def test_a_narrowed_condition_makes_the_coverage_check_fail(scheduled_run: Sched
 def test_the_schedule_fired_is_due_after_the_apply(scheduled_run: ScheduledRun) -> None:
     scheduled = datetime.strptime(scheduled_run.fired[0]["scheduled_time"], "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC)
     assert timedelta(0) < scheduled - datetime.now(UTC) <= timedelta(days=1, hours=1)
+
+
+def test_what_terraform_rendered_lets_the_agent_send_retry_timers_to_its_queue_only(
+    scheduled_run: ScheduledRun, aws: Callable[[str], Any]
+) -> None:
+    # Issue 13: the agent sends the delayed "retry" timer itself (ec2batch.timers.send) when an attempt ends.
+    timers = aws("sqs").get_queue_url(QueueName=scheduled_run.names["timer_queue"])["QueueUrl"]
+    dead_letters = aws("sqs").get_queue_url(QueueName=scheduled_run.names["dead_letter_queue"])["QueueUrl"]
+    sends = [
+        cov.Call("instance", "sqs", "GetQueueUrl", {"QueueName": scheduled_run.names["timer_queue"]}),
+        cov.Call("instance", "sqs", "SendMessage", {"QueueUrl": timers, "MessageBody": "{}", "DelaySeconds": 30}),
+    ]
+    assert cov.uncovered(sends, scheduled_run.policies, scheduled_run.where) == []
+    elsewhere = cov.Call("instance", "sqs", "SendMessage", {"QueueUrl": dead_letters, "MessageBody": "{}"})
+    assert cov.uncovered([elsewhere], scheduled_run.policies, scheduled_run.where) != []
+
+
+def test_what_terraform_rendered_for_an_on_demand_job_launches_on_demand_and_never_spot(
+    scheduled_run: ScheduledRun,
+) -> None:
+    # The example's market is on-demand: a launch as the launcher makes it is allowed, the same launch on Spot not
+    # (neither the instance's market nor the Spot request nor the service-linked role).
+    tags = [{"Key": "ec2batch:job", "Value": JOB}]
+    request: dict[str, Any] = {
+        "LaunchTemplate": {"LaunchTemplateName": scheduled_run.names["launch_template"], "Version": "$Latest"},
+        "MinCount": 1,
+        "MaxCount": 1,
+        "TagSpecifications": [{"ResourceType": "instance", "Tags": tags}, {"ResourceType": "volume", "Tags": tags}],
+    }
+    spot = {
+        "MarketType": "spot",
+        "SpotOptions": {"SpotInstanceType": "one-time", "InstanceInterruptionBehavior": "terminate"},
+    }
+
+    def problems(params: dict[str, Any]) -> list[str]:
+        call = cov.Call("launcher", "ec2", "RunInstances", params)
+        return cov.uncovered([call], scheduled_run.policies, scheduled_run.where, scheduled_run.template_lookup)
+
+    assert problems(request) == []
+    refused = problems({**request, "InstanceMarketOptions": spot})
+    for needed in ("ec2:RunInstances on arn:aws:ec2:", "spot-instances-request/*", "iam:CreateServiceLinkedRole"):
+        assert any(needed in p for p in refused), (needed, refused)
+    assert any("instance/*" in p and "'ec2:InstanceMarketType': ['spot']" in p for p in refused), refused

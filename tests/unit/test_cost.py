@@ -10,7 +10,17 @@ import pytest
 from click.testing import CliRunner
 
 from ec2batch.cli import main
-from ec2batch.cost import PriceError, PriceTable, Scenario, billed_seconds, compare, run_cost, total
+from ec2batch.cost import (
+    DEFAULT_PRICES,
+    DEFAULT_SPOT_PRICES,
+    PriceError,
+    PriceTable,
+    Scenario,
+    billed_seconds,
+    compare,
+    run_cost,
+    total,
+)
 from ec2batch.ledger import Run
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
@@ -45,6 +55,82 @@ def test_a_price_file_overrides_and_extends_the_defaults(tmp_path) -> None:
     assert (table.hourly("eu-central-1", "m7i.2xlarge"), table.hourly("eu-central-1", "x9.huge")) == (0.5, 10.0)
     with pytest.raises(PriceError, match=r"no price for z1\.tiny in eu-central-1"):
         table.hourly("eu-central-1", "z1.tiny")
+
+
+def running(instance_type: str = "m7i.2xlarge") -> Run:
+    return Run(
+        job="j",
+        run_id="r",
+        status="RUNNING",
+        trigger="manual",
+        triggered_at="2026-11-24T02:00:00Z",
+        start_requested_at="2026-11-24T02:00:00.000Z",
+        instance_type=instance_type,
+    )
+
+
+def test_a_spot_run_is_priced_at_the_spot_price_and_an_unnamed_market_at_on_demand() -> None:
+    ended = T0 + timedelta(minutes=30)
+    table = PriceTable.load()
+    on_demand = run_cost(running(), ended, "eu-central-1", table)
+    assert run_cost(running(), ended, "eu-central-1", table, market="on-demand") == on_demand
+    assert on_demand == {"billed_seconds": 1800, "cost_usd": round(0.4637 / 2, 6)}
+    assert run_cost(running(), ended, "eu-central-1", table, market="spot") == {
+        "billed_seconds": 1800,
+        "cost_usd": round(0.1855 / 2, 6),
+    }
+
+
+def test_every_built_in_type_has_a_spot_price_below_its_on_demand_price_in_every_region() -> None:
+    table = PriceTable()
+    assert set(DEFAULT_SPOT_PRICES) == {"us-east-1", "eu-central-1"}
+    for region, prices in DEFAULT_PRICES.items():
+        types = {name for name in prices if "." in name and "/" not in name}
+        assert types == set(DEFAULT_SPOT_PRICES[region]), region
+        for instance_type in types:
+            spot, on_demand = table.hourly(region, instance_type, "spot"), table.hourly(region, instance_type)
+            assert 0.25 * on_demand < spot < 0.5 * on_demand, (region, instance_type, spot, on_demand)
+
+
+def test_a_price_file_overrides_and_extends_spot_prices_as_it_does_on_demand_ones(tmp_path) -> None:
+    path = tmp_path / "prices.json"
+    prices = {"eu-central-1": {"m7i.2xlarge/spot": 0.2, "x9.huge/spot": 3}, "ap-south-1": {"m7i.large/spot": 0.03}}
+    path.write_text(json.dumps(prices))
+    table = PriceTable.load(path)
+    assert table.hourly("eu-central-1", "m7i.2xlarge", "spot") == 0.2
+    assert table.hourly("eu-central-1", "m7i.2xlarge") == 0.4637  # the on-demand price is kept
+    assert table.hourly("eu-central-1", "x9.huge", "spot") == 3.0
+    assert table.hourly("eu-central-1", "r7i.2xlarge", "spot") == 0.2426  # the defaults stay
+    assert table.hourly("ap-south-1", "m7i.large", "spot") == 0.03
+    ended = T0 + timedelta(hours=1)
+    assert run_cost(running(), ended, "eu-central-1", table, market="spot")["cost_usd"] == 0.2
+
+
+def test_a_missing_spot_price_names_the_key_to_add(tmp_path) -> None:
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"eu-central-1": {"x9.huge": 10}}))
+    table = PriceTable.load(path)
+    with pytest.raises(PriceError) as raised:
+        table.hourly("eu-central-1", "x9.huge", "spot")
+    assert str(raised.value) == (
+        'no Spot price for x9.huge in eu-central-1: add it to a price file (--prices FILE, {"eu-central-1": '
+        '{"x9.huge/spot": 0.123}})'
+    )
+    # A run on it still records what it was billed, as for a type without an on-demand price.
+    ended = T0 + timedelta(minutes=2)
+    assert run_cost(running("x9.huge"), ended, "eu-central-1", table, market="spot") == {"billed_seconds": 120}
+    with pytest.raises(ValueError, match="market must be one of on-demand, spot, not 'spot-then-on-demand'"):
+        table.hourly("eu-central-1", "x9.huge", "spot-then-on-demand")
+
+
+@pytest.mark.parametrize("name", ["m7i.large/Spot", "m7i.large/reserved", "/spot"])
+def test_a_price_file_refuses_a_market_suffix_other_than_spot(tmp_path, name: str) -> None:
+    path = tmp_path / "prices.json"
+    path.write_text(json.dumps({"eu-central-1": {name: 0.04}}))
+    with pytest.raises(
+        PriceError, match=rf"eu-central-1\.{re.escape(name)}: a name with '/' must be <instance type>/spot"
+    ):
+        PriceTable.load(path)
 
 
 def usd(strategy: str, assumptions: str, **scenario: int) -> float:

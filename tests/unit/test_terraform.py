@@ -18,7 +18,7 @@ import hcl2
 import pytest
 from hcl2 import SerializationOptions
 
-from ec2batch.config import JobConfig
+from ec2batch.config import SPOT_NEEDS_EPHEMERAL, JobConfig, parse_config
 from ec2batch.launcher.events import schedule_target_input
 from ec2batch.names import JOB_NAME_PATTERN, TAG_JOB, TAG_OUTCOME, JobNames
 
@@ -243,6 +243,9 @@ def test_the_module_reads_the_region_from_its_current_attribute() -> None:
     assert "data.aws_region.current.region" in source
 
 
+SPOT_REQUESTS = "arn:${local.partition}:ec2:${local.region}:${local.account_id}:spot-instances-request/*"
+
+
 def test_every_ec2_action_that_changes_something_is_limited_by_tag_or_template() -> None:
     launcher = policy_documents(module())["launcher"]
     for statement in launcher:
@@ -250,6 +253,15 @@ def test_every_ec2_action_that_changes_something_is_limited_by_tag_or_template()
             a for a in statement.get("actions", []) if a.startswith("ec2:") and not a.startswith("ec2:Describe")
         ]
         if not mutating:
+            continue
+        if statement["resources"] == [SPOT_REQUESTS]:
+            # The one exception: the untagged Spot request a Spot RunInstances creates, which no tag or template
+            # key describes; the launch is held to the template, tags and markets on every other resource.
+            assert (statement["sid"], mutating, statement.get("condition")) == (
+                "RequestOneTimeSpotInstancesAtLaunch",
+                ["ec2:RunInstances"],
+                None,
+            )
             continue
         conditions = statement.get("condition", [])
         conditions = conditions if isinstance(conditions, list) else [conditions]
@@ -447,6 +459,24 @@ REFUSED = [
     ({"kms_key_arn": "alias/ec2batch"}, "must be a key ARN"),
     ({"job_policy_json": "{}"}, "with a Statement"),
     ({"job_policy_arns": ["ReadOnlyAccess"]}, "must be IAM policy ARNs"),
+    # Issue 13: the market and the retry policy, named as ec2batch.config names them.
+    ({"market": "spot"}, f"market: {SPOT_NEEDS_EPHEMERAL}"),
+    ({"market": "spot-then-on-demand", "strategy": "reuse"}, f"market: {SPOT_NEEDS_EPHEMERAL}"),
+    ({"retry": {"market": "spot"}}, f"retry.market: {SPOT_NEEDS_EPHEMERAL}"),
+    ({"market": "cheap", "strategy": "ephemeral"}, "market must be on-demand, spot or spot-then-on-demand."),
+    ({"retry": {"market": "reserved"}, "strategy": "ephemeral"}, "retry.market must be on-demand, spot or"),
+    ({"retry": {"attempts": 11}}, "retry.attempts must be a whole number from 1 to 10."),
+    ({"retry": {"attempts": 1.5}}, "retry.attempts must be a whole number from 1 to 10."),
+    ({"retry": {"on": ["timeout"]}}, "retry.on must list causes from start-failure"),
+    ({"retry": {"on": ["interruption", "interruption"]}}, "each once"),
+    ({"retry": {"exit_codes": [0]}}, "retry.exit_codes must be exit codes from 1 to 255"),
+    ({"retry": {"exit_codes": [256]}}, "retry.exit_codes must be exit codes from 1 to 255"),
+    ({"retry": {"exit_codes": ["120-100"]}}, "retry.exit_codes must be exit codes from 1 to 255"),
+    ({"retry": {"exit_codes": ["1-256"]}}, "retry.exit_codes must be exit codes from 1 to 255"),
+    ({"retry": {"exit_codes": ["75x"]}}, "retry.exit_codes must be exit codes from 1 to 255"),
+    ({"retry": {"interval_seconds": 1.5}}, "retry.interval_seconds must be a whole number from 0 to 86400."),
+    ({"retry": {"backoff_rate": 0.5}}, "retry.backoff_rate must be a number from 1 to 10."),
+    ({"retry": {"max_delay_seconds": -1}}, "retry.max_delay_seconds must be a whole number from 0 to 86400."),
 ]
 
 
@@ -547,3 +577,170 @@ def test_the_agent_may_tag_only_the_outcome_key_and_only_on_this_jobs_instances(
     }
     assert statement["resources"] == ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:instance/*"]
     assert locals_(module())["tag_outcome"] == TAG_OUTCOME
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The config document as Terraform renders it (issue 13): market and retry, omitted attributes as Python's defaults
+# ---------------------------------------------------------------------------------------------------------------
+
+# What the job config's references to other resources render to (the ARN formats of the provider).
+RENDERED_REFERENCES = {
+    "aws_sns_topic.this.arn": '"arn:aws:sns:eu-central-1:123456789012:ec2batch-daily-report"',
+    "aws_iam_role.job.arn": '"arn:aws:iam::123456789012:role/ec2batch-daily-report-job"',
+    "local.image": '"123456789012.dkr.ecr.eu-central-1.amazonaws.com/ec2batch/daily-report:latest"',
+}
+
+
+def local_source(name: str) -> str:
+    """The source text of local `name` in locals.tf: an object `{ ... }` (its braces matched) or one line."""
+    text = (MODULE / "locals.tf").read_text()
+    found = re.search(rf"^  {name}\s*=\s*", text, re.MULTILINE)
+    assert found, f"no local {name} in locals.tf"
+    start = found.end()
+    if text[start] != "{":
+        return text[start : text.index("\n", start)]
+    depth = 0
+    for end in range(start, len(text)):
+        depth += {"{": 1, "}": -1}.get(text[end], 0)
+        if depth == 0:
+            return text[start : end + 1]
+    raise AssertionError(f"unbalanced braces in local {name}")
+
+
+def rendered_config(tmp_path: Path, tfvars: dict[str, Any]) -> dict[str, Any]:
+    """local.job_config as real Terraform evaluates it for `tfvars` (the module's own expression text)."""
+    expression = local_source("job_config")
+    for reference, rendered in RENDERED_REFERENCES.items():
+        expression = re.sub(rf"\b{re.escape(reference)}\b", rendered, expression)
+    locals_needed = {"job_config": expression}
+    todo = [expression]
+    while todo:  # the locals it uses (retry_market, ...), with their own expression text
+        for name in re.findall(r"\blocal\.(\w+)", todo.pop()):
+            if name not in locals_needed:
+                locals_needed[name] = local_source(name)
+                todo.append(locals_needed[name])
+    unresolved = set(re.findall(r"\baws_\w+\.\w+", " ".join(locals_needed.values())))
+    assert not unresolved, f"add a rendering of {unresolved} to RENDERED_REFERENCES"
+    return value(console(tmp_path, "jsonencode(local.job_config)", tfvars, locals_needed))
+
+
+# (tfvars, what a user writes in the JSON config for the same thing)
+RETRY_CASES = [
+    ({}, {}),
+    ({"market": "spot", "strategy": "ephemeral"}, {"market": "spot", "strategy": "ephemeral"}),
+    (
+        {"market": "spot-then-on-demand", "strategy": "ephemeral", "retry": {"attempts": 3}},
+        {"market": "spot-then-on-demand", "strategy": "ephemeral", "retry": {"attempts": 3}},
+    ),
+    (
+        {
+            "market": "spot",
+            "strategy": "ephemeral",
+            "retry": {
+                "attempts": 4,
+                "on": ["interruption", "start-failure"],
+                "exit_codes": [75, "100-119", "007", "009-012", "42-42"],
+                "interval_seconds": 60,
+                "backoff_rate": 1.5,
+                "max_delay_seconds": 600,
+                "market": "spot-then-on-demand",
+            },
+        },
+        {
+            "market": "spot",
+            "strategy": "ephemeral",
+            "retry": {
+                "attempts": 4,
+                "on": ["interruption", "start-failure"],
+                "exit_codes": [75, "100-119", 7, "9-12", 42],
+                "interval_seconds": 60,
+                "backoff_rate": 1.5,
+                "max_delay_seconds": 600,
+                "market": "spot-then-on-demand",
+            },
+        },
+    ),
+    ({"retry": {"on": [], "market": "on-demand"}}, {"retry": {"on": [], "market": "on-demand"}}),
+]
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    ("tfvars", "python"), RETRY_CASES, ids=["defaults", "spot", "spot-then-on-demand", "everything", "no-causes"]
+)
+def test_the_rendered_config_document_is_what_python_derives_for_the_same_settings(
+    tmp_path: Path, tfvars: dict[str, Any], python: dict[str, Any]
+) -> None:
+    document = rendered_config(tmp_path, tfvars)
+    config = parse_config(document)  # the launcher and the agent read it
+    # The same settings written as a JSON config, everything the user left out left out there too.
+    written = {key: value for key, value in document.items() if key not in ("market", "retry", "strategy")}
+    expected = parse_config({**written, **python})
+    assert config == expected
+    # The document carries market and retry in full, exactly as Python writes them (store_config, validate).
+    assert (document["market"], document["retry"]) == (expected.market, expected.retry.to_document())
+
+
+@needs_terraform
+def test_the_document_gets_exit_codes_as_numbers_and_ranges_as_strings(tmp_path: Path) -> None:
+    tfvars = {"strategy": "ephemeral", "market": "spot", "retry": {"exit_codes": [75, "100-119", "3"]}}
+    document = rendered_config(tmp_path, tfvars)
+    assert document["retry"]["exit_codes"] == [75, "100-119", 3]
+    assert parse_config(document).retry.exit_codes == ((75, 75), (100, 119), (3, 3))
+    # Left out: Python's defaults, retries on the market's own terms.
+    assert {k: v for k, v in document["retry"].items() if k != "exit_codes"} == {
+        "attempts": 1,
+        "on": ["start-failure", "interruption", "instance-lost", "agent-lost"],
+        "interval_seconds": 30,
+        "backoff_rate": 2,
+        "max_delay_seconds": 900,
+        "market": "spot",
+    }
+
+
+def test_the_launcher_may_launch_spot_only_in_the_jobs_markets_and_create_only_the_spot_role() -> None:
+    launcher = {s["sid"]: s for s in policy_documents(module())["launcher"]}
+    conditions = launcher["LaunchOnlyTaggedInstancesAndVolumes"]["condition"]
+    market = next(c for c in conditions if c["variable"] == "ec2:InstanceMarketType")
+    assert (market["test"], market["values"]) == ("StringEqualsIfExists", "${local.launch_markets}")
+    role = launcher["CreateTheSpotServiceLinkedRole"]
+    assert role["actions"] == ["iam:CreateServiceLinkedRole"]
+    assert role["resources"] == [
+        "arn:${local.partition}:iam::${local.account_id}:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"
+    ]
+    assert one(role["condition"]) == {
+        "test": "StringEquals",
+        "variable": "iam:AWSServiceName",
+        "values": ["spot.amazonaws.com"],
+    }
+    # Both Spot statements exist only when a Spot market is configured.
+    text = (MODULE / "iam.tf").read_text()
+    for sid in ("RequestOneTimeSpotInstancesAtLaunch", "CreateTheSpotServiceLinkedRole"):
+        block = text[: text.index(f'sid       = "{sid}"')]
+        assert block[block.rindex('dynamic "statement"') :].count("for_each = local.uses_spot ? [1] : []") == 1, sid
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    ("tfvars", "markets"),
+    [
+        ({}, ["on-demand"]),
+        ({"strategy": "ephemeral", "market": "spot"}, ["spot"]),
+        ({"strategy": "ephemeral", "market": "spot-then-on-demand"}, ["spot", "on-demand"]),
+        ({"strategy": "ephemeral", "market": "spot", "retry": {"market": "on-demand"}}, ["spot", "on-demand"]),
+        ({"strategy": "ephemeral", "retry": {"market": "spot"}}, ["on-demand", "spot"]),
+        (
+            {"strategy": "ephemeral", "market": "spot-then-on-demand", "retry": {"market": "spot"}},
+            ["spot", "on-demand"],
+        ),
+    ],
+    ids=["on-demand", "spot", "spot-then-on-demand", "spot-retry-on-demand", "retry-on-spot", "spot-retry-spot"],
+)
+def test_the_launch_markets_are_the_first_attempts_and_the_retries(
+    tmp_path: Path, tfvars: dict[str, Any], markets: list[str]
+) -> None:
+    names = ("retry_market", "launch_markets", "uses_spot")
+    done = console(
+        tmp_path, "jsonencode([local.launch_markets, local.uses_spot])", tfvars, {n: local_source(n) for n in names}
+    )
+    assert value(done) == [markets, "spot" in markets]

