@@ -89,10 +89,15 @@ def test_runs_lists_newest_first_as_a_table_and_json(job: Job, cli) -> None:
     cli("run-now", job.name)
     cli("run-now", job.name)  # forbid: the second is skipped
     text = cli("runs", job.name).output.splitlines()
-    assert text[0].split() == ["RUN", "ID", "TRIGGER", "STATUS", "SCHEDULED", "STARTED", "DURATION", "EXIT", "REASON"]
+    assert text[0].split() == [
+        *("RUN", "ID", "TRIGGER", "STATUS", "ATTEMPTS", "SCHEDULED", "STARTED", "DURATION", "EXIT", "REASON")
+    ]
     assert "SKIPPED" in text[1] and "STARTING" in text[2]
-    data = json.loads(cli("runs", job.name, "--json", "--limit", "1").output)
-    assert [r["status"] for r in data] == ["SKIPPED"]
+    data = json.loads(cli("runs", job.name, "--json", "--limit", "2").output)
+    assert [r["status"] for r in data] == ["SKIPPED", "STARTING"]
+    # The started run's one attempt, with its machine; a run recorded SKIPPED had none worth listing apart.
+    [attempt] = data[1]["attempts"]
+    assert attempt["number"] == 1 and attempt["instance_id"] == data[1]["instance_id"]
 
 
 def test_unknown_job_is_one_line_listing_the_known_ones(job: Job, cli) -> None:

@@ -172,6 +172,8 @@ def test_the_deadline_never_stops_an_instance_that_serves_another_run(aws, sent)
 def test_long_runs_get_their_deadline_timer_from_the_planner(job: Job, sent) -> None:
     started = at(job, NOW).handle({"action": "run", "job": job.name})  # max runtime 3600 s: too far for SQS
     assert [m for m in sent if m["body"]["kind"] == "deadline"] == []
+    # Its agent claims it (a run still STARTING 50 min on would be agent-lost).
+    Ledger(job.clients.dynamodb, job.config.names.ledger_table).transition(job.name, started["run_id"], RUNNING)
 
     at(job, NOW + timedelta(minutes=50)).handle({"action": "plan", "job": job.name})
 
