@@ -39,6 +39,7 @@ TAG_OUTCOME = "ec2batch:outcome"
 # Docker labels the agent puts on the job's container, so a restarted agent finds it again.
 LABEL_JOB = "ec2batch.job"
 LABEL_RUN_ID = "ec2batch.run-id"
+LABEL_ATTEMPT = "ec2batch.attempt"  # absent on containers of a run's first attempt made before attempts existed
 LABEL_INSTANCE = "ec2batch.instance-id"
 
 # Parameter-store root under which every job's config lives (`ec2batch jobs` lists it).

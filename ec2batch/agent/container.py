@@ -19,7 +19,7 @@ from docker.utils import parse_repository_tag
 from ..config import JobConfig
 from ..errors import Ec2BatchError, describe_error
 from ..jsonlog import fields
-from ..names import LABEL_INSTANCE, LABEL_JOB, LABEL_RUN_ID
+from ..names import LABEL_ATTEMPT, LABEL_INSTANCE, LABEL_JOB, LABEL_RUN_ID
 
 log = logging.getLogger(__name__)
 
@@ -115,15 +115,24 @@ def pull(
     raise PullError(f"could not pull {image} after {attempts} attempts: {last}")
 
 
-def find_run_container(client: Any, run_id: str) -> Any | None:
-    """The container of this run, if an earlier agent process started it (running or exited)."""
+def find_run_container(client: Any, run_id: str, attempt: int = 1) -> Any | None:
+    """The container of this attempt of the run, if an earlier agent process started it (running or exited).
+
+    Never an earlier attempt's: on a reused instance that one may still be there (its agent died before
+    removing it), and re-attaching to it would record its old outcome for the new attempt.
+    """
     found = client.containers.list(all=True, filters={"label": f"{LABEL_RUN_ID}={run_id}"})
-    return found[0] if found else None
+    return next((c for c in found if _attempt_of(c) == attempt), None)
 
 
-def container_name(job: str, run_id: str) -> str:
-    # A fixed name per run: a second `create` for the same run fails instead of starting it twice.
-    return f"ec2batch-{job}-{run_id}"
+def _attempt_of(container: Any) -> int:
+    value = (container.labels or {}).get(LABEL_ATTEMPT, "1")
+    return int(value) if str(value).isdigit() else 1
+
+
+def container_name(job: str, run_id: str, attempt: int = 1) -> str:
+    # A fixed name per attempt: a second `create` for the same attempt fails instead of starting it twice.
+    return f"ec2batch-{job}-{run_id}" + (f"-attempt-{attempt}" if attempt > 1 else "")
 
 
 def start_container(
@@ -139,6 +148,7 @@ def start_container(
     instance_id: str,
     network: str = "bridge",
     cgroup_parent: str | None = None,
+    attempt: int = 1,
 ) -> Any:
     log_options = {
         "awslogs-region": region,
@@ -163,8 +173,8 @@ def start_container(
         config.image,
         command=command,
         environment=dict(environment),
-        labels={LABEL_JOB: config.job, LABEL_RUN_ID: run_id, LABEL_INSTANCE: instance_id},
-        name=container_name(config.job, run_id),
+        labels={LABEL_JOB: config.job, LABEL_RUN_ID: run_id, LABEL_ATTEMPT: str(attempt), LABEL_INSTANCE: instance_id},
+        name=container_name(config.job, run_id, attempt),
         log_config=LogConfig(type="awslogs", config=log_options),
         init=True,  # a real PID 1 reaps zombies and forwards SIGTERM to the job
         # bridge: the job's own network namespace, so IMDS's hop limit of 1 keeps the machine's role from it.
@@ -300,10 +310,11 @@ def remove_container(container: Any) -> None:
         log.warning("could not remove the run's container", extra=fields(container=container.name, error=describe(exc)))
 
 
-def remove_old_containers(client: Any, job: str, keep_run_id: str) -> None:
-    """Containers of earlier runs (kept for `docker logs` on a debug box) would fill a reused disk."""
+def remove_old_containers(client: Any, job: str, keep_run_id: str, keep_attempt: int = 1) -> None:
+    """Containers of earlier runs and attempts (kept for `docker logs` on a debug box, or left by an agent that
+    died) would fill a reused disk."""
     for old in client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={job}", "status": "exited"}):
-        if old.labels.get(LABEL_RUN_ID) != keep_run_id:
+        if (old.labels.get(LABEL_RUN_ID), _attempt_of(old)) != (keep_run_id, keep_attempt):
             try:
                 old.remove()
             except docker.errors.APIError:

@@ -436,7 +436,7 @@ class Agent:
     # ---------------------------------------------------------------- the job
     def _execute(self, clients: Clients, ledger: Ledger, config: JobConfig, run: Run, identity: Identity) -> Run | None:
         docker = engine.wait_for_engine(self.make_docker, self.settings.engine_timeout)
-        existing = engine.find_run_container(docker, run.run_id)
+        existing = engine.find_run_container(docker, run.run_id, run.attempt)
         scene = _Scene(clients, ledger, config.job, identity, config)
         # A restarted agent serves the address and token its run's container was given.
         found = _environment_of(existing) if existing is not None else None
@@ -490,7 +490,7 @@ class Agent:
         identity: Identity,
         credentials: dict[str, str],
     ) -> tuple[Any, datetime]:
-        engine.remove_old_containers(docker, config.job, run.run_id)
+        engine.remove_old_containers(docker, config.job, run.run_id, run.attempt)
         auth = engine.ecr_auth(clients.ecr)
         digest, pulled = engine.pull(docker, config.image, auth)
         secrets = resolve_secrets(clients.ssm, clients.secretsmanager, config.secrets)
@@ -516,6 +516,7 @@ class Agent:
             instance_id=identity.instance_id,
             network=self.settings.job_network or config.network,
             cgroup_parent=self.settings.job_cgroup_parent,
+            attempt=run.attempt,
         )
         log.info(
             "container started",

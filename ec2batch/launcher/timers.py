@@ -113,6 +113,11 @@ def _deadline(launcher: Launcher, timer: TimerFire) -> Result:
         return Result(run.job, run.run_id, TIMED_OUT, "stopped" if action else "nothing", run.instance_id, run.reason)
     if run is None or run.terminal:
         return _nothing(launcher, timer, timers.describe_skip(run, timer.kind), run.status if run else None)
+    if run.status in (PLANNED, PENDING):
+        # Between attempts (a retry waits for its machine): the deadline was the ended attempt's.
+        return _nothing(
+            launcher, timer, f"run is {run.status} for attempt {run.attempt}: no machine to stop", run.status
+        )
     if run.deadline_at and run.deadline_at != iso(timer.due):
         return _nothing(launcher, timer, f"deadline moved to {run.deadline_at}", run.status)
     instance = endings.describe(launcher.clients, run.instance_id)

@@ -4,7 +4,7 @@ A scenario sets the stage without faults (`setup`: the job, maybe an earlier run
 faults armed (`act`), then the world runs on, planner ticks included, for the bound within which every run
 must have ended. The invariants (`check`) are the same for every scenario and every fault:
 - one trigger, one run: the ledger holds exactly the runs the scenario's triggers asked for;
-- at most one machine per run attempt;
+- at most one machine per run attempt, and never more attempts than the retry policy allows;
 - every run ended, within the bound (`Scenario.bound`: BOUND from when the run is due; a scenario whose
   setup already left a lost edge behind for the reconciler allows one more tick, since the fault injected
   may then land on the reconciler's own repair, which the next tick repeats);
@@ -25,7 +25,7 @@ from typing import Any
 
 from ec2batch import timers
 from ec2batch.ledger import CANCELLED, FAILED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, Run
-from ec2batch.names import TAG_RUN_ID
+from ec2batch.names import TAG_RUN_ID, tagged_attempt
 from tests.conftest import REGION, Job, Killed, make_job
 from tests.unit.agent.fakes import Clock
 
@@ -42,6 +42,7 @@ CONFIG = {
     "job_role_arn": "arn:aws:iam::123456789012:role/ec2batch-daily-report-job",
 }
 NOTIFY_ON = ["FAILED", "TIMED_OUT", "SKIPPED"]
+RETRIED = {"retry": {"attempts": 2, "exit_codes": [75], "interval_seconds": 20}, "starting_deadline_seconds": 3600}
 # max runtime + grace + slack + a lost timer's grace + a start lease + one planner tick, and some room
 BOUND = timedelta(seconds=120 + 10 + 30 + 120 + 200) + timedelta(minutes=15) + timedelta(minutes=5)
 
@@ -157,6 +158,17 @@ SCENARIOS = {
         Scenario("ephemeral-launch", _fire, config={"strategy": "ephemeral"}),
         Scenario("run-at-far", _at_far, bound=FAR - T0 + BOUND),
         Scenario("orphaned-pending", _nothing, setup=_orphaned, bound=BOUND + PLANNER_PERIOD),
+        # The job exits with a code its policy retries, every time: attempt 1 ends, the run waits out the
+        # backoff, its retry timer starts attempt 2 (on the job's instance, started again, or a fresh one),
+        # which ends the run FAILED once the attempts are used up.
+        Scenario("retry-exit-code-reuse", _fire, expect=(FAILED,), world={"exit_code": 75}, config=RETRIED),
+        Scenario(
+            "retry-exit-code-ephemeral",
+            _fire,
+            expect=(FAILED,),
+            world={"exit_code": 75},
+            config={**RETRIED, "strategy": "ephemeral"},
+        ),
         Scenario(
             "outcome-on-instance",
             _nothing,
@@ -194,9 +206,16 @@ def _check(world: World, scenario: Scenario, faulted: str | None) -> list[str]:
     for run in runs:
         if run.status not in TERMINAL:
             problems.append(f"run {run.run_id} still {run.status} after {scenario.bound}")
-        machines = [i for i in job.instances() if _tags(i).get(TAG_RUN_ID) == run.run_id]
-        if len(machines) > 1:
-            problems.append(f"run {run.run_id} has {len(machines)} machines")
+        for number in range(1, run.attempt + 1):
+            machines = [
+                i
+                for i in job.instances()
+                if _tags(i).get(TAG_RUN_ID) == run.run_id and tagged_attempt(_tags(i)) == number
+            ]
+            if len(machines) > 1:
+                problems.append(f"run {run.run_id} has {len(machines)} machines for attempt {number}")
+        if run.attempt > job.config.retry.attempts:
+            problems.append(f"run {run.run_id} reached attempt {run.attempt} of {job.config.retry.attempts}")
         if run.status not in scenario.expect and not _explained(run, faulted):
             problems.append(f"run {run.run_id} ended {run.status} ({run.reason}), expected {scenario.expect}")
     live = job.instances("pending", "running")

@@ -25,7 +25,7 @@ from ec2batch.agent.main import Agent, Settings
 from ec2batch.launcher import Launcher
 from ec2batch.launcher.machines import Machines
 from ec2batch.ledger import Ledger
-from ec2batch.names import LIFECYCLE_EPHEMERAL, TAG_LIFECYCLE, TAG_RUN_ID
+from ec2batch.names import LIFECYCLE_EPHEMERAL, TAG_ATTEMPT, TAG_LIFECYCLE, TAG_RUN_ID
 from tests.conftest import Job, Killed
 from tests.unit.agent.fakes import Clock, FakeDocker, FakeImds
 
@@ -54,7 +54,7 @@ class World:
     hang: bool = False  # instances never boot their agent (a hung machine)
     on_wait: Callable[[World], None] | None = None  # once, when the job's container is first waited on
     engines: dict[str, FakeDocker] = field(default_factory=dict)
-    booted: set[tuple[str, str]] = field(default_factory=set)
+    booted: set[tuple[str, str]] = field(default_factory=set)  # (instance, run#attempt)
     retries: list[Pending] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # what crashed (not Killed: that is the fault itself)
     next_tick: datetime | None = None
@@ -162,7 +162,8 @@ class World:
     def _boot_machines(self) -> None:
         for instance in self.instances("running"):
             run_id = _tags(instance).get(TAG_RUN_ID, "")
-            key = (instance["InstanceId"], run_id)
+            # One boot per start: a retry's attempt on the same (reused) instance is a new start.
+            key = (instance["InstanceId"], f"{run_id}#{_tags(instance).get(TAG_ATTEMPT, '1')}")
             if key in self.booted:
                 continue
             self.booted.add(key)
