@@ -76,7 +76,7 @@ class FakeContainer:
         self.fail_start: Exception | None = None
         self.options: dict[str, Any] = {}
         self.client = engine
-        self.signals: list[str] = []
+        self.signals: list[tuple[str, datetime]] = []  # each signal, and when (the fake clock)
         self.on_sigterm: float | None = engine.on_sigterm
         self.files: dict[str, bytes] = {}
 
@@ -129,8 +129,8 @@ class FakeContainer:
         self._settle()
         if self.status != "running":
             raise docker.errors.APIError("409 Client Error: Conflict", response=_Conflict())  # type: ignore[arg-type]
-        self.signals.append(signal)
         clock = self.engine.clock
+        self.signals.append((signal, clock.now()))
         if signal == "SIGKILL":
             self.status, self.exit_code = "exited", 137
         elif signal == "SIGTERM" and self.on_sigterm is not None:
