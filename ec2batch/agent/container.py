@@ -293,7 +293,10 @@ def interruption_margin(seconds_left: float) -> float:
 
 def stop_for_interruption(container: Any, notice: Notice, deadline: datetime, now: Callable[[], datetime]) -> Outcome:
     """The machine is about to be taken: tell the job (the file, then SIGTERM), give it what time there is,
-    then SIGKILL. The max runtime still bounds it: the SIGKILL comes at the deadline if that is earlier."""
+    then SIGKILL. The max runtime still bounds it: the SIGKILL comes at the deadline if that is earlier.
+
+    A job that had exited before the SIGTERM ended on its own: its outcome is its exit code, no interruption.
+    """
     margin = interruption_margin((notice.time - now()).total_seconds())
     kill_at = min(notice.time - timedelta(seconds=margin), deadline)
     log.warning(
@@ -307,7 +310,7 @@ def stop_for_interruption(container: Any, notice: Notice, deadline: datetime, no
     )
     _drop_notice(container, notice)  # first: a job reading it in its SIGTERM handler finds it whole
     try:
-        _signal(container, "SIGTERM")
+        told = _signal(container, "SIGTERM")
         result = _wait_until(container, kill_at, now)
         if result is None:
             log.warning(
@@ -324,7 +327,7 @@ def stop_for_interruption(container: Any, notice: Notice, deadline: datetime, no
         timed_out=False,
         oom_killed=bool(state.get("OOMKilled")),
         started_at=state.get("StartedAt"),
-        interruption=notice,
+        interruption=notice if told else None,
     )
 
 
@@ -343,12 +346,15 @@ def _drop_notice(container: Any, notice: Notice) -> None:
         )
 
 
-def _signal(container: Any, name: str) -> None:
+def _signal(container: Any, name: str) -> bool:
+    """Send a signal; False if the job had exited already (409), which is what the signal was for."""
     try:
         container.kill(signal=name)
     except docker.errors.APIError as exc:
-        if exc.status_code != 409:  # 409: the job exited already, which is what the signal was for
+        if exc.status_code != 409:
             raise
+        return False
+    return True
 
 
 def _wait_until(container: Any, moment: datetime, now: Callable[[], datetime]) -> dict[str, Any] | None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ec2batch.agent.container import INTERRUPTION_FILE, remove_container, wait_with_deadline
+from ec2batch.agent.container import INTERRUPTION_FILE, remove_container, stop_for_interruption, wait_with_deadline
 from ec2batch.agent.imds import Imds
 from ec2batch.agent.interruption import INSTANCE_ACTION_PATH, REBALANCE_PATH, InterruptionWatcher, Notice
 from ec2batch.ledger import FAILED
@@ -201,6 +201,17 @@ def test_the_max_runtime_still_bounds_a_job_told_of_an_interruption() -> None:
     assert [signal for signal, _ in container.signals] == ["SIGTERM", "SIGKILL"]
     assert container.signals[1][1] - deadline < timedelta(seconds=1)
     assert outcome.exit_code == 137
+
+
+def test_a_job_that_exited_before_the_sigterm_keeps_its_own_outcome() -> None:
+    clock, container = started_job(runtime=30, on_sigterm=3)
+    clock.advance(31)  # it finished just as the notice was read
+    notice = Notice("terminate", clock.now() + timedelta(seconds=118))
+
+    outcome = stop_for_interruption(container, notice, BOOTED + timedelta(seconds=3600), clock.now)
+
+    assert (outcome.exit_code, outcome.interruption) == (0, None)
+    assert container.signals == []
 
 
 def test_the_run_volume_goes_with_the_container() -> None:
