@@ -29,6 +29,7 @@ from .notify import notify
 log = logging.getLogger(__name__)
 
 EXIT_CODE, TIMEOUT = "exit-code", "timeout"  # causes that are not infrastructure (config.RETRY_CAUSES)
+INTERRUPTION = "interruption"  # one that is: EC2 took the Spot instance back
 
 
 @dataclass(frozen=True)

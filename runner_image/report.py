@@ -1,7 +1,8 @@
 """Example ec2batch job: builds a daily sales report from generated data.
 
 It stands for the heavy daily batch ec2batch exists for: it prints progress, writes its result,
-and stops cleanly on SIGTERM (the agent sends one at max runtime, then SIGKILL after the grace period).
+and stops cleanly on SIGTERM (the agent sends one at max runtime, then SIGKILL after the grace period,
+and at a Spot interruption notice, which it then finds in $EC2BATCH_INTERRUPTION_FILE and prints).
 
 Knobs (environment variables), used by the tests and handy for trying things out:
   REPORT_ROWS          rows of generated data (default 200000)
@@ -21,6 +22,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
+from pathlib import Path
 
 stopping = False
 
@@ -29,6 +31,10 @@ def on_sigterm(signum: int, frame: object) -> None:
     global stopping
     stopping = True
     print("SIGTERM received: finishing the current step and exiting", flush=True)
+    # The agent writes the notice before it sends SIGTERM: if the file is there, EC2 is taking the machine.
+    notice = Path(os.environ.get("EC2BATCH_INTERRUPTION_FILE") or "/nonexistent")
+    if notice.is_file():
+        print(f"interruption notice: {notice.read_text().strip()}", flush=True)
 
 
 def main() -> int:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import base64
+import io
 import logging
+import tarfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import docker
@@ -20,8 +22,18 @@ from ..config import JobConfig
 from ..errors import Ec2BatchError, describe_error
 from ..jsonlog import fields
 from ..names import LABEL_ATTEMPT, LABEL_INSTANCE, LABEL_JOB, LABEL_RUN_ID
+from .interruption import InterruptionWatcher, Notice
 
 log = logging.getLogger(__name__)
+
+# In the job's container: a small per-run volume where the agent drops files for the job to read.
+RUN_DIR = "/run/ec2batch"
+INTERRUPTION_FILE = f"{RUN_DIR}/interruption"
+# After a Spot interruption notice the agent still has to record the outcome and flush its logs before
+# EC2 takes the machine: the job gets until the notice's time less this much (less on a shorter warning).
+AGENT_MARGIN_SECONDS = 20.0
+# With an interruption watcher the container is polled this often, so the job hears of a notice promptly.
+REACTION_SECONDS = 2.0
 
 
 class PullError(Ec2BatchError):
@@ -38,6 +50,7 @@ class Outcome:
     timed_out: bool
     oom_killed: bool
     started_at: str | None
+    interruption: Notice | None = None  # the job was stopped for this Spot interruption notice
 
 
 def wait_for_engine(make_client: Callable[[], Any], timeout: float, sleep: Callable[[float], None] = time.sleep) -> Any:
@@ -135,6 +148,11 @@ def container_name(job: str, run_id: str, attempt: int = 1) -> str:
     return f"ec2batch-{job}-{run_id}" + (f"-attempt-{attempt}" if attempt > 1 else "")
 
 
+def run_volume_name(name: str) -> str:
+    """The run's volume (mounted at RUN_DIR), named after its container so removal finds it."""
+    return f"{name}-run"
+
+
 def start_container(
     client: Any,
     config: JobConfig,
@@ -169,12 +187,18 @@ def start_container(
         limits["shm_size"] = f"{config.limits.shm_size_mb}m"
     if cgroup_parent:
         limits["cgroup_parent"] = cgroup_parent
+    labels = {LABEL_JOB: config.job, LABEL_RUN_ID: run_id, LABEL_ATTEMPT: str(attempt), LABEL_INSTANCE: instance_id}
+    name = container_name(config.job, run_id, attempt)
+    # A volume, not a bind mount: the agent writes into it through the engine (put_archive), which works
+    # whatever the agent's own filesystem is (on the local stack the agent is in another container).
+    volume = client.volumes.create(name=run_volume_name(name), labels=labels)
     return client.containers.run(
         config.image,
         command=command,
         environment=dict(environment),
-        labels={LABEL_JOB: config.job, LABEL_RUN_ID: run_id, LABEL_ATTEMPT: str(attempt), LABEL_INSTANCE: instance_id},
-        name=container_name(config.job, run_id, attempt),
+        labels=labels,
+        name=name,
+        volumes={volume.name: {"bind": RUN_DIR, "mode": "rw"}},
         log_config=LogConfig(type="awslogs", config=log_options),
         init=True,  # a real PID 1 reaps zombies and forwards SIGTERM to the job
         # bridge: the job's own network namespace, so IMDS's hop limit of 1 keeps the machine's role from it.
@@ -209,16 +233,23 @@ def wait_with_deadline(
     reconnect_attempts: int = 5,
     reconnect_delay: float = 2.0,
     sleep: Callable[[float], None] = time.sleep,
+    interruption: InterruptionWatcher | None = None,
 ) -> Outcome:
     """Wait for the container to exit; at the deadline stop it (SIGTERM, SIGKILL after the grace).
 
     An engine that stops answering (dockerd crashed, its socket gone) is retried `reconnect_attempts`
     times, `reconnect_delay` apart; then EngineError ("engine: ..."), so the run fails within seconds
     instead of the loop spinning until max runtime while the machine is billed.
+
+    With an `interruption` watcher, a Spot interruption notice stops the job early (`stop_for_interruption`).
     """
     timed_out = False
     trouble = 0
+    if interruption is not None:
+        poll = min(poll, REACTION_SECONDS)
     while True:
+        if interruption is not None and interruption.notice is not None:
+            return stop_for_interruption(container, interruption.notice, deadline, now)
         remaining = (deadline - now()).total_seconds()
         if remaining <= 0:
             log.warning(
@@ -265,6 +296,89 @@ def wait_with_deadline(
     )
 
 
+def interruption_margin(seconds_left: float) -> float:
+    """What the agent keeps for itself of the warning: 20 s of AWS's 120, a quarter of a shortened one."""
+    return max(0.0, min(AGENT_MARGIN_SECONDS, seconds_left / 4))
+
+
+def stop_for_interruption(container: Any, notice: Notice, deadline: datetime, now: Callable[[], datetime]) -> Outcome:
+    """The machine is about to be taken: tell the job (the file, then SIGTERM), give it what time there is,
+    then SIGKILL. The max runtime still bounds it: the SIGKILL comes at the deadline if that is earlier.
+
+    A job that had exited before the SIGTERM ended on its own: its outcome is its exit code, no interruption.
+    """
+    margin = interruption_margin((notice.time - now()).total_seconds())
+    kill_at = min(notice.time - timedelta(seconds=margin), deadline)
+    log.warning(
+        "Spot interruption notice: the job is sent SIGTERM",
+        extra=fields(
+            container=container.name,
+            action=notice.action,
+            time=notice.time_text,
+            kill_in_seconds=round((kill_at - now()).total_seconds(), 1),
+        ),
+    )
+    _drop_notice(container, notice)  # first: a job reading it in its SIGTERM handler finds it whole
+    try:
+        told = _signal(container, "SIGTERM")
+        result = _wait_until(container, kill_at, now)
+        if result is None:
+            log.warning(
+                "the job outlived its time after the interruption notice: SIGKILL",
+                extra=fields(container=container.name),
+            )
+            _signal(container, "SIGKILL")
+            result = container.wait(timeout=30)
+    except Exception as exc:
+        raise EngineError(f"engine: could not stop the job for a Spot interruption notice: {describe(exc)}") from exc
+    state = _final_state(container)
+    return Outcome(
+        exit_code=result.get("StatusCode"),
+        timed_out=False,
+        oom_killed=bool(state.get("OOMKilled")),
+        started_at=state.get("StartedAt"),
+        interruption=notice if told else None,
+    )
+
+
+def _drop_notice(container: Any, notice: Notice) -> None:
+    data = (notice.as_json() + "\n").encode()
+    archive = io.BytesIO()
+    with tarfile.open(fileobj=archive, mode="w") as tar:
+        entry = tarfile.TarInfo(INTERRUPTION_FILE.rsplit("/", 1)[1])
+        entry.size, entry.mode, entry.mtime = len(data), 0o644, int(time.time())
+        tar.addfile(entry, io.BytesIO(data))
+    try:
+        container.put_archive(RUN_DIR, archive.getvalue())
+    except Exception as exc:  # the SIGTERM still tells the job; the file is the detail
+        log.warning(
+            "could not write the interruption file", extra=fields(container=container.name, error=describe(exc))
+        )
+
+
+def _signal(container: Any, name: str) -> bool:
+    """Send a signal; False if the job had exited already (409), which is what the signal was for."""
+    try:
+        container.kill(signal=name)
+    except docker.errors.APIError as exc:
+        if exc.status_code != 409:
+            raise
+        return False
+    return True
+
+
+def _wait_until(container: Any, moment: datetime, now: Callable[[], datetime]) -> dict[str, Any] | None:
+    """The container's exit if it comes before `moment`; None if it still runs then."""
+    asked = max((moment - now()).total_seconds(), 1.0)
+    began = now()
+    try:
+        return dict(container.wait(timeout=asked))
+    except Exception:
+        if (now() - began).total_seconds() >= asked / 2:  # a timeout (see wait_with_deadline)
+            return None
+        raise
+
+
 def _final_state(container: Any) -> dict[str, Any]:
     # The exit code is known; OOMKilled is a detail not worth failing the run over if the engine just went away.
     try:
@@ -308,6 +422,19 @@ def remove_container(container: Any) -> None:
     except Exception as exc:
         # The next run's start removes it (remove_old_containers); nothing to fail the run over.
         log.warning("could not remove the run's container", extra=fields(container=container.name, error=describe(exc)))
+        return
+    _remove_run_volume(container.client, container.name)
+
+
+def _remove_run_volume(client: Any, name: str) -> None:
+    try:
+        client.volumes.get(run_volume_name(name)).remove(force=True)
+    except docker.errors.NotFound:
+        return  # a container from before the run volume existed
+    except Exception as exc:
+        log.warning(
+            "could not remove the run's volume", extra=fields(volume=run_volume_name(name), error=describe(exc))
+        )
 
 
 def remove_old_containers(client: Any, job: str, keep_run_id: str, keep_attempt: int = 1) -> None:
@@ -319,3 +446,5 @@ def remove_old_containers(client: Any, job: str, keep_run_id: str, keep_attempt:
                 old.remove()
             except docker.errors.APIError:
                 log.warning("could not remove an old container", extra=fields(container=old.name))
+                continue
+            _remove_run_volume(client, old.name)

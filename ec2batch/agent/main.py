@@ -26,7 +26,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from .. import attempts
-from ..attempts import EXIT_CODE, TIMEOUT
+from ..attempts import EXIT_CODE, INTERRUPTION, TIMEOUT
 from ..aws import Clients
 from ..config import JobConfig, load_config
 from ..cost import run_cost
@@ -34,6 +34,7 @@ from ..errors import Ec2BatchError, TransitionRejected
 from ..jsonlog import JsonFormatter, fields
 from ..ledger import (
     FAILED,
+    INTERRUPTED,
     PENDING,
     RUNNING,
     SKIPPED,
@@ -63,6 +64,7 @@ from .credentials import (
 )
 from .cwlogs import CloudWatchHandler
 from .imds import Identity, Imds
+from .interruption import POLL_SECONDS, InterruptionWatcher
 from .secrets import Redactor, resolve_secrets
 
 log = logging.getLogger("ec2batch.agent")
@@ -102,6 +104,8 @@ class Settings:
     job_aws_endpoint_url: str | None = None
     # The slice the job's containers run in: the AMI's IMDS block for host-network jobs matches it.
     job_cgroup_parent: str | None = None
+    # How often instance metadata is asked for a Spot interruption notice while the job runs (AWS: every 5 s).
+    interruption_poll_seconds: float = POLL_SECONDS
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -121,6 +125,7 @@ class Settings:
             job_network=env.get("EC2BATCH_JOB_NETWORK") or None,
             job_aws_endpoint_url=env.get("EC2BATCH_JOB_AWS_ENDPOINT_URL") or None,
             job_cgroup_parent=env.get("EC2BATCH_JOB_CGROUP_PARENT") or None,
+            interruption_poll_seconds=float(env.get("EC2BATCH_INTERRUPTION_POLL_SECONDS", POLL_SECONDS)),
         )
 
 
@@ -441,11 +446,15 @@ class Agent:
         # A restarted agent serves the address and token its run's container was given.
         found = _environment_of(existing) if existing is not None else None
         endpoint, credentials = self._serve_credentials(clients, config, run, found)
+        watcher: InterruptionWatcher | None = None
         try:
             if existing is None:
                 container, begun = self._start(clients, docker, ledger, config, run, identity, credentials)
             else:
                 container, begun = self._reattach(docker, ledger, config, run, existing)
+            watcher = InterruptionWatcher(
+                self.imds, poll_seconds=self.settings.interruption_poll_seconds, clock=self.clock
+            ).start()
             outcome = engine.wait_with_deadline(
                 container,
                 begun + timedelta(seconds=config.max_runtime_seconds),
@@ -454,8 +463,11 @@ class Agent:
                 reconnect_attempts=self.settings.engine_reconnect_attempts,
                 reconnect_delay=self.settings.engine_reconnect_delay,
                 sleep=self.sleep,
+                interruption=watcher,
             )
         finally:
+            if watcher is not None:
+                watcher.close()
             if endpoint is not None:
                 endpoint.close()
         final = self._outcome(scene, config, run, outcome)
@@ -465,6 +477,8 @@ class Agent:
         return final
 
     def _outcome(self, scene: _Scene, config: JobConfig, run: Run, outcome: engine.Outcome) -> Run | None:
+        if outcome.interruption is not None:
+            return self._interrupted(scene, config, run, outcome)
         if outcome.timed_out:
             return self._finish(
                 scene,
@@ -479,6 +493,21 @@ class Agent:
             return self._finish(scene, run, SUCCEEDED, exit_code=0)
         reason = "out of memory (OOM killed)" if outcome.oom_killed else f"exit code {outcome.exit_code}"
         return self._finish(scene, run, FAILED, exit_code=outcome.exit_code, reason=reason, cause=EXIT_CODE)
+
+    def _interrupted(self, scene: _Scene, config: JobConfig, run: Run, outcome: engine.Outcome) -> Run | None:
+        """The job was stopped because EC2 is taking the machine (a Spot interruption notice)."""
+        notice = outcome.interruption
+        assert notice is not None
+        reason = f"interruption: Spot {notice.action} notice for {notice.time_text}; the job was sent SIGTERM"
+        log.warning(
+            "run interrupted: EC2 is taking the machine",
+            extra=fields(run_id=run.run_id, action=notice.action, time=notice.time_text, exit_code=outcome.exit_code),
+        )
+        # The attempt ends INTERRUPTED; the retry policy gives the run another attempt (on the market its
+        # `retry.market` says) or ends it FAILED. Logs go out now: the machine has seconds left.
+        ended = self._finish(scene, run, INTERRUPTED, exit_code=outcome.exit_code, reason=reason, cause=INTERRUPTION)
+        self._flush_logs()
+        return ended
 
     def _start(
         self,
@@ -536,6 +565,7 @@ class Agent:
             "EC2BATCH_TRIGGER": run.trigger,
             "AWS_REGION": identity.region,
             "AWS_DEFAULT_REGION": identity.region,
+            "EC2BATCH_INTERRUPTION_FILE": engine.INTERRUPTION_FILE,
         }
         if run.scheduled_at:
             environment["EC2BATCH_SCHEDULED_TIME"] = run.scheduled_at

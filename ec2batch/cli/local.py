@@ -66,6 +66,37 @@ def status(as_json: bool) -> None:
         click.echo(f"instance container {instance}")
 
 
+@local.command("interrupt")
+@click.argument("target")
+@click.option(
+    "--warning",
+    "warning_seconds",
+    type=click.FloatRange(min=0),
+    default=120.0,
+    show_default=True,
+    help="Seconds from the notice to the reclaim (AWS gives 120).",
+)
+@click.option("--rebalance-only", is_flag=True, help="Serve only a rebalance recommendation; nothing is reclaimed.")
+@friendly_errors
+def interrupt(target: str, warning_seconds: float, rebalance_only: bool) -> None:
+    """Interrupt an instance as EC2 does a Spot one: a notice in its metadata, then terminated after the warning.
+
+    TARGET is an instance id, or a job name (its running instance).
+
+    \b
+    Example:
+      ec2batch local interrupt daily-report --warning 30
+    """
+    from ..local.interrupt import interrupt as request_interrupt
+
+    stack = _stack()
+    click.echo(
+        request_interrupt(
+            stack.paths, stack.clients().ec2, target, warning_seconds=warning_seconds, rebalance_only=rebalance_only
+        )
+    )
+
+
 @local.command("env")
 def env() -> None:
     """Print `export` lines that point the CLI at the local stack: eval "$(ec2batch local env)"."""

@@ -7,13 +7,21 @@ moto keeps instance state but runs nothing. Every half second this loop reconcil
   instance in moto, or terminate it if its shutdown behaviour says so;
 - moto says stopping/stopped/terminated but the container runs: stop the container (systemd halts
   on SIGRTMIN+3), as AWS would shut the machine down.
+And what EC2 does to a Spot instance, on request (`ec2batch local interrupt`, through a request file in
+the stack's run folder): an interruption notice in its metadata, then, when the warning is over, the
+instance reclaimed (terminated, as a one-time Spot instance is) with its job's containers.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import math
 import threading
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import docker.errors
@@ -28,6 +36,34 @@ log = logging.getLogger(__name__)
 
 TAG_DOCKER_IMAGE = "ec2batch:docker-image"  # on the AMI registered for the local instance image
 CONTAINER_PREFIX = "ec2batch-instance-"
+INTERRUPT_REQUEST_GLOB = "interrupt-*.json"
+
+
+@dataclass(frozen=True)
+class InterruptRequest:
+    """`ec2batch local interrupt`'s request to the emulator process, as a file it picks up and removes."""
+
+    instance_id: str
+    warning_seconds: float
+    rebalance_only: bool = False
+
+    def path(self, paths: StackPaths) -> Path:
+        return paths.run / f"interrupt-{self.instance_id}.json"
+
+    def write(self, paths: StackPaths) -> Path:
+        target = self.path(paths)
+        partial = target.with_suffix(".partial")  # renamed whole: the emulator never reads half a request
+        partial.write_text(json.dumps(asdict(self)))
+        partial.rename(target)
+        return target
+
+    @classmethod
+    def read(cls, path: Path) -> InterruptRequest:
+        return cls(**json.loads(path.read_text()))
+
+
+def utc_text(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def instance_run_options(paths: StackPaths, env_file: str) -> dict[str, Any]:
@@ -76,7 +112,10 @@ class Ec2Emulator:
     images: dict[str, str] = field(default_factory=dict)
     # Instances whose container we started for their current start; an exited one has powered off.
     booted: dict[str, str] = field(default_factory=dict)
+    # Interrupted instances, and when EC2 takes them (the interruption notice's time).
+    reclaims: dict[str, datetime] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def run_forever(self, stop: threading.Event, interval: float = 0.5) -> None:
         while not stop.is_set():
@@ -88,8 +127,60 @@ class Ec2Emulator:
 
     def step(self) -> None:
         with self.lock:
+            self._take_interrupt_requests()
+            self._reclaim_due()
             for instance in self._instances():
                 self._reconcile(instance)
+
+    # ---------------------------------------------------------------- Spot interruptions
+    def interrupt(self, instance_id: str, warning_seconds: float, *, rebalance_only: bool = False) -> datetime | None:
+        """What EC2 does before it reclaims a Spot instance: a rebalance recommendation and an interruption
+        notice in its metadata; the notice's time (now + the warning) is when `step` terminates it.
+
+        `rebalance_only`: the recommendation alone (EC2 may send one long before, or without, a notice).
+        Returns the notice's time, or None if nothing was interrupted.
+        """
+        emulator = self.imds.get(instance_id)
+        if emulator is None:
+            log.warning("interrupt: the instance is not running here", extra=fields(instance_id=instance_id))
+            return None
+        now = self.clock()
+        emulator.serve_rebalance(utc_text(now))
+        if rebalance_only:
+            log.info("rebalance recommendation served", extra=fields(instance_id=instance_id))
+            return None
+        # EC2's notice times are whole seconds: round up, so the warning is never shorter than asked.
+        at = datetime.fromtimestamp(math.ceil(now.timestamp() + warning_seconds), UTC)
+        emulator.serve_interruption("terminate", utc_text(at))
+        self.reclaims[instance_id] = at
+        log.info(
+            "Spot interruption notice served",
+            extra=fields(
+                instance_id=instance_id, action="terminate", time=utc_text(at), warning_seconds=warning_seconds
+            ),
+        )
+        return at
+
+    def _take_interrupt_requests(self) -> None:
+        for path in sorted(self.paths.run.glob(INTERRUPT_REQUEST_GLOB)):
+            try:
+                request = InterruptRequest.read(path)
+            except (OSError, ValueError, TypeError) as exc:
+                log.warning("unreadable interrupt request: dropped", extra=fields(path=str(path), error=str(exc)))
+            else:
+                self.interrupt(request.instance_id, request.warning_seconds, rebalance_only=request.rebalance_only)
+            path.unlink(missing_ok=True)  # picked up: the command that wrote it waits for this
+
+    def _reclaim_due(self) -> None:
+        now = self.clock()
+        for instance_id, at in list(self.reclaims.items()):
+            if now < at:
+                continue
+            del self.reclaims[instance_id]
+            # A one-time Spot instance is terminated, whatever it was doing (even stopped by its agent).
+            log.info("Spot instance reclaimed: terminating it", extra=fields(instance_id=instance_id))
+            self.clients.ec2.terminate_instances(InstanceIds=[instance_id])
+            self._halt_jobs_of(instance_id)
 
     def _instances(self) -> list[dict[str, Any]]:
         response = self.clients.ec2.describe_instances(Filters=[{"Name": "tag-key", "Values": [TAG_JOB]}])
@@ -155,6 +246,8 @@ class Ec2Emulator:
                     "EC2BATCH_CREDENTIALS_URI=",
                     # Every run longer than this exercises the refresh (AWS: after 30 of the session's 60 min).
                     "EC2BATCH_CREDENTIALS_REFRESH_SECONDS=20",
+                    # `ec2batch local interrupt` may give a warning far shorter than AWS's 120 s.
+                    "EC2BATCH_INTERRUPTION_POLL_SECONDS=1",
                     *(f"{k}={v}" for k, v in DUMMY_CREDENTIALS.items()),
                 ]
             )
@@ -182,6 +275,7 @@ class Ec2Emulator:
             account_id=ACCOUNT_ID,
             image_id=instance["ImageId"],
             tags={t["Key"]: t["Value"] for t in instance.get("Tags", [])},
+            lifecycle=instance.get("InstanceLifecycle", "on-demand"),
         )
         if instance_id in self.imds:
             self.imds[instance_id].update(info)

@@ -2,7 +2,9 @@
 
 169.254.169.254 is not ours to use here, so each instance container's agent is pointed at its own
 port through AWS_EC2_METADATA_SERVICE_ENDPOINT (which botocore honours too). Like IMDSv2 it refuses
-reads without a token obtained by PUT.
+reads without a token obtained by PUT. `ec2batch local interrupt` makes it serve a Spot interruption
+notice or a rebalance recommendation, at the paths and in the shapes EC2 uses
+(ec2batch.agent.interruption cites the documentation).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ class InstanceInfo:
     account_id: str
     image_id: str
     tags: dict[str, str]
+    lifecycle: str = "on-demand"  # "spot" for a Spot instance (DescribeInstances' InstanceLifecycle)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -62,6 +65,9 @@ class _Server(ThreadingHTTPServer):
         super().__init__((LOOPBACK, port), _Handler)
         self.info = info
         self.token = secrets.token_urlsafe(32)
+        # Not part of `info`, which every boot replaces: a notice stays until the instance is gone.
+        self.instance_action: str | None = None
+        self.rebalance: str | None = None
 
     def lookup(self, path: str) -> str | None:
         info = self.info
@@ -79,8 +85,13 @@ class _Server(ThreadingHTTPServer):
             "/latest/meta-data/instance-id": info.instance_id,
             "/latest/meta-data/instance-type": info.instance_type,
             "/latest/meta-data/placement/region": info.region,
+            "/latest/meta-data/instance-life-cycle": info.lifecycle,
             "/latest/meta-data/tags/instance": "\n".join(info.tags),
         }
+        if self.instance_action is not None:
+            paths["/latest/meta-data/spot/instance-action"] = self.instance_action
+        if self.rebalance is not None:
+            paths["/latest/meta-data/events/recommendations/rebalance"] = self.rebalance
         if path.startswith("/latest/meta-data/tags/instance/"):
             return info.tags.get(path.rsplit("/", 1)[1])
         return paths.get(path)
@@ -100,6 +111,13 @@ class ImdsEmulator:
 
     def update(self, info: InstanceInfo) -> None:
         self.server.info = info
+
+    def serve_interruption(self, action: str, time: str) -> None:
+        """A Spot interruption notice: EC2 will `action` (terminate, stop, hibernate) the instance at `time`."""
+        self.server.instance_action = json.dumps({"action": action, "time": time})
+
+    def serve_rebalance(self, notice_time: str) -> None:
+        self.server.rebalance = json.dumps({"noticeTime": notice_time})
 
     def close(self) -> None:
         self.server.shutdown()

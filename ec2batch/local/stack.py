@@ -295,6 +295,8 @@ class Stack:
         doomed += client.containers.list(all=True, filters={"label": LABEL_JOB})
         for container in doomed:
             container.remove(force=True)
+        # The runs' /run/ec2batch volumes, which their agents remove with the container when they can.
+        client.volumes.prune(filters={"label": LABEL_JOB})
         for env_file in self.paths.run.glob("i-*.env"):
             env_file.unlink()
         request = urllib.request.Request(f"http://{LOOPBACK}:{MOTO_PORT}/moto-api/reset", method="POST")

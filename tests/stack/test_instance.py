@@ -8,8 +8,10 @@ import time
 
 import docker
 import pytest
+from click.testing import CliRunner
 
-from ec2batch.ledger import FAILED, RUNNING, SUCCEEDED, TIMED_OUT
+from ec2batch.cli import main
+from ec2batch.ledger import FAILED, RUNNING, SUCCEEDED, TIMED_OUT, parse_time
 from ec2batch.local.ec2 import CONTAINER_PREFIX
 from ec2batch.names import LABEL_RUN_ID
 
@@ -66,7 +68,6 @@ def test_a_job_that_ignores_sigterm_is_killed_at_max_runtime_and_powered_off(dep
     assert run.status == TIMED_OUT
     assert run.exit_code == 137  # SIGKILL after the grace period: SIGTERM was ignored
     assert job.wait_instance(run.instance_id) == "stopped"
-    from ec2batch.ledger import parse_time
 
     ran = (parse_time(run.ended_at) - parse_time(run.container_started_at)).total_seconds()
     assert 10 <= ran <= 10 + 3 + 15  # killed after max runtime + grace, not at some later point
@@ -233,3 +234,30 @@ def test_the_job_is_the_job_role_named_after_its_run_and_sees_fresh_credentials(
     assert {entry["method"] for entry in seen} == {"container-role"}
     assert len({entry["key"] for entry in seen}) >= 2  # refreshed while the job ran
     assert min(entry["left"] for entry in seen) > 600  # never near expiry, let alone past it
+
+
+def test_a_spot_interruption_mid_run_tells_the_job_fails_the_run_and_the_instance_is_reclaimed(deploy) -> None:
+    """Issue 13: the notice in the instance's metadata reaches the job (its file, then SIGTERM) with time to
+    stop, the agent records the run before EC2 takes the machine, and the machine is then terminated."""
+    job = deploy("t-spot", env={"REPORT_ROWS": "10", "JOB_SECONDS": "300"})
+    run_id = job.trigger()["run_id"]
+    running = job.wait_run(run_id, until=lambda r: r.status == RUNNING and r.container_started_at is not None)
+    time.sleep(3)  # mid-run
+
+    told = CliRunner().invoke(main, ["local", "interrupt", job.name, "--warning", "20"])
+
+    assert told.exit_code == 0, told.output
+    assert told.output.startswith(f"{running.instance_id} (t-spot): Spot interruption notice served now;")
+    run = job.wait_run(run_id, timeout=60)
+    assert run.status == FAILED
+    assert run.reason.startswith("interruption: Spot terminate notice for "), run.reason
+    assert run.exit_code == 143  # the job stopped on SIGTERM in its own time, not killed
+    assert job.wait_instance(run.instance_id, states=("terminated",), timeout=60) == "terminated"
+    lines = job.job_lines(run_id)
+    assert "SIGTERM received: finishing the current step and exiting" in lines
+    notice = json.loads(next(line for line in lines if line.startswith("interruption notice: ")).split(": ", 1)[1])
+    assert notice["action"] == "terminate"
+    assert parse_time(run.ended_at) < parse_time(notice["time"])  # recorded before EC2 took the machine
+    agent = [json.loads(line)["msg"] for line in job.agent_lines(run_id)]
+    assert "Spot interruption notice: the job is sent SIGTERM" in agent
+    assert "rebalance recommendation: the instance is at elevated risk of interruption" in agent

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +46,9 @@ class Machine:
     runtime_dir: Path | None
     powered_off: Path
     metadata_tags: bool = True  # the launch template's instance_metadata_tags
+    # What instance metadata serves besides identity and tags (a Spot notice), and every path the agent asked.
+    metadata: dict[str, str] = field(default_factory=dict)
+    peeked: list[str] = field(default_factory=list)
 
     def agent(self, **settings: Any) -> Agent:
         defaults: dict[str, Any] = {
@@ -55,7 +58,12 @@ class Machine:
         }
         return Agent(
             Settings(**{**defaults, **settings}),
-            imds=FakeImds(self.instance_id, tags=self.tags() if self.metadata_tags else {}),
+            imds=FakeImds(
+                self.instance_id,
+                tags=self.tags() if self.metadata_tags else {},
+                metadata=self.metadata,
+                peeked=self.peeked,
+            ),
             make_clients=lambda region: self.job.clients,
             make_docker=lambda: self.docker,
             clock=self.clock.now,

@@ -3,11 +3,15 @@
 The fake engine behaves like the Docker SDK for the calls the agent makes, on a fake clock: a container
 runs for `runtime` seconds of that clock, `wait(timeout)` advances it and raises ReadTimeout like the SDK,
 a container that was created but never started makes `wait` return at once with 0 (as Docker does), and
-an engine that is `down` raises the ConnectionError a vanished socket gives.
+an engine that is `down` raises the ConnectionError a vanished socket gives. Signals are recorded; a job
+exits `on_sigterm` seconds after SIGTERM (None: it ignores it), at once on SIGKILL (137). `put_archive`
+unpacks into `files`, keyed by path in the container.
 """
 
 from __future__ import annotations
 
+import io
+import tarfile
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -44,6 +48,12 @@ class FakeImds:
     instance_id: str
     tags: dict[str, str] = field(default_factory=dict)
     instance_type: str = "m7i.large"
+    metadata: dict[str, str] = field(default_factory=dict)  # what `peek` serves, by path (none: 404)
+    peeked: list[str] = field(default_factory=list)
+
+    def peek(self, path: str) -> str | None:
+        self.peeked.append(path)
+        return self.metadata.get(path)
 
     def identity(self) -> Identity:
         return Identity(instance_id=self.instance_id, region=REGION, instance_type=self.instance_type, account_id=None)
@@ -65,6 +75,10 @@ class FakeContainer:
         self.planned_exit = engine.exit_code
         self.fail_start: Exception | None = None
         self.options: dict[str, Any] = {}
+        self.client = engine
+        self.signals: list[tuple[str, datetime]] = []  # each signal, and when (the fake clock)
+        self.on_sigterm: float | None = engine.on_sigterm
+        self.files: dict[str, bytes] = {}
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -110,6 +124,29 @@ class FakeContainer:
             self._settle()
         return {"StatusCode": self.exit_code, "Error": None}
 
+    def kill(self, signal: str = "SIGKILL") -> None:
+        self.engine.check()
+        self._settle()
+        if self.status != "running":
+            raise docker.errors.APIError("409 Client Error: Conflict", response=_Conflict())  # type: ignore[arg-type]
+        clock = self.engine.clock
+        self.signals.append((signal, clock.now()))
+        if signal == "SIGKILL":
+            self.status, self.exit_code = "exited", 137
+        elif signal == "SIGTERM" and self.on_sigterm is not None:
+            assert self.started is not None
+            self.runtime = min(self.runtime, (clock.now() - self.started).total_seconds() + self.on_sigterm)
+            self.planned_exit = 143
+
+    def put_archive(self, path: str, data: bytes) -> bool:
+        self.engine.check()
+        with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+            for member in tar.getmembers():
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                self.files[f"{path}/{member.name}"] = extracted.read()
+        return True
+
     def stop(self, timeout: int = 10) -> None:
         self.engine.check()
         if self.status == "running":
@@ -121,6 +158,39 @@ class FakeContainer:
         if self.status == "running" and not force:
             raise RuntimeError(f"cannot remove running container {self.name}")
         self.engine.all.remove(self)
+
+
+class _Conflict:
+    status_code = 409
+    reason = "Conflict"
+    url = "http://docker/containers/kill"
+
+
+class FakeVolume:
+    def __init__(self, engine: FakeDocker, name: str, labels: dict[str, str]) -> None:
+        self.engine = engine
+        self.name = name
+        self.labels = labels
+
+    def remove(self, force: bool = False) -> None:
+        self.engine.check()
+        del self.engine.volumes.all[self.name]
+
+
+class FakeVolumes:
+    def __init__(self, engine: FakeDocker) -> None:
+        self.engine = engine
+        self.all: dict[str, FakeVolume] = {}
+
+    def create(self, name: str, labels: dict[str, str] | None = None) -> FakeVolume:
+        self.engine.check()
+        return self.all.setdefault(name, FakeVolume(self.engine, name, labels or {}))
+
+    def get(self, name: str) -> FakeVolume:
+        self.engine.check()
+        if name not in self.all:
+            raise docker.errors.NotFound(f"no such volume: {name}")
+        return self.all[name]
 
 
 class FakeContainers:
@@ -190,10 +260,11 @@ class FakeImages:
 class FakeDocker:
     """One engine; `runtime` and `exit_code` apply to the containers it starts."""
 
-    def __init__(self, clock: Clock, runtime: float = 30, exit_code: int = 0) -> None:
+    def __init__(self, clock: Clock, runtime: float = 30, exit_code: int = 0, on_sigterm: float | None = 1) -> None:
         self.clock = clock
         self.runtime = runtime
         self.exit_code = exit_code
+        self.on_sigterm = on_sigterm
         self.up = True
         self.down_until: datetime | None = None  # a restart of dockerd: gone until then
         self.all: list[FakeContainer] = []
@@ -202,6 +273,7 @@ class FakeDocker:
         self.fail_run: Exception | None = None
         self.containers = FakeContainers(self)
         self.images = FakeImages(self)
+        self.volumes = FakeVolumes(self)
         self.wait_hook: Any = None
 
     def ping(self) -> bool:
