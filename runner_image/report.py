@@ -53,6 +53,9 @@ def main() -> int:
         value = os.environ.get(secret_name, "")
         print(f"{secret_name} sha256={hashlib.sha256(value.encode()).hexdigest()}", flush=True)
 
+    if os.environ.get("EC2BATCH_ATTEMPT", "1") != "1":  # a retry: say so, the same stream has the first try
+        print(f"attempt {os.environ['EC2BATCH_ATTEMPT']} of run {os.environ.get('EC2BATCH_RUN_ID')}", flush=True)
+
     for i in range(1, lines + 1):
         print(f"line {i} of {lines}", flush=True)
 

@@ -563,6 +563,7 @@ class Agent:
             "EC2BATCH_JOB": config.job,
             "EC2BATCH_RUN_ID": run.run_id,
             "EC2BATCH_TRIGGER": run.trigger,
+            "EC2BATCH_ATTEMPT": str(run.attempt),
             "AWS_REGION": identity.region,
             "AWS_DEFAULT_REGION": identity.region,
             "EC2BATCH_INTERRUPTION_FILE": engine.INTERRUPTION_FILE,

@@ -236,28 +236,47 @@ def test_the_job_is_the_job_role_named_after_its_run_and_sees_fresh_credentials(
     assert min(entry["left"] for entry in seen) > 600  # never near expiry, let alone past it
 
 
-def test_a_spot_interruption_mid_run_tells_the_job_fails_the_run_and_the_instance_is_reclaimed(deploy) -> None:
-    """Issue 13: the notice in the instance's metadata reaches the job (its file, then SIGTERM) with time to
-    stop, the agent records the run before EC2 takes the machine, and the machine is then terminated."""
-    job = deploy("t-spot", env={"REPORT_ROWS": "10", "JOB_SECONDS": "300"})
+def test_a_spot_attempt_interrupted_mid_run_is_retried_on_demand_and_the_run_succeeds(deploy) -> None:
+    """Issue 13: a spot-then-on-demand job with two attempts. The notice in the Spot instance's metadata reaches
+    the job (its file, then SIGTERM) with time to stop; the agent records attempt 1 INTERRUPTED, with its cost,
+    before EC2 takes the machine; the retry timer starts attempt 2 on-demand, which succeeds. One log stream
+    holds both attempts' lines, and no machine is left running."""
+    job = deploy(
+        "t-spot",
+        strategy="ephemeral",
+        market="spot-then-on-demand",
+        instance_types=["m7i.large"],
+        retry={"attempts": 2, "interval_seconds": 2},
+        env={"REPORT_ROWS": "10", "JOB_SECONDS": "20"},
+    )
     run_id = job.trigger()["run_id"]
     running = job.wait_run(run_id, until=lambda r: r.status == RUNNING and r.container_started_at is not None)
+    assert running.market == "spot" and running.attempt == 1
     time.sleep(3)  # mid-run
 
     told = CliRunner().invoke(main, ["local", "interrupt", job.name, "--warning", "20"])
 
     assert told.exit_code == 0, told.output
     assert told.output.startswith(f"{running.instance_id} (t-spot): Spot interruption notice served now;")
-    run = job.wait_run(run_id, timeout=60)
-    assert run.status == FAILED
-    assert run.reason.startswith("interruption: Spot terminate notice for "), run.reason
-    assert run.exit_code == 143  # the job stopped on SIGTERM in its own time, not killed
-    assert job.wait_instance(run.instance_id, states=("terminated",), timeout=60) == "terminated"
+    run = job.wait_run(run_id, timeout=180)
+    assert run.status == SUCCEEDED, run.reason
+    first, second = run.all_attempts()
+    assert (first.status, first.cause, first.market, first.exit_code) == ("INTERRUPTED", "interruption", "spot", 143)
+    assert first.reason.startswith("interruption: Spot terminate notice for ")
+    assert first.billed_seconds and first.billed_seconds >= 60 and first.cost_usd and first.cost_usd > 0
+    assert (second.status, second.market, second.exit_code) == (SUCCEEDED, None, 0)
+    assert second.instance_id != first.instance_id and run.attempt == 2
+    assert run.cost_usd == round(first.cost_usd + second.cost_usd, 6)  # the run's cost is the sum
+    assert job.wait_instance(first.instance_id, states=("terminated",), timeout=60) == "terminated"
+    assert job.wait_instance(second.instance_id, states=("terminated",), timeout=60) == "terminated"
+
     lines = job.job_lines(run_id)
-    assert "SIGTERM received: finishing the current step and exiting" in lines
+    assert "SIGTERM received: finishing the current step and exiting" in lines  # attempt 1
     notice = json.loads(next(line for line in lines if line.startswith("interruption notice: ")).split(": ", 1)[1])
     assert notice["action"] == "terminate"
-    assert parse_time(run.ended_at) < parse_time(notice["time"])  # recorded before EC2 took the machine
+    assert parse_time(first.ended_at) < parse_time(notice["time"])  # recorded before EC2 took the machine
+    assert f"attempt 2 of run {run_id}" in lines and lines[-1].startswith("report written: 10 rows")  # attempt 2
     agent = [json.loads(line)["msg"] for line in job.agent_lines(run_id)]
     assert "Spot interruption notice: the job is sent SIGTERM" in agent
     assert "rebalance recommendation: the instance is at elevated risk of interruption" in agent
+    assert "attempt ended: retrying" in agent

@@ -474,9 +474,20 @@ REFUSED = [
     ({"retry": {"exit_codes": ["120-100"]}}, "retry.exit_codes must be exit codes from 1 to 255"),
     ({"retry": {"exit_codes": ["1-256"]}}, "retry.exit_codes must be exit codes from 1 to 255"),
     ({"retry": {"exit_codes": ["75x"]}}, "retry.exit_codes must be exit codes from 1 to 255"),
-    ({"retry": {"interval_seconds": 1.5}}, "retry.interval_seconds must be a whole number from 0 to 86400."),
+    ({"retry": {"interval_seconds": 1.5}}, "retry.interval_seconds must be a whole number from 0 to 900."),
     ({"retry": {"backoff_rate": 0.5}}, "retry.backoff_rate must be a number from 1 to 10."),
-    ({"retry": {"max_delay_seconds": -1}}, "retry.max_delay_seconds must be a whole number from 0 to 86400."),
+    (
+        {"retry": {"max_delay_seconds": -1}},
+        "retry.max_delay_seconds must be a whole number from 0 to 900 (SQS's longest delay).",
+    ),
+    (
+        {"retry": {"max_delay_seconds": 3600}},
+        "retry.max_delay_seconds must be a whole number from 0 to 900 (SQS's longest delay).",
+    ),
+    (
+        {"retry": {"interval_seconds": 600, "max_delay_seconds": 300}},
+        "retry.interval_seconds must not be above retry.max_delay_seconds.",
+    ),
 ]
 
 

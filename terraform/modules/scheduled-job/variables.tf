@@ -142,7 +142,7 @@ variable "market" {
 }
 
 variable "retry" {
-  description = "When a run gets another attempt, as config.retry (docs/config.md, Spot and retries); an attribute left out takes the Python default. attempts (1-10, default 1: no retry); on: causes retried (start-failure, interruption, instance-lost, agent-lost; default all four); exit_codes: exit codes retried, each a code or an inclusive range like \"100-119\" from 1 to 255, as strings because a Terraform list has one element type (75 and \"75\" are the same; the config document gets 75); interval_seconds (0-86400, default 30), backoff_rate (1-10, default 2), max_delay_seconds (0-86400, default 900): the delay before attempt n is interval x rate^(n-2), at most max_delay; market of every retry (default on-demand after spot-then-on-demand, otherwise var.market)."
+  description = "When a run gets another attempt, as config.retry (docs/config.md, Spot and retries); an attribute left out takes the Python default. attempts (1-10, default 1: no retry); on: causes retried (start-failure, interruption, instance-lost, agent-lost; default all four); exit_codes: exit codes retried, each a code or an inclusive range like \"100-119\" from 1 to 255, as strings because a Terraform list has one element type (75 and \"75\" are the same; the config document gets 75); interval_seconds (0-900, default 30, at most max_delay_seconds), backoff_rate (1-10, default 2), max_delay_seconds (0-900, SQS's longest delay, default 900): the delay before attempt n is interval x rate^(n-2), at most max_delay; market of every retry (default on-demand after spot-then-on-demand, otherwise var.market)."
   type = object({
     attempts          = optional(number, 1)
     on                = optional(list(string), ["start-failure", "interruption", "instance-lost", "agent-lost"])
@@ -174,8 +174,8 @@ variable "retry" {
   }
 
   validation {
-    condition     = var.retry.interval_seconds >= 0 && var.retry.interval_seconds <= 86400 && floor(var.retry.interval_seconds) == var.retry.interval_seconds
-    error_message = "retry.interval_seconds must be a whole number from 0 to 86400."
+    condition     = var.retry.interval_seconds >= 0 && var.retry.interval_seconds <= 900 && floor(var.retry.interval_seconds) == var.retry.interval_seconds
+    error_message = "retry.interval_seconds must be a whole number from 0 to 900."
   }
 
   validation {
@@ -184,8 +184,13 @@ variable "retry" {
   }
 
   validation {
-    condition     = var.retry.max_delay_seconds >= 0 && var.retry.max_delay_seconds <= 86400 && floor(var.retry.max_delay_seconds) == var.retry.max_delay_seconds
-    error_message = "retry.max_delay_seconds must be a whole number from 0 to 86400."
+    condition     = var.retry.max_delay_seconds >= 0 && var.retry.max_delay_seconds <= 900 && floor(var.retry.max_delay_seconds) == var.retry.max_delay_seconds
+    error_message = "retry.max_delay_seconds must be a whole number from 0 to 900 (SQS's longest delay)."
+  }
+
+  validation {
+    condition     = var.retry.interval_seconds <= var.retry.max_delay_seconds
+    error_message = "retry.interval_seconds must not be above retry.max_delay_seconds."
   }
 
   validation {
