@@ -76,6 +76,7 @@ def resolve_instance(ec2: Any, target: str) -> tuple[str, str]:
         job = _tags(instance).get(TAG_JOB)
         if job is None:
             raise StackError(f"instance {target} is not an ec2batch instance (it has no {TAG_JOB} tag)")
+        _require_spot(instance)
         return target, job
     reservations = ec2.describe_instances(
         Filters=[
@@ -86,7 +87,18 @@ def resolve_instance(ec2: Any, target: str) -> tuple[str, str]:
     running = [i for r in reservations for i in r["Instances"]]
     if not running:
         raise StackError(f"job {target} has no running instance to interrupt (and {target} is no instance id)")
-    return running[0]["InstanceId"], target
+    spot = [i for i in running if i.get("InstanceLifecycle") == "spot"]
+    _require_spot((spot or running)[0])
+    return spot[0]["InstanceId"], target
+
+
+def _require_spot(instance: dict[str, Any]) -> None:
+    """EC2 interrupts Spot instances only; serving a notice to an on-demand one would test a path AWS never takes."""
+    if instance.get("InstanceLifecycle") != "spot":
+        raise StackError(
+            f"instance {instance['InstanceId']} is on-demand: EC2 sends interruption notices to Spot instances "
+            "only (give the job market spot or spot-then-on-demand, and strategy ephemeral)"
+        )
 
 
 def _tags(instance: dict[str, Any]) -> dict[str, str]:

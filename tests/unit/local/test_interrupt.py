@@ -91,13 +91,14 @@ def emulator(aws: Clients, paths: StackPaths, clock: dict[str, datetime]) -> Ite
         served.close()
 
 
-def spot_instance(aws: Clients, job: str = "t-spot") -> str:
+def spot_instance(aws: Clients, job: str = "t-spot", *, spot: bool = True) -> str:
     image_id = register_instance_image(aws.ec2, "ec2batch-local/instance:test")
+    market = {"MarketType": "spot", "SpotOptions": {"SpotInstanceType": "one-time"}}
     return aws.ec2.run_instances(
         ImageId=image_id,
         MinCount=1,
         MaxCount=1,
-        InstanceMarketOptions={"MarketType": "spot", "SpotOptions": {"SpotInstanceType": "one-time"}},
+        **({"InstanceMarketOptions": market} if spot else {}),
         TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": TAG_JOB, "Value": job}]}],
     )["Instances"][0]["InstanceId"]
 
@@ -214,6 +215,17 @@ def test_the_command_names_an_unknown_instance_or_job(aws: Clients, paths: Stack
     assert no_job.output == (
         "Error: job no-such-job has no running instance to interrupt (and no-such-job is no instance id)\n"
     )
+    assert list(paths.run.glob("interrupt-*")) == []
+
+
+def test_the_command_refuses_an_on_demand_instance(aws: Clients, paths: StackPaths, local_cli) -> None:
+    emulators_up(paths)
+    instance_id = spot_instance(aws, "t-on-demand", spot=False)
+
+    for target in (instance_id, "t-on-demand"):
+        result = local_cli(target)
+        assert result.exit_code == 1
+        assert result.output.startswith(f"Error: instance {instance_id} is on-demand: EC2 sends interruption notices")
     assert list(paths.run.glob("interrupt-*")) == []
 
 
