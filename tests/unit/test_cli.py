@@ -229,3 +229,46 @@ def test_status_shows_config_instance_and_latest_run(job: Job, cli) -> None:
     assert lines["active run"].strip() == started["run_id"]
     assert started["instance_id"] in lines["instances"]
     assert lines["latest run"].strip() == f"{started['run_id']} STARTING"
+
+
+def test_runs_status_and_cost_show_each_attempt_of_a_retried_run(aws, cli) -> None:
+    from ec2batch import attempts
+    from ec2batch.ledger import FAILED, STARTING, iso, utcnow
+    from tests.conftest import make_job
+
+    job = make_job(aws, retry={"attempts": 2, "exit_codes": [75]}, starting_deadline_seconds=3600)
+    ledger = Ledger(job.clients.dynamodb, job.config.names.ledger_table)
+    cli("run-now", job.name)
+    [run] = ledger.list_runs(job.name)
+    run = ledger.transition(job.name, run.run_id, RUNNING, attempt=1)
+    retried = attempts.end_attempt(
+        job.clients, job.config, ledger, run, status=FAILED, cause="exit-code", exit_code=75, reason="exit code 75",
+        ended_at=utcnow(), cost={"billed_seconds": 120, "cost_usd": 0.0034},
+    )  # fmt: skip
+    second = ledger.transition(
+        job.name, run.run_id, STARTING, attempt=2, instance_id="i-0second", instance_type="m6i.large",
+        start_requested_at=iso(utcnow()),
+    )  # fmt: skip
+    second = ledger.transition(job.name, run.run_id, RUNNING, attempt=2)
+    attempts.end_attempt(
+        job.clients, job.config, ledger, second, status=SUCCEEDED, cause=None, reason=None, exit_code=0,
+        ended_at=utcnow(), cost={"billed_seconds": 300, "cost_usd": 0.008},
+    )  # fmt: skip
+    assert retried.attempt == 2
+
+    table = cli("runs", job.name).output.splitlines()
+    assert "SUCCEEDED  2 (on-demand FAILED, on-demand)" in table[1]
+    listed = json.loads(cli("runs", job.name, "--json").output)[0]
+    assert [(a["number"], a["status"], a.get("exit_code")) for a in listed["attempts"]] == [
+        (1, FAILED, 75),
+        (2, SUCCEEDED, 0),
+    ]
+    status = json.loads(cli("status", job.name, "--json").output)
+    assert status["retry"].startswith("2 attempt(s), on start-failure, interruption")
+    assert status["latest_attempts"][1] == "attempt 2: SUCCEEDED on i-0second m6i.large on-demand $0.0080"
+    cost = json.loads(cli("cost", job.name, "--json").output)
+    [row] = cost["runs"]
+    assert (row["billed_seconds"], row["cost_usd"]) == (420, 0.0114)  # the run: both attempts
+    assert [a["cost_usd"] for a in row["attempts"]] == [0.0034, 0.008]
+    text = cli("cost", job.name).output
+    assert "  attempt 1 on-demand" in text and "  attempt 2 on-demand" in text
