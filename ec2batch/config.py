@@ -25,6 +25,18 @@ MARKETS = ("on-demand", "spot", "spot-then-on-demand")
 # What can end an attempt and be retried besides an exit code (docs/config.md "Retries" says what each is).
 RETRY_CAUSES = ("start-failure", "interruption", "instance-lost", "agent-lost")
 MAX_ATTEMPTS = 10  # AWS Batch's limit for retryStrategy.attempts
+MAX_SHARDS = 10000  # AWS Batch's largest array job
+BATCH_COMPUTE = ("ec2", "fargate")
+# Fargate's vCPU sizes and, for each, the memory (MiB) it allows (AWS Batch user guide, "Fargate" job definitions).
+FARGATE_MEMORY = {
+    0.25: (512, 1024, 2048),
+    0.5: tuple(range(1024, 4097, 1024)),
+    1.0: tuple(range(2048, 8193, 1024)),
+    2.0: tuple(range(4096, 16385, 1024)),
+    4.0: tuple(range(8192, 30721, 1024)),
+    8.0: tuple(range(16384, 61441, 4096)),
+    16.0: tuple(range(32768, 122881, 8192)),
+}
 MAX_RUNTIME_LIMIT = 14 * 24 * 3600  # two weeks: longer than any batch job we want to keep paying for
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # also checks run overrides
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
@@ -92,6 +104,16 @@ class RetryPolicy:
 
 
 @dataclass(frozen=True)
+class BatchSettings:
+    """How the shards of a run with `shards` > 1 run on AWS Batch (one array job per run)."""
+
+    compute: str = "ec2"  # "ec2": a managed EC2 compute environment scaling to zero; "fargate"
+    max_vcpus: int = 256  # the compute environment's ceiling: shards beyond it wait their turn
+    vcpus: float = 1.0  # per shard
+    memory_mb: int = 2048  # per shard
+
+
+@dataclass(frozen=True)
 class JobConfig:
     job: str
     image: str
@@ -115,6 +137,9 @@ class JobConfig:
     network: str = "bridge"
     market: str = "on-demand"
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    # 1: the run has its own machine. More: an AWS Batch array job of this many children (docs/shards.md).
+    shards: int = 1
+    batch: BatchSettings = field(default_factory=BatchSettings)
 
     @property
     def names(self) -> JobNames:
@@ -135,6 +160,7 @@ class JobConfig:
         doc["secrets"] = {k: v.to_document() for k, v in self.secrets.items()}
         doc["limits"] = {k: v for k, v in asdict(self.limits).items() if v is not None}
         doc["retry"] = self.retry.to_document()
+        doc["batch"] = asdict(self.batch)
         return doc
 
 
@@ -247,6 +273,10 @@ def parse_config(doc: Any) -> JobConfig:
         for path, chosen in chosen_markets:
             if chosen not in (None, "on-demand"):
                 c.fail(path, SPOT_NEEDS_EPHEMERAL)
+    shards = c.integer(doc.get("shards", 1), "config.shards", 1, MAX_SHARDS)
+    batch = _batch(c, doc.get("batch"))
+    if shards == 1 and batch != BatchSettings():
+        c.fail("config.batch", "only applies with shards above 1 (a run of one shard has its own machine)")
     debug = doc.get("keep_running_for_debug", False)
     if not isinstance(debug, bool):
         c.fail("config.keep_running_for_debug", f"must be true or false, got {debug!r}")
@@ -274,7 +304,37 @@ def parse_config(doc: Any) -> JobConfig:
         network=network,  # type: ignore[arg-type]
         market=market,  # type: ignore[arg-type]
         retry=retry,
+        shards=shards or 1,
+        batch=batch,
     )
+
+
+def _batch(c: _Checker, value: Any) -> BatchSettings:
+    raw = c.obj(value, "config.batch")
+    c.unknown_keys(raw, set(BatchSettings.__dataclass_fields__), "config.batch")
+    default = BatchSettings()
+    compute = c.choice(raw.get("compute", "ec2"), "config.batch.compute", BATCH_COMPUTE) or default.compute
+    max_vcpus = c.integer(raw.get("max_vcpus", 256), "config.batch.max_vcpus", 1, 100000) or default.max_vcpus
+    memory = c.integer(raw.get("memory_mb", 2048), "config.batch.memory_mb", 512, 24 * 1024 * 1024)
+    vcpus = raw.get("vcpus", 1.0)
+    if isinstance(vcpus, bool) or not isinstance(vcpus, int | float) or not 0 < vcpus <= 192:
+        c.fail("config.batch.vcpus", f"must be a number above 0 and at most 192, got {vcpus!r}")
+        vcpus = default.vcpus
+    if compute == "fargate":
+        allowed = FARGATE_MEMORY.get(float(vcpus))
+        if allowed is None:
+            sizes = ", ".join(f"{v:g}" for v in FARGATE_MEMORY)
+            c.fail("config.batch.vcpus", f"{vcpus!r} is not a Fargate size: one of {sizes}")
+        elif memory is not None and memory not in allowed:
+            sizes = (
+                ", ".join(map(str, allowed))
+                if len(allowed) <= 4
+                else f"{allowed[0]} to {allowed[-1]} in steps of {allowed[1] - allowed[0]}"
+            )
+            c.fail("config.batch.memory_mb", f"{memory} is not allowed with {vcpus:g} Fargate vCPUs: {sizes}")
+    elif float(vcpus) != int(vcpus):
+        c.fail("config.batch.vcpus", f"{vcpus!r}: on EC2 a shard has whole vCPUs (fractions are Fargate's)")
+    return BatchSettings(compute=compute, max_vcpus=max_vcpus, vcpus=float(vcpus), memory_mb=memory or 2048)
 
 
 SPOT_NEEDS_EPHEMERAL = (

@@ -155,6 +155,42 @@ class JobNames:
         # The KMS key Terraform creates for the topic when no customer key is given.
         return f"alias/{self.base}-topic"
 
+    # AWS Batch, for runs with shards (one array job per run; docs/shards.md).
+    @property
+    def batch_compute_environment(self) -> str:
+        return self.base
+
+    @property
+    def batch_spot_compute_environment(self) -> str:
+        return f"{self.base}-spot"
+
+    @property
+    def batch_job_queue(self) -> str:
+        return self.base
+
+    @property
+    def batch_job_definition(self) -> str:
+        return self.base
+
+    @property
+    def batch_instance_role(self) -> str:
+        # The ECS container instances of an EC2 compute environment (not the job's, not the launcher's).
+        return f"{self.base}-batch-instance"
+
+    @property
+    def batch_execution_role(self) -> str:
+        # What the ECS agent uses to pull the image, write the logs and read the secrets of a shard.
+        return f"{self.base}-batch-execution"
+
+    @property
+    def batch_state_rule(self) -> str:
+        # EventBridge: the queue's "Batch Job State Change" events to the launcher.
+        return f"{self.base}-batch-state"
+
+    def batch_log_stream_prefix(self) -> str:
+        """awslogs-stream-prefix of the job definition: a shard's stream is <prefix>/default/<task id>."""
+        return "shards"
+
     def run_log_stream(self, run_id: str) -> str:
         """The container's stream; the agent's own lines go to `agent_log_stream`."""
         return f"{run_id}/job"
