@@ -69,5 +69,9 @@ class Clients:
         return self._client("scheduler")
 
     @cached_property
+    def batch(self) -> Any:
+        return self._client("batch")
+
+    @cached_property
     def sts(self) -> Any:
         return self._client("sts")

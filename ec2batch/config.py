@@ -275,6 +275,8 @@ def parse_config(doc: Any) -> JobConfig:
                 c.fail(path, SPOT_NEEDS_EPHEMERAL)
     shards = c.integer(doc.get("shards", 1), "config.shards", 1, MAX_SHARDS)
     batch = _batch(c, doc.get("batch"))
+    if shards and shards > 1 and command is None:
+        c.fail("config.command", "is required with shards above 1: the job definition wraps it to pass the shard index")
     if shards == 1 and batch != BatchSettings():
         c.fail("config.batch", "only applies with shards above 1 (a run of one shard has its own machine)")
     debug = doc.get("keep_running_for_debug", False)

@@ -131,6 +131,25 @@ class Attempt:
 
 
 @dataclass(frozen=True)
+class Shard:
+    """One child of a run's AWS Batch array job, as last seen (DescribeJobs)."""
+
+    index: int
+    status: str  # Batch's: SUBMITTED, PENDING, RUNNABLE, STARTING, RUNNING, SUCCEEDED, FAILED
+    exit_code: int | None = None
+    attempts: int | None = None
+    started_at: str | None = None
+    stopped_at: str | None = None
+    log_stream: str | None = None
+    reason: str | None = None
+
+    def duration_seconds(self) -> float | None:
+        if not self.started_at or not self.stopped_at:
+            return None
+        return (parse_time(self.stopped_at) - parse_time(self.started_at)).total_seconds()
+
+
+@dataclass(frozen=True)
 class Run:
     job: str
     run_id: str
@@ -151,6 +170,9 @@ class Run:
     attempts: tuple[Attempt, ...] = ()  # the attempts before the current one, oldest first
     cause: str | None = None  # why the current attempt ended (see Attempt.cause)
     retry_at: str | None = None  # a PENDING run waits until then for its next attempt
+    batch_job_id: str | None = None  # a run with shards: its AWS Batch array job
+    shard_count: int | None = None
+    shards: tuple[Shard, ...] = ()  # per shard, as last seen (the first MAX_SHARD_RECORDS)
     exit_code: int | None = None
     reason: str | None = None
     image_digest: str | None = None
@@ -230,10 +252,11 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
     data["attempts"] = tuple(
         Attempt(**_floats(_ints(a, "number", "exit_code", "billed_seconds"), "cost_usd")) for a in attempts
     )
+    data["shards"] = tuple(Shard(**_ints(x, "index", "exit_code", "attempts")) for x in data.get("shards", []))
     data["repaired"] = tuple(data.get("repaired", []))
     if "command" in data:
         data["command"] = tuple(data["command"])
-    for name in ("exit_code", "billed_seconds", "attempt"):
+    for name in ("exit_code", "billed_seconds", "attempt", "shard_count"):
         if name in data:
             data[name] = int(data[name])
     if "cost_usd" in data:
@@ -703,8 +726,12 @@ def _key(job: str, run_id: str) -> dict[str, Any]:
 
 
 def _encode(name: str, value: Any) -> Any:
-    if name in ("attempts", "placements"):
-        return [{k: _encode(k, v) for k, v in a.__dict__.items() if v is not None} for a in value]
+    if name in ("attempts", "placements", "shards"):
+        # Their own fields are plain values (Shard.attempts is a count, not a list): only floats need care.
+        return [
+            {k: _decimal(v) if isinstance(v, float) else v for k, v in a.__dict__.items() if v is not None}
+            for a in value
+        ]
     if name in ("command", "repaired") and value is not None:
         return list(value)
     if isinstance(value, float):

@@ -20,6 +20,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
+from . import shards
 from .aws import Clients
 from .config import JobConfig
 from .errors import Ec2BatchError, TransitionRejected
@@ -163,6 +164,8 @@ def cancel_run(clients: Clients, config: JobConfig, run_id: str, reason: str = "
             run = current
     if run.instance_id:
         stop_run_machine(clients, config, run)
+    if run.batch_job_id:
+        shards.terminate(clients, run.batch_job_id, reason)
     return run
 
 

@@ -18,6 +18,7 @@ from ..ledger import Attempt, Ledger, Run, parse_time, utcnow
 from ..names import JobNames, validate_job_name
 from ..runlogs import follow_stream, read_stream
 from ..runview import summary
+from ..shards import summary as shard_summary
 from . import Context, friendly_errors
 from .params import RUN_ID, check_overrides, parse_command, parse_env
 
@@ -186,7 +187,9 @@ def runs(ctx: Context, job: str, limit: int, as_json: bool) -> None:
 
 
 def table(runs: list[Run]) -> str:
-    header = ("RUN ID", "TRIGGER", "STATUS", "ATTEMPTS", "SCHEDULED", "STARTED", "DURATION", "EXIT", "REASON")
+    sharded = any(r.shard_count for r in runs)  # the SHARDS column only where a job has shards
+    header = ("RUN ID", "TRIGGER", "STATUS", "ATTEMPTS", *(("SHARDS",) if sharded else ()), "SCHEDULED")
+    header = (*header, "STARTED", "DURATION", "EXIT", "REASON")
     rows = [header]
     for run in runs:
         duration = run.duration_seconds()
@@ -196,6 +199,7 @@ def table(runs: list[Run]) -> str:
                 run.trigger,
                 run.status,
                 _attempts_cell(run),
+                *((shard_summary(run) if run.shard_count else "-",) if sharded else ()),
                 _short(run.scheduled_at),
                 _short(run.container_started_at or run.instance_running_at or run.start_requested_at),
                 f"{duration:.0f}s" if duration is not None else "-",

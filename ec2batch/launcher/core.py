@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import attempts, timers
+from .. import attempts, shards, timers
 from ..aws import Clients
 from ..config import JobConfig, load_config
 from ..errors import EventError, TransitionRejected
@@ -42,7 +42,7 @@ from ..ledger import (
 )
 from ..names import JobNames
 from ..notify import notify
-from .events import TOKEN_REUSED, ManualRun, PlanRequest, ScheduleFire, TimerFire, parse_event
+from .events import TOKEN_REUSED, BatchChange, ManualRun, PlanRequest, ScheduleFire, TimerFire, parse_event
 from .machines import InstanceBusy, Machines, NoMachine, Placement
 
 START_FAILURE = "start-failure"
@@ -108,6 +108,8 @@ class Launcher:
             return self.on_manual(parsed).as_dict()
         if isinstance(parsed, PlanRequest):
             return self.on_plan(parsed)
+        if isinstance(parsed, BatchChange):
+            return self.on_batch_change(parsed).as_dict()
         raise EventError(f"unhandled event {parsed!r}")  # pragma: no cover - parse_event covers every shape
 
     def _check_job(self, job: str) -> None:
@@ -170,6 +172,16 @@ class Launcher:
 
         return reconcile(self, load_config(self.clients.ssm, request.job)).as_dict()
 
+    def on_batch_change(self, change: BatchChange) -> Result:
+        """A sharded run's array job moved: bring the run up to date now rather than at the next tick."""
+        ledger = self.ledger(change.job)
+        run = ledger.get(change.job, change.run_id)
+        if run is None or run.terminal or run.batch_job_id != change.batch_job_id:
+            status = run.status if run else "?"
+            return Result(change.job, change.run_id, status, "nothing", reason="not a live sharded run of this job")
+        updated = shards.refresh(self.clients, load_config(self.clients.ssm, change.job), ledger, run, self.clock())
+        return Result(change.job, change.run_id, updated.status, "recorded", reason=shards.summary(updated))
+
     def on_timers(self, fired: list[TimerFire]) -> dict[str, Any]:
         """An SQS batch: each message on its own, failures reported per message so only they come back."""
         results, failures = [], []
@@ -215,6 +227,8 @@ class Launcher:
     def start_run(self, config: JobConfig, run: Run) -> Result:
         """Get a machine for a recorded run (PENDING) and record the outcome; never leaves it PENDING."""
         ledger = self.ledger(run.job)
+        if config.shards > 1:
+            return self._submit_shards(config, ledger, run)
         allow = config.concurrency == "allow"
 
         def claim_instance(instance_id: str) -> bool:
@@ -270,6 +284,20 @@ class Launcher:
         )
         outcome = "started" if not updated.terminal else "stopped"
         return Result(run.job, run.run_id, updated.status, outcome, placement.instance_id, updated.reason)
+
+    def _submit_shards(self, config: JobConfig, ledger: Ledger, run: Run) -> Result:
+        try:
+            updated = shards.submit(self.clients, config, ledger, run, self.clock())
+        except TransitionRejected as exc:  # cancelled while submitting: the array job was terminated
+            current = exc.current if isinstance(exc.current, Run) else run
+            return Result(run.job, run.run_id, current.status, "nothing", reason=str(exc))
+        if updated.status != STARTING:
+            outcome = "retrying" if not updated.terminal else "failed"
+            return Result(run.job, run.run_id, updated.status, outcome, reason=updated.reason)
+        self._arm_deadline(config, updated)
+        return Result(
+            run.job, run.run_id, STARTING, "started", reason=f"array job {updated.batch_job_id}: {config.shards} shards"
+        )
 
     def _record_placement_late(
         self,

@@ -7,6 +7,9 @@ Shapes (tests/events/*.json has one of each):
 - manual run (`ec2batch run-now`): {"action": "run", "job": ..., "command": [...], "env": {...}, "token": ...}
 - plan (the 15-minute planner schedule): {"action": "plan", "job": ...}
 - SQS timer messages (exact-time starts and deadlines): {"Records": [{"eventSource": "aws:sqs", "body": ...}]}
+- AWS Batch's state change of a sharded run's job (the EventBridge rule on the job's queue sends the event as
+  is): {"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": {"jobName": ..., "jobId": ...,
+  "jobQueue": "arn:...:job-queue/ec2batch-<job>", "status": ...}}
 """
 
 from __future__ import annotations
@@ -55,6 +58,16 @@ class PlanRequest:
 
 
 @dataclass(frozen=True)
+class BatchChange:
+    """A sharded run's array job (or one of its children) changed state: look at the run again."""
+
+    job: str
+    run_id: str
+    batch_job_id: str
+    status: str
+
+
+@dataclass(frozen=True)
 class TimerFire:
     """A delayed SQS message came due: start a planned run, or enforce a running run's deadline."""
 
@@ -65,7 +78,7 @@ class TimerFire:
     message_id: str | None = None
 
 
-Event = ScheduleFire | ManualRun | PlanRequest
+Event = ScheduleFire | ManualRun | PlanRequest | BatchChange
 
 
 def parse_event(event: Any) -> Event | list[TimerFire]:
@@ -73,6 +86,8 @@ def parse_event(event: Any) -> Event | list[TimerFire]:
         raise EventError(f"launcher event must be a JSON object, got {type(event).__name__}")
     if "Records" in event:
         return [_timer(record, i) for i, record in enumerate(_list(event["Records"], "Records"))]
+    if event.get("source") == "aws.batch":
+        return _batch_change(event)
     action = event.get("action")
     if action == "schedule":
         _only(event, {"action", "job", "scheduled_time", "execution_id", "schedule_arn", "attempt"})
@@ -95,6 +110,27 @@ def parse_event(event: Any) -> Event | list[TimerFire]:
     raise EventError(
         f"unknown launcher event (action={action!r}): expected action schedule, run or plan, or SQS Records"
     )
+
+
+BATCH_QUEUE_PREFIX = "job-queue/ec2batch-"
+
+
+def _batch_change(event: Mapping[str, Any]) -> BatchChange:
+    if event.get("detail-type") != "Batch Job State Change":
+        raise EventError(f"aws.batch event {event.get('detail-type')!r}: only Batch Job State Change is handled")
+    detail = event.get("detail")
+    if not isinstance(detail, Mapping):
+        raise EventError("aws.batch event: detail must be an object")
+    queue = str(detail.get("jobQueue", ""))
+    if BATCH_QUEUE_PREFIX not in queue:
+        raise EventError(f"detail.jobQueue: {queue!r} is not an ec2batch job's queue (…:job-queue/ec2batch-<job>)")
+    job = _job({"job": queue.split(BATCH_QUEUE_PREFIX, 1)[1]})
+    name = str(detail.get("jobName", ""))
+    run_id = name.replace("_", ".")  # ec2batch.shards.batch_job_name, reversed
+    if not RUN_ID_PATTERN.match(run_id):
+        raise EventError(f"detail.jobName: {name!r} is not an ec2batch run's array job")
+    job_id = str(detail.get("jobId", ""))
+    return BatchChange(job=job, run_id=run_id, batch_job_id=job_id.split(":", 1)[0], status=str(detail.get("status")))
 
 
 def timer_body(job: str, run_id: str, kind: str, due: datetime) -> str:

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from .. import attempts, timers
+from .. import attempts, shards, timers
 from ..config import JobConfig
 from ..cost import run_cost
 from ..errors import TransitionRejected, describe_error
@@ -207,6 +207,11 @@ class _Tick:
         self._repaired(run, f"launcher died with the run PENDING: start repeated ({result.outcome})")
 
     def _under_way(self, run: Run, instance: dict[str, Any] | None) -> None:
+        if run.batch_job_id:  # a sharded run: Batch's view of its children decides (its events may be lost)
+            run = shards.refresh(self.clients, self.config, self.ledger, run, self.now)
+            if run.terminal:
+                self.report.repairs.append({"run_id": run.run_id, "repair": f"shards ended: {run.status}"})
+                return
         outcome = endings.left_outcome(run, instance)
         if outcome is not None:
             endings.record_outcome(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-from .. import attempts, timers
+from .. import attempts, shards, timers
 from ..config import load_config
 from ..cost import run_cost
 from ..errors import TransitionRejected
@@ -154,6 +154,9 @@ def _deadline(launcher: Launcher, timer: TimerFire) -> Result:
     except TransitionRejected as exc:  # the run ended while we looked
         return _nothing(launcher, timer, str(exc))
     action = timers.stop_run_machine(launcher.clients, config, ended)
+    if ended.batch_job_id:
+        shards.terminate(launcher.clients, ended.batch_job_id, f"ec2batch deadline {iso(timer.due)}")
+        action = "array job terminated"
     log.warning(
         "deadline: run stopped from outside",
         extra=fields(job=run.job, run_id=run.run_id, instance_id=run.instance_id, action=action),
