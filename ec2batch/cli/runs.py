@@ -158,6 +158,9 @@ def _run_json(run: Run) -> dict[str, Any]:
     data = {k: v for k, v in run.__dict__.items() if v not in (None, (), {})}
     data["attempts"] = [{k: v for k, v in a.__dict__.items() if v is not None} for a in run.all_attempts()]
     data["placements"] = [{k: v for k, v in p.__dict__.items() if v is not None} for p in run.placements]
+    if run.shard_count:
+        data["shards"] = [{k: v for k, v in x.__dict__.items() if v is not None} for x in run.shards]
+        data["shards_summary"] = shard_summary(run)
     data["duration_seconds"] = run.duration_seconds()
     return data
 
@@ -256,6 +259,8 @@ def status(ctx: Context, job: str, as_json: bool) -> None:
         + (f" and exit codes {config.retry.to_document()['exit_codes']}" if config.retry.exit_codes else ""),
         "latest_run": f"{latest[0].run_id} {latest[0].status}" if latest else None,
         "latest_attempts": [_attempt_line(a) for a in latest[0].all_attempts()] if latest else [],
+        "shards": config.shards,
+        "latest_shards": shard_summary(latest[0]) if latest and latest[0].shard_count else None,
     }
     if as_json:
         click.echo(json.dumps(info, indent=1))
@@ -271,9 +276,10 @@ def status(ctx: Context, job: str, as_json: bool) -> None:
 @click.argument("run_id", required=False, type=RUN_ID)
 @click.option("--follow", "-f", is_flag=True, help="Keep printing new lines until the run ends.")
 @click.option("--agent", is_flag=True, help="Show the agent's own log (pull, start, power-off) instead.")
+@click.option("--shard", type=click.IntRange(0), default=None, help="A sharded run: this shard's log (0-based).")
 @pass_ctx
 @friendly_errors
-def logs(ctx: Context, job: str, run_id: str | None, follow: bool, agent: bool) -> None:
+def logs(ctx: Context, job: str, run_id: str | None, follow: bool, agent: bool, shard: int | None) -> None:
     """Print a run's log lines from CloudWatch (the latest run if RUN_ID is left out).
 
     \b
@@ -289,6 +295,9 @@ def logs(ctx: Context, job: str, run_id: str | None, follow: bool, agent: bool) 
     else:
         ledger.require(job, run_id)
     names = JobNames(job)
+    if shard is not None:
+        _shard_logs(ctx, ledger.require(job, run_id), shard)
+        return
     stream = names.agent_log_stream(run_id) if agent else names.run_log_stream(run_id)
     if follow:
         for line in follow_stream(
@@ -299,6 +308,29 @@ def logs(ctx: Context, job: str, run_id: str | None, follow: bool, agent: bool) 
     lines, _ = read_stream(ctx.clients.logs, names.log_group, stream)
     for line in lines:
         click.echo(line.message)
+
+
+# Where AWS Batch writes a child's output when its job definition names no group (moto always does).
+BATCH_DEFAULT_LOG_GROUP = "/aws/batch/job"
+
+
+def _shard_logs(ctx: Context, run: Run, index: int) -> None:
+    if not run.shard_count:
+        raise Ec2BatchError(f"run {run.run_id} has no shards: leave out --shard")
+    if index >= run.shard_count:
+        raise Ec2BatchError(f"--shard {index}: run {run.run_id} has shards 0 to {run.shard_count - 1}")
+    found = [s for s in run.shards if s.index == index]
+    if not found or not found[0].log_stream:
+        raise Ec2BatchError(f"shard {index} of run {run.run_id} has no log stream yet (it has not started)")
+    stream = found[0].log_stream
+    groups = (JobNames(run.job).log_group, BATCH_DEFAULT_LOG_GROUP)
+    for group in groups:
+        lines, _ = read_stream(ctx.clients.logs, group, stream)  # a stream that is not there reads as empty
+        if lines:
+            for line in lines:
+                click.echo(line.message)
+            return
+    raise Ec2BatchError(f"shard {index}: log stream {stream} has no lines in {' or '.join(groups)}")
 
 
 COMMANDS = [run_now, status, runs, logs]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -248,3 +249,32 @@ def test_shards_need_a_command_and_batch_settings_only_with_shards() -> None:
         parse_config({"job": "big", "image": "x", "batch": {"max_vcpus": 8}})
     with pytest.raises(ConfigError, match=re.escape("config.shards: 10001 is out of range")):
         parse_config({"job": "big", "image": "x", "command": ["a"], "shards": 10001})
+
+
+def test_runs_json_status_and_logs_drill_into_the_shards(job: Job, monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from ec2batch.cli import main
+
+    run = started(job)
+    at(job).handle(change(job, run))
+    ended = ledger(job).require(job.name, run.run_id)
+    stream = ended.shards[1].log_stream
+    job.clients.logs.create_log_group(logGroupName="/aws/batch/job")  # where Batch writes without a group
+    job.clients.logs.create_log_stream(logGroupName="/aws/batch/job", logStreamName=stream)
+    job.clients.logs.put_log_events(
+        logGroupName="/aws/batch/job",
+        logStreamName=stream,
+        logEvents=[{"timestamp": int(time.time() * 1000), "message": "shard 1 of 4"}],
+    )
+    cli = CliRunner()
+
+    listed = json.loads(cli.invoke(main, ["runs", job.name, "--json"], catch_exceptions=False).output)[0]
+    status = json.loads(cli.invoke(main, ["status", job.name, "--json"], catch_exceptions=False).output)
+    shard_log = cli.invoke(main, ["logs", job.name, run.run_id, "--shard", "1"])
+    beyond = cli.invoke(main, ["logs", job.name, run.run_id, "--shard", "4"])
+
+    assert [s["index"] for s in listed["shards"]] == [0, 1, 2, 3] and listed["shards_summary"] == "4/4 succeeded"
+    assert status["shards"] == 4 and status["latest_shards"] == "4/4 succeeded"
+    assert shard_log.output == "shard 1 of 4\n", (shard_log.output, shard_log.exit_code, shard_log.exception, stream)
+    assert beyond.exit_code == 1 and "--shard 4: run " in beyond.output and "has shards 0 to 3" in beyond.output
