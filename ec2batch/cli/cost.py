@@ -69,7 +69,7 @@ def job_cost(ctx: Context, job: str, since: datetime | None, prices: costs.Price
     runs = [
         r
         for r in Ledger(clients.dynamodb, config.names.ledger_table).list_runs(job, limit=10000)
-        if parse_time(r.triggered_at) >= start and r.billed_seconds
+        if parse_time(r.triggered_at) >= start and (r.billed_seconds or r.cost_usd is not None)
     ]
     rows = [
         {
@@ -79,6 +79,8 @@ def job_cost(ctx: Context, job: str, since: datetime | None, prices: costs.Price
             "billed_seconds": r.billed_seconds,
             "cost_usd": r.cost_usd or 0.0,
             "attempts": [_attempt_cost(a) for a in r.all_attempts()],
+            # Batch reports no per-job cost: a sharded run's is estimated from its shards' running time.
+            "estimate": bool(r.shard_count),
         }
         for r in runs
     ]
@@ -97,9 +99,11 @@ def job_cost(ctx: Context, job: str, since: datetime | None, prices: costs.Price
         return
     click.echo(f"{'RUN ID':<38} {'STATUS':<10} {'TYPE':<12} {'BILLED':>8} {'USD':>10}")
     for row in rows:
+        billed = f"{row['billed_seconds']:>7}s" if row["billed_seconds"] else f"{'-':>8}"
+        mark = " (estimate: Batch shards)" if row["estimate"] else ""
         click.echo(
             f"{row['run_id']:<38} {row['status']:<10} {row['instance_type'] or '-':<12} "
-            f"{row['billed_seconds']:>7}s {row['cost_usd']:>10.4f}"
+            f"{billed} {row['cost_usd']:>10.4f}{mark}"
         )
         if len(row["attempts"]) > 1:  # a retried run: what each attempt cost
             for a in row["attempts"]:

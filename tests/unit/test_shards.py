@@ -278,3 +278,6 @@ def test_runs_json_status_and_logs_drill_into_the_shards(job: Job, monkeypatch: 
     assert status["shards"] == 4 and status["latest_shards"] == "4/4 succeeded"
     assert shard_log.output == "shard 1 of 4\n", (shard_log.output, shard_log.exit_code, shard_log.exception, stream)
     assert beyond.exit_code == 1 and "--shard 4: run " in beyond.output and "has shards 0 to 3" in beyond.output
+    [row] = json.loads(cli.invoke(main, ["cost", job.name, "--json"], catch_exceptions=False).output)["runs"]
+    assert row["estimate"] is True and row["cost_usd"] == ended.cost_usd
+    assert "(estimate: Batch shards)" in cli.invoke(main, ["cost", job.name], catch_exceptions=False).output
