@@ -46,6 +46,10 @@ TAGGABLE = {
     "aws_lambda_event_source_mapping",
     "aws_scheduler_schedule_group",
     "aws_cloudwatch_metric_alarm",
+    "aws_cloudwatch_event_rule",
+    "aws_batch_compute_environment",
+    "aws_batch_job_queue",
+    "aws_batch_job_definition",
 }
 
 
@@ -550,8 +554,19 @@ def test_the_timer_queue_never_polls_more_than_a_reservation_allows(
 
 def test_the_job_role_trusts_only_this_jobs_instance_role_and_gets_only_the_users_policies() -> None:
     docs = policy_documents(module())
-    (trust,) = docs["job_assume"]
+    trust, shards = docs["job_assume"]
     assert trust["actions"] == ["sts:AssumeRole"]
+    # With shards (issue 14) the shards' ECS tasks run as the role too: ECS tasks of this account only, and only
+    # when the job has shards (the statement is dynamic on local.uses_batch).
+    assert (shards["sid"], shards["actions"]) == ("EcsTasksOfThisAccountAssumeTheRoleForShards", ["sts:AssumeRole"])
+    assert one(shards["principals"]) == {"type": "Service", "identifiers": ["ecs-tasks.amazonaws.com"]}
+    assert {c["variable"]: c["values"] for c in shards["condition"]} == {
+        "aws:SourceAccount": ["${local.account_id}"],
+        "aws:SourceArn": ["arn:${local.partition}:ecs:${local.region}:${local.account_id}:*"],
+    }
+    text = (MODULE / "iam.tf").read_text()
+    block = text[: text.index('sid     = "EcsTasksOfThisAccountAssumeTheRoleForShards"')]
+    assert block[block.rindex('dynamic "statement"') :].count("for_each = local.uses_batch ? [1] : []") == 1
     assert one(trust["principals"]) == {"type": "AWS", "identifiers": ["${aws_iam_role.instance.arn}"]}
     condition = one(trust["condition"])
     assert (condition["variable"], condition["values"]) == ("aws:PrincipalTag/${local.tag_job}", ["${var.job_name}"])
