@@ -48,8 +48,6 @@ locals {
         { type = "VCPU", value = tostring(var.batch.vcpus) },
         { type = "MEMORY", value = tostring(var.batch.memory_mb) },
       ]
-      environment = [for name in sort(keys(var.environment)) : { name = name, value = var.environment[name] }]
-      secrets     = local.batch_secrets
       logConfiguration = {
         logDriver = "awslogs"
         options = {
@@ -59,6 +57,11 @@ locals {
         }
       }
     },
+    # Only when there are any: AWS drops an empty list, which would read back as a change.
+    length(var.environment) == 0 ? {} : {
+      environment = [for name in sort(keys(var.environment)) : { name = name, value = var.environment[name] }]
+    },
+    length(local.batch_secrets) == 0 ? {} : { secrets = local.batch_secrets },
     # Fargate: in the job's private subnets, reaching AWS through NAT or endpoints as the machine does.
     local.batch_fargate ? {
       networkConfiguration         = { assignPublicIp = "DISABLED" }
@@ -154,11 +157,12 @@ resource "aws_batch_job_queue" "this" {
   state    = "ENABLED"
   priority = 1
 
+  # In the queue's order (Spot first), as AWS returns them.
   dynamic "compute_environment_order" {
-    for_each = local.batch_environments
+    for_each = local.batch_markets
     content {
-      order               = compute_environment_order.value.order
-      compute_environment = aws_batch_compute_environment.this[compute_environment_order.key].arn
+      order               = local.batch_environments[compute_environment_order.value].order
+      compute_environment = aws_batch_compute_environment.this[compute_environment_order.value].arn
     }
   }
 
