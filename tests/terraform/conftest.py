@@ -197,7 +197,7 @@ def _instance_image(aws: Callable[[str], Any]) -> str:
 
 SHARDED_JOB = """\
 variable "sharded_compute" {
-  description = "batch.compute of the tests' sharded job (ec2 applied; a plan with fargate in test_resources)."
+  description = "batch.compute of the tests' sharded job: ec2 is applied (-var sharded_compute=fargate plans it)."
   type        = string
   default     = "ec2"
 }
