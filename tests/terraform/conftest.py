@@ -41,6 +41,7 @@ REGION = "eu-central-1"
 ENDPOINT_ENV = "EC2BATCH_TF_ENDPOINT"
 # The services the module calls, by the real provider's `endpoints` names (which are boto3's here).
 SERVICES = (
+    "batch",
     "cloudwatch",
     "dynamodb",
     "ec2",
@@ -194,6 +195,40 @@ def _instance_image(aws: Callable[[str], Any]) -> str:
     return str(image)
 
 
+SHARDED_JOB = """\
+variable "sharded_compute" {
+  description = "batch.compute of the tests' sharded job: ec2 is applied (-var sharded_compute=fargate plans it)."
+  type        = string
+  default     = "ec2"
+}
+
+module "sharded" {
+  source = "../../modules/scheduled-job"
+
+  job_name     = "daily-shards"
+  command      = ["python3", "/app/shard.py"]
+  environment  = { ROWS = "100" }
+  launcher_zip = "${path.root}/../../../dist/launcher.zip"
+
+  schedule_expression = null
+  planner_enabled     = false
+  strategy            = "ephemeral"
+  market              = "spot-then-on-demand"
+  retry               = { attempts = 3 }
+  instance_types      = ["m7i.large", "m6i.large"]
+  subnet_ids          = var.subnet_ids
+
+  shards = 8
+  batch  = { compute = var.sharded_compute, max_vcpus = 16, vcpus = 1, memory_mb = 2048 }
+}
+
+output "sharded_names" {
+  description = "Every AWS name of the sharded job."
+  value       = module.sharded.names
+}
+"""
+
+
 def _provider_override(tmp: Path) -> None:
     example = tmp / EXAMPLE
     (example / "test_endpoint.tf").write_text(
@@ -204,6 +239,9 @@ def _provider_override(tmp: Path) -> None:
     )
     endpoints = "\n".join(f"    {s:<10} = var.aws_endpoint" for s in SERVICES)
     # An override file merges into the example's own provider block: the same settings suit the real provider.
+    # A second job with shards (issue 14), so that the AWS Batch resources are planned, applied and destroyed too:
+    # EC2 compute, Spot then on-demand (both compute environments), beside the example's own job.
+    (example / "test_sharded_job.tf").write_text(SHARDED_JOB)
     (example / "provider_override.tf").write_text(
         'provider "aws" {\n'
         '  access_key                  = "test"\n'

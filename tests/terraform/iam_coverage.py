@@ -244,6 +244,33 @@ def _ssm(call: Call, where: Where) -> list[Request]:
     return [Request(action, where.arn("ssm", f"parameter/{n.lstrip('/')}"), {}) for n in names]
 
 
+def _batch(call: Call, where: Where) -> list[Request]:
+    """AWS Batch (issue 14): SubmitJob is authorized on the queue and the job definition (by name, or a revision
+    by name:revision or ARN), and, with tags, as TagResource on the new job; TerminateJob on the job, with its
+    tags; DescribeJobs and ListJobs have no resource type."""
+    op, p = call.operation, call.params
+
+    def named(kind: str, value: str) -> str:
+        return value if value.startswith("arn:") else where.arn("batch", f"{kind}/{value}")
+
+    if op == "SubmitJob":
+        out = [
+            Request("batch:SubmitJob", named("job-queue", p["jobQueue"]), {}),
+            Request("batch:SubmitJob", named("job-definition", p["jobDefinition"]), {}),
+        ]
+        if tags := p.get("tags"):
+            context = {**{f"aws:RequestTag/{k}": [v] for k, v in tags.items()}, "aws:TagKeys": list(tags)}
+            out.append(Request("batch:TagResource", where.arn("batch", "job/*"), context))
+        return out
+    if op == "TerminateJob":
+        tags = call.context.get("tags", {}).get(p["jobId"], {})
+        context = {f"aws:ResourceTag/{k}": [v] for k, v in tags.items()}
+        return [Request("batch:TerminateJob", where.arn("batch", f"job/{p['jobId']}"), context)]
+    if op in ("DescribeJobs", "ListJobs"):
+        return [Request(f"batch:{op}", "*", {})]
+    raise KeyError(op)
+
+
 def requests(
     call: Call, where: Where, launch_template: Callable[[dict[str, Any]], dict[str, Any]] | None = None
 ) -> list[Request]:
@@ -259,6 +286,8 @@ def requests(
         return _sqs(call, where)
     if service == "ssm":
         return _ssm(call, where)
+    if service == "batch":
+        return _batch(call, where)
     if service == "sns" and op == "Publish":
         return [Request("sns:Publish", p["TopicArn"], {})]
     if service == "ecr" and op == "GetAuthorizationToken":

@@ -310,7 +310,13 @@ def encrypted_destinations_are_usable(plan: Plan) -> list[str]:
                 why = f"sends to {queue['address']}"
                 problems += _need_key(plan, who, stmts, queue["values"].get("kms_master_key_id"), KMS_TO_SEND, why)
         if allows(stmts, "ec2:RunInstances") or allows(stmts, "ec2:StartInstances"):
-            for template in templates:
+            # The templates the role may launch from (with several jobs in one plan, each launcher its own).
+            mine = [
+                t
+                for t in templates
+                if not t["values"].get("arn") or allows(stmts, "ec2:RunInstances", t["values"]["arn"])
+            ]
+            for template in mine:
                 for mapping in as_list(template["values"].get("block_device_mappings")):
                     key_ref = first(mapping.get("ebs")).get("kms_key_id")
                     why = f"starts volumes of {template['address']}"
@@ -429,6 +435,50 @@ def metadata_tags_are_off(plan: Plan) -> list[str]:
 # ---------------------------------------------------------------------------------------------------------------
 
 
+def _runs_shards(plan: Plan, role: Resource) -> bool:
+    """Whether a job definition of the plan runs its shards as `role`."""
+    return any(
+        json.loads(d["values"].get("container_properties") or "{}").get("jobRoleArn") == role["values"].get("arn")
+        for d in managed(plan, "aws_batch_job_definition")
+    )
+
+
+def _ecs_tasks_trust(role: Resource, s: Statement, has_shards: bool) -> list[str]:
+    """Issue 14: the shards' ECS tasks run as the job role, only where a job definition names it, and only tasks
+    of this account."""
+    problems = []
+    source = {k.lower() for cond in s.get("Condition", {}).values() for k in cond}
+    if not has_shards:
+        problems.append(f"{role['address']}: trusts ECS tasks, but no job definition runs as it")
+    if "aws:sourceaccount" not in source:
+        problems.append(f"{role['address']}: trusts ECS tasks of any account (no aws:SourceAccount)")
+    return problems
+
+
+def _job_trust(plan: Plan, role: Resource, instance: Resource, job: str, trust: list[Statement]) -> list[str]:
+    problems = []
+    for s in trust:
+        principal = s.get("Principal", {})
+        aws = as_list(principal.get("AWS")) if isinstance(principal, dict) else [principal]
+        if s.get("Effect") != "Allow":
+            continue
+        if principal == {"Service": "ecs-tasks.amazonaws.com"}:
+            problems += _ecs_tasks_trust(role, s, _runs_shards(plan, role))
+            continue
+        if aws != [instance["values"].get("arn")] or (isinstance(principal, dict) and set(principal) != {"AWS"}):
+            problems.append(f"{role['address']}: trusted by {principal!r}, not only {instance['address']}")
+        keys = {k.lower(): v for cond in s.get("Condition", {}).values() for k, v in cond.items()}
+        naming = [
+            v
+            for k, v in keys.items()
+            if k in (f"aws:principaltag/{TAG_JOB}", "sts:rolesessionname", "sts:externalid")
+            and any(job in str(x) for x in as_list(v))
+        ]
+        if not naming:
+            problems.append(f"{role['address']}: the trust has no condition naming the job {job!r}")
+    return problems
+
+
 def job_roles_trust_only_their_instance_role(plan: Plan) -> list[str]:
     """Every ec2batch-<job>-job role: assumable only by ec2batch-<job>-instance (by ARN), with a condition
     naming the job; the instance role may sts:AssumeRole that role and no other; nothing attached by default
@@ -445,22 +495,7 @@ def job_roles_trust_only_their_instance_role(plan: Plan) -> list[str]:
             problems.append(f"{role['address']}: no instance role ec2batch-{job}-instance in the plan")
             continue
         trust = statements(role["values"].get("assume_role_policy"))
-        for s in trust:
-            principal = s.get("Principal", {})
-            aws = as_list(principal.get("AWS")) if isinstance(principal, dict) else [principal]
-            if s.get("Effect") != "Allow":
-                continue
-            if aws != [instance["values"].get("arn")] or (isinstance(principal, dict) and set(principal) != {"AWS"}):
-                problems.append(f"{role['address']}: trusted by {principal!r}, not only {instance['address']}")
-            keys = {k.lower(): v for cond in s.get("Condition", {}).values() for k, v in cond.items()}
-            naming = [
-                v
-                for k, v in keys.items()
-                if k in (f"aws:principaltag/{TAG_JOB}", "sts:rolesessionname", "sts:externalid")
-                and any(job in str(x) for x in as_list(v))
-            ]
-            if not naming:
-                problems.append(f"{role['address']}: the trust has no condition naming the job {job!r}")
+        problems += _job_trust(plan, role, instance, job, trust)
         if not trust:
             problems.append(f"{role['address']}: no trust policy")
         # Who may assume it: only the instance role, and it only this role.
@@ -476,6 +511,89 @@ def job_roles_trust_only_their_instance_role(plan: Plan) -> list[str]:
                 if others:
                     problems.append(f"{instance['address']}: may assume {others} besides the job role")
     return problems
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Issue 14: shards on AWS Batch
+# ---------------------------------------------------------------------------------------------------------------
+
+SHARD_SHIM = 'export EC2BATCH_SHARD_INDEX="${AWS_BATCH_JOB_ARRAY_INDEX:-${AWS_BATCH_JOB_ID##*:}}"; exec "$@"'
+BATCH_READ_ONLY = ("batch:describejobs", "batch:listjobs")
+
+
+def _definitions_run_as_their_job(plan: Plan, roles: dict[str, str]) -> list[str]:
+    problems = []
+    for definition in managed(plan, "aws_batch_job_definition"):
+        name = definition["values"].get("name")
+        props = json.loads(definition["values"].get("container_properties") or "{}")
+        if props.get("jobRoleArn") != roles.get(f"{name}-job"):
+            problems.append(f"job definition {name}: runs as {props.get('jobRoleArn')}, not the job role {name}-job")
+        if props.get("executionRoleArn") != roles.get(f"{name}-batch-execution"):
+            problems.append(f"job definition {name}: execution role {props.get('executionRoleArn')}")
+        if props.get("command", [])[:3] != ["/bin/sh", "-c", SHARD_SHIM]:
+            problems.append(f"job definition {name}: the command does not start with the shard-index shim")
+    for env in managed(plan, "aws_batch_compute_environment"):
+        tags = first(env["values"].get("compute_resources")).get("tags") or {}
+        if TAG_JOB in tags:
+            problems.append(f"{env['address']}: Batch's instances carry {TAG_JOB}, as if they were the job's machines")
+    return problems
+
+
+def _batch_statement(address: str, s: Statement, allowed: set[str]) -> list[str]:
+    problems = []
+    resources = set(as_list(s.get("Resource")))
+    conditions = {k.lower() for cond in s.get("Condition", {}).values() for k in cond}
+    for action in [a.lower() for a in as_list(s.get("Action")) if a.lower().startswith("batch:")]:
+        if action == "batch:submitjob":
+            if not resources <= allowed:
+                problems.append(f"{address}: SubmitJob on {sorted(resources - allowed)}")
+        elif action in ("batch:terminatejob", "batch:tagresource", "batch:canceljob"):
+            if not any(c.endswith(f"tag/{TAG_JOB}") for c in conditions):
+                problems.append(f"{address}: {action} without a condition on the {TAG_JOB} tag")
+        elif action not in BATCH_READ_ONLY:
+            problems.append(f"{address}: {action} is not an action of the shards")
+    return problems
+
+
+def _state_rules_reach_their_launcher(plan: Plan, queues: dict[str, dict[str, Any]]) -> list[str]:
+    problems = []
+    functions = {f["values"].get("arn"): f["values"].get("function_name") for f in managed(plan, "aws_lambda_function")}
+    targets = managed(plan, "aws_cloudwatch_event_target")
+    for rule in managed(plan, "aws_cloudwatch_event_rule"):
+        pattern = json.loads(rule["values"].get("event_pattern") or "{}")
+        if pattern.get("source") != ["aws.batch"]:
+            continue
+        queue_arns = pattern.get("detail", {}).get("jobQueue", [])
+        base = next((n for n, q in queues.items() if [q.get("arn")] == queue_arns), None)
+        if base is None or pattern.get("detail-type") != ["Batch Job State Change"]:
+            problems.append(f"{rule['address']}: {pattern} is not one job queue's state changes")
+            continue
+        sent = [
+            functions.get(t["values"].get("arn")) for t in targets if t["values"].get("rule") == rule["values"]["name"]
+        ]
+        if sent != [f"{base}-launcher"]:
+            problems.append(f"{rule['address']}: the queue's state changes go to {sent}, not {base}-launcher")
+    return problems
+
+
+def shards_stay_within_their_job(plan: Plan) -> list[str]:
+    """Every job definition runs the shim as the job's own role, its execution role the job's; every launcher may
+    submit only to its job's queue and definition, tag and terminate only jobs tagged as its job's, and read
+    nothing but DescribeJobs/ListJobs on "*"; no compute environment tags its instances as the job's machines;
+    every queue's state-change rule goes to its job's launcher."""
+    roles = {r["values"].get("name"): r["values"].get("arn") for r in managed(plan, "aws_iam_role")}
+    queues = {q["values"].get("name"): q["values"] for q in managed(plan, "aws_batch_job_queue")}
+    definitions = {d["values"].get("name"): d["values"] for d in managed(plan, "aws_batch_job_definition")}
+    problems = _definitions_run_as_their_job(plan, roles)
+    for role in managed(plan, "aws_iam_role"):
+        match = re.fullmatch(r"(ec2batch-.+)-launcher", role["values"].get("name") or "")
+        if not match:
+            continue
+        queue, definition = queues.get(match.group(1), {}), definitions.get(match.group(1), {})
+        allowed = {queue.get("arn"), definition.get("arn_prefix"), f"{definition.get('arn_prefix')}:*"} - {None}
+        for s in role_statements(plan, role):
+            problems += _batch_statement(role["address"], s, allowed)
+    return problems + _state_rules_reach_their_launcher(plan, queues)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -682,5 +800,6 @@ RULES: dict[str, Callable[[Plan], list[str]]] = {
     "11 egress": instances_reach_the_aws_apis,
     "12 metadata tags": metadata_tags_are_off,
     "issue 11 job role": job_roles_trust_only_their_instance_role,
+    "issue 14 shards": shards_stay_within_their_job,
     "IAM against AWS's definitions": iam_matches_aws_definitions,
 }

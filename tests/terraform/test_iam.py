@@ -59,7 +59,11 @@ VALUES = {
     "aws_launch_template.this.arn": arn("ec2", "launch-template/lt-0abcdef1234567890"),
     "aws_iam_role.instance.arn": f"arn:aws:iam::{ACCOUNT}:role/{BASE}-instance",
     "aws_iam_role.job.arn": f"arn:aws:iam::{ACCOUNT}:role/{BASE}-job",
+    "aws_batch_job_queue.this[0].arn": arn("batch", f"job-queue/{BASE}"),
+    "aws_batch_job_definition.this[0].arn_prefix": arn("batch", f"job-definition/{BASE}"),
 }
+# The ECS clusters Batch creates for the compute environments (their ecs_cluster_arn).
+CLUSTERS = [f"{BASE}-spot_Batch_0b7d3a6e", f"{BASE}_Batch_1c8e4b7f"]
 LISTS = {
     "${concat([aws_ssm_parameter.config.arn], local.secret_ssm_arns)}": [
         VALUES["aws_ssm_parameter.config.arn"],
@@ -69,6 +73,14 @@ LISTS = {
     "${local.secret_sm_arns}": [SM_SECRET],
     # Both markets, as with market = spot-then-on-demand (the dynamic Spot statements are rendered too).
     "${local.launch_markets}": ["spot", "on-demand"],
+    "${local.secret_ssm_arns}": [SSM_SECRET],
+    "${[for ce in aws_batch_compute_environment.this : ce.ecs_cluster_arn]}": [
+        arn("ecs", f"cluster/{c}") for c in CLUSTERS
+    ],
+    (
+        '${[for ce in aws_batch_compute_environment.this : "arn:${local.partition}:ecs:${local.region}:'
+        '${local.account_id}:container-instance/${reverse(split("/", ce.ecs_cluster_arn))[0]}/*"]}'
+    ): [arn("ecs", f"container-instance/{c}/*") for c in CLUSTERS],
 }
 
 
@@ -216,6 +228,8 @@ def test_the_statements_terraform_rendered_are_the_modules(applied_policies: lis
     rendered = {s.get("Sid") for _, _, doc in applied_policies for s in rules.statements(doc)}
     conditional = {
         "ReadNamedSecrets",
+        "ReadNamedParameters",  # the Batch execution role's, with secrets (the sharded test job has none)
+        "DecryptSecretsUnderTheJobsKey",
         "StartInstancesWithVolumesUnderTheJobsKey",
         "GrantTheJobsKeyToItsVolumes",
         "UseTheJobsKey",
@@ -343,3 +357,63 @@ def test_the_agent_sends_retry_timers_to_its_jobs_timer_queue_and_no_other() -> 
     ]
     problems = cov.uncovered(denied, {"instance": instance}, WHERE)
     assert len(problems) == len(denied), problems
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Simulation (issue 14): the launcher's AWS Batch calls for a run of shards
+# ---------------------------------------------------------------------------------------------------------------
+
+QUEUE, DEFINITION = VALUES["aws_batch_job_queue.this[0].arn"], VALUES["aws_batch_job_definition.this[0].arn_prefix"]
+
+
+def submit(queue: str = BASE, definition: str = BASE, tags: dict[str, str] | None = None) -> cov.Call:
+    """SubmitJob as a launcher submits a run: an array job of the shards, tagged as the job's."""
+    params: dict[str, Any] = {
+        "jobName": "r1",
+        "jobQueue": queue,
+        "jobDefinition": definition,
+        "arrayProperties": {"size": 8},
+        "tags": {"ec2batch:job": JOB, "ec2batch:run-id": "r1"} if tags is None else tags,
+        "propagateTags": True,
+    }
+    return cov.Call("launcher", "batch", "SubmitJob", params)
+
+
+def terminate(job_tags: dict[str, str]) -> cov.Call:
+    return cov.Call(
+        "launcher",
+        "batch",
+        "TerminateJob",
+        {"jobId": "4c3b2a1d", "reason": "stopped"},
+        {"tags": {"4c3b2a1d": job_tags}},
+    )
+
+
+def test_the_launchers_batch_calls_for_a_run_are_allowed() -> None:
+    statements = launcher_statements(["on-demand"])
+    calls = [
+        submit(),
+        submit(queue=QUEUE, definition=f"{DEFINITION}:3"),
+        submit(definition=f"{BASE}:3"),
+        cov.Call("launcher", "batch", "DescribeJobs", {"jobs": ["4c3b2a1d", "4c3b2a1d:7"]}),
+        cov.Call("launcher", "batch", "ListJobs", {"arrayJobId": "4c3b2a1d", "jobStatus": "FAILED"}),
+        terminate({"ec2batch:job": JOB}),
+    ]
+    assert cov.uncovered(calls, {"launcher": statements}, WHERE) == []
+
+
+@pytest.mark.parametrize(
+    ("call", "says"),
+    [
+        (submit(queue="ec2batch-other-job"), f"batch:SubmitJob on {arn('batch', 'job-queue/ec2batch-other-job')}"),
+        (submit(definition="ec2batch-other-job:1"), "job-definition/ec2batch-other-job:1"),
+        (submit(definition=f"{BASE}-evil"), f"job-definition/{BASE}-evil"),
+        (submit(tags={"ec2batch:job": "other-job"}), "batch:TagResource"),
+        (terminate({"ec2batch:job": "other-job"}), "batch:TerminateJob"),
+        (terminate({}), "batch:TerminateJob"),
+    ],
+    ids=["other-queue", "other-definition", "prefixed-definition", "other-tag", "other-jobs-job", "untagged-job"],
+)
+def test_the_launcher_cannot_use_another_jobs_queue_definition_or_jobs(call: cov.Call, says: str) -> None:
+    problems = refused(launcher_statements(["on-demand"]), call)
+    assert any(says in p for p in problems), problems

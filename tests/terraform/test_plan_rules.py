@@ -64,9 +64,13 @@ def test_the_applied_example_renders_what_the_rules_judge(judged: dict[str, Any]
     assert rules.configured(judged, "aws_instance"), "the plan's configuration has no aws_instance"
     policies = rules.rendered_policies(judged)
     assert all(doc is not None for _, _, doc in policies), policies
-    kinds = [kind for _, kind, _ in policies]
-    # instance, launcher, scheduler; their trusts and the job role's; the topic key's.
-    assert (kinds.count("identity"), kinds.count("trust"), kinds.count("key")) == (3, 4, 1), policies
+    for module, counts in (("module.daily_report.", (3, 4, 1)), ("module.sharded.", (5, 6, 1))):
+        kinds = [kind for address, kind, _ in policies if address.startswith(module)]
+        # instance, launcher, scheduler; their trusts and the job role's; the topic key's. The sharded job (issue 14)
+        # adds the Batch instance and execution roles, each with its trust.
+        assert (kinds.count("identity"), kinds.count("trust"), kinds.count("key")) == counts, (module, policies)
+    for rtype in ("aws_batch_compute_environment", "aws_batch_job_queue", "aws_batch_job_definition"):
+        assert rtype in types, rtype
     roles = {r["values"]["name"] for r in rules.managed(judged, "aws_iam_role")}
     assert f"ec2batch-{JOB}-job" in roles
 
@@ -176,8 +180,9 @@ def test_the_customer_key_rendering_is_known_and_has_the_key_and_secret_statemen
     warehouse = CUSTOMER_KEY_SECRETS["WAREHOUSE"]["secretsmanager"]
     assert rules.allows(instance, "secretsmanager:GetSecretValue", warehouse)
     # No key of the module's own once the customer's is given; the topic uses the customer's.
-    assert rules.managed(customer_key_plan, "aws_kms_key") == []
-    (topic,) = rules.managed(customer_key_plan, "aws_sns_topic")
+    daily = [r for r in rules.resources(customer_key_plan) if r["address"].startswith("module.daily_report.")]
+    assert [r for r in daily if r["type"] == "aws_kms_key"] == []
+    (topic,) = [r for r in daily if r["type"] == "aws_sns_topic"]
     assert topic["values"]["kms_master_key_id"] == key
 
 

@@ -58,6 +58,11 @@ JOB_LINES = ["report: 5000000 rows", "report: written", "done"]
 _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=5, read_timeout=65)
 
 
+def daily(applied: dict[str, Any], rtype: str) -> list[dict[str, Any]]:
+    """The example job's own resources of a type (the tests' sharded job, conftest.SHARDED_JOB, has its own)."""
+    return [r for r in rules.managed(applied, rtype) if r["address"].startswith("module.daily_report.")]
+
+
 class RecordedClients(Clients):
     """The ec2batch clients, pointed at the test's AWS and recorded as one role's calls."""
 
@@ -178,9 +183,7 @@ def _template_lookup(aws: Callable[[str], Any], where: cov.Where, applied: dict[
         version = ec2.describe_launch_template_versions(**key, Versions=[spec.get("Version", "$Default")])
         found = version["LaunchTemplateVersions"][0]
         (instance_role,) = [
-            r["values"]["arn"]
-            for r in rules.managed(applied, "aws_iam_role")
-            if r["values"]["name"].endswith("-instance")
+            r["values"]["arn"] for r in daily(applied, "aws_iam_role") if r["values"]["name"].endswith("-instance")
         ]
         return {
             "arn": where.arn("ec2", f"launch-template/{found['LaunchTemplateId']}"),
@@ -198,8 +201,8 @@ def scheduled_run(
     names = applied["values"]["outputs"]["names"]["value"]
     recorder = cov.Recorder(tags=lambda resource_id: _tags(aws, resource_id))
     runtime_dir = tmp_path_factory.mktemp("machine") / "run-ec2batch"
-    (template,) = rules.managed(applied, "aws_launch_template")
-    (instance,) = rules.managed(applied, "aws_instance")
+    (template,) = daily(applied, "aws_launch_template")
+    (instance,) = daily(applied, "aws_instance")
     instance_id = instance["values"]["id"]
     image_tags = rules.first(template["values"].get("metadata_options")).get("instance_metadata_tags") == "enabled"
 
@@ -212,9 +215,7 @@ def scheduled_run(
         launcher = Launcher.from_environment(RecordedClients(aws_endpoint, recorder, "launcher"))
 
     # The Scheduler: Terraform's job schedule, fired at its next time by the local stack's emulator.
-    (schedule,) = [
-        s for s in rules.managed(applied, "aws_scheduler_schedule") if s["values"]["name"] == names["schedule"]
-    ]
+    (schedule,) = [s for s in daily(applied, "aws_scheduler_schedule") if s["values"]["name"] == names["schedule"]]
     fired: list[dict[str, Any]] = []
 
     def invoke(event: dict[str, Any]) -> Any:
@@ -260,7 +261,7 @@ def scheduled_run(
 
 
 def _role_statements(applied: dict[str, Any], role_name: str) -> list[dict[str, Any]]:
-    (role,) = [r for r in rules.managed(applied, "aws_iam_role") if r["values"]["name"] == role_name]
+    (role,) = [r for r in daily(applied, "aws_iam_role") if r["values"]["name"] == role_name]
     statements = rules.role_statements(applied, role)
     assert statements, f"no inline policy of {role_name} in the applied state"
     return statements
@@ -289,8 +290,8 @@ def test_the_launcher_is_the_lambda_terraform_configured(scheduled_run: Schedule
 def test_the_run_starts_the_terraform_instance_of_the_terraform_launch_template(
     scheduled_run: ScheduledRun, applied: dict[str, Any], aws: Callable[[str], Any]
 ) -> None:
-    (instance,) = rules.managed(applied, "aws_instance")
-    (template,) = rules.managed(applied, "aws_launch_template")
+    (instance,) = daily(applied, "aws_instance")
+    (template,) = daily(applied, "aws_launch_template")
     assert scheduled_run.run.instance_id == instance["values"]["id"]
     assert rules.first(instance["values"]["launch_template"])["id"] == template["values"]["id"]
     started = [c for c in scheduled_run.recorder.calls if c.operation == "StartInstances" and c.role == "launcher"]

@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import subprocess
+from dataclasses import asdict
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from hcl2 import SerializationOptions
 
 from ec2batch.config import SPOT_NEEDS_EPHEMERAL, JobConfig, parse_config
+from ec2batch.errors import ConfigError
 from ec2batch.launcher.events import schedule_target_input
 from ec2batch.names import JOB_NAME_PATTERN, TAG_JOB, TAG_OUTCOME, JobNames
 
@@ -46,6 +48,10 @@ TAGGABLE = {
     "aws_lambda_event_source_mapping",
     "aws_scheduler_schedule_group",
     "aws_cloudwatch_metric_alarm",
+    "aws_cloudwatch_event_rule",
+    "aws_batch_compute_environment",
+    "aws_batch_job_queue",
+    "aws_batch_job_definition",
 }
 
 
@@ -550,8 +556,19 @@ def test_the_timer_queue_never_polls_more_than_a_reservation_allows(
 
 def test_the_job_role_trusts_only_this_jobs_instance_role_and_gets_only_the_users_policies() -> None:
     docs = policy_documents(module())
-    (trust,) = docs["job_assume"]
+    trust, shards = docs["job_assume"]
     assert trust["actions"] == ["sts:AssumeRole"]
+    # With shards (issue 14) the shards' ECS tasks run as the role too: ECS tasks of this account only, and only
+    # when the job has shards (the statement is dynamic on local.uses_batch).
+    assert (shards["sid"], shards["actions"]) == ("EcsTasksOfThisAccountAssumeTheRoleForShards", ["sts:AssumeRole"])
+    assert one(shards["principals"]) == {"type": "Service", "identifiers": ["ecs-tasks.amazonaws.com"]}
+    assert {c["variable"]: c["values"] for c in shards["condition"]} == {
+        "aws:SourceAccount": ["${local.account_id}"],
+        "aws:SourceArn": ["arn:${local.partition}:ecs:${local.region}:${local.account_id}:*"],
+    }
+    text = (MODULE / "iam.tf").read_text()
+    block = text[: text.index('sid     = "EcsTasksOfThisAccountAssumeTheRoleForShards"')]
+    assert block[block.rindex('dynamic "statement"') :].count("for_each = local.uses_batch ? [1] : []") == 1
     assert one(trust["principals"]) == {"type": "AWS", "identifiers": ["${aws_iam_role.instance.arn}"]}
     condition = one(trust["condition"])
     assert (condition["variable"], condition["values"]) == ("aws:PrincipalTag/${local.tag_job}", ["${var.job_name}"])
@@ -755,3 +772,253 @@ def test_the_launch_markets_are_the_first_attempts_and_the_retries(
         tmp_path, "jsonencode([local.launch_markets, local.uses_spot])", tfvars, {n: local_source(n) for n in names}
     )
     assert value(done) == [markets, "spot" in markets]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Shards on AWS Batch (issue 14)
+# ---------------------------------------------------------------------------------------------------------------
+
+SHARD_COMMAND = ["python3", "/app/shard.py", "--rows", "5 000"]
+# (tfvars, what a user writes in the JSON config for the same thing)
+SHARD_CASES = [
+    ({}, {}),
+    ({"shards": 4, "command": SHARD_COMMAND}, {"shards": 4}),
+    (
+        {"shards": 10000, "command": SHARD_COMMAND, "batch": {"max_vcpus": 100000, "vcpus": 4, "memory_mb": 16384}},
+        {"shards": 10000, "batch": {"max_vcpus": 100000, "vcpus": 4, "memory_mb": 16384}},
+    ),
+    (
+        {"shards": 2, "command": SHARD_COMMAND, "batch": {"compute": "fargate", "vcpus": 0.25, "memory_mb": 512}},
+        {"shards": 2, "batch": {"compute": "fargate", "vcpus": 0.25, "memory_mb": 512}},
+    ),
+    (
+        {"shards": 3, "command": SHARD_COMMAND, "batch": {"compute": "fargate", "vcpus": 16, "memory_mb": 122880}},
+        {"shards": 3, "batch": {"compute": "fargate", "vcpus": 16, "memory_mb": 122880}},
+    ),
+]
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    ("tfvars", "python"), SHARD_CASES, ids=["one-shard", "four", "largest", "fargate-smallest", "fargate-largest"]
+)
+def test_the_rendered_shards_and_batch_are_what_python_derives(
+    tmp_path: Path, tfvars: dict[str, Any], python: dict[str, Any]
+) -> None:
+    document = rendered_config(tmp_path, tfvars)
+    config = parse_config(document)
+    written = {key: value for key, value in document.items() if key not in ("shards", "batch")}
+    expected = parse_config({**written, **python})
+    assert config == expected
+    assert (document["shards"], document["batch"]) == (expected.shards, asdict(expected.batch))
+
+
+SHARD_REFUSED = [
+    ({"shards": 0}, "shards must be a whole number from 1 to 10000"),
+    ({"shards": 10001, "command": ["x"]}, "shards must be a whole number from 1 to 10000"),
+    ({"shards": 2.5, "command": ["x"]}, "shards must be a whole number from 1 to 10000"),
+    ({"shards": 4}, "shards above 1 need command"),
+    ({"batch": {"vcpus": 2}}, "batch: only applies with shards above 1"),
+    ({"shards": 2, "command": ["x"], "batch": {"compute": "lambda"}}, "batch.compute must be ec2 or fargate."),
+    ({"shards": 2, "command": ["x"], "batch": {"max_vcpus": 0}}, "batch.max_vcpus must be a whole number"),
+    ({"shards": 2, "command": ["x"], "batch": {"max_vcpus": 100001}}, "batch.max_vcpus must be a whole number"),
+    ({"shards": 2, "command": ["x"], "batch": {"memory_mb": 256}}, "batch.memory_mb must be a whole number"),
+    ({"shards": 2, "command": ["x"], "batch": {"vcpus": 0}}, "batch.vcpus must be a number above 0"),
+    ({"shards": 2, "command": ["x"], "batch": {"vcpus": 0.5}}, "batch.vcpus: on EC2 a shard has whole vCPUs"),
+    (
+        {"shards": 2, "command": ["x"], "batch": {"compute": "fargate", "vcpus": 3}},
+        "batch.vcpus: 3 is not a Fargate size",
+    ),
+    (
+        {"shards": 2, "command": ["x"], "batch": {"compute": "fargate", "vcpus": 0.25, "memory_mb": 4096}},
+        "batch.memory_mb: 4096 is not allowed with 0.25 Fargate vCPUs",
+    ),
+    (
+        {"shards": 2, "command": ["x"], "batch": {"compute": "fargate", "vcpus": 8, "memory_mb": 17408}},
+        "batch.memory_mb: 17408 is not allowed with 8 Fargate vCPUs",
+    ),
+    ({"shards": 2, "command": ["x"], "batch": {"vcpus": 8, "max_vcpus": 4}}, "batch.vcpus must not be above"),
+]
+
+
+@needs_terraform
+@pytest.mark.parametrize(("tfvars", "says"), SHARD_REFUSED, ids=[f"shards-{i}" for i in range(len(SHARD_REFUSED))])
+def test_terraform_refuses_bad_shards_naming_the_field(tmp_path: Path, tfvars: dict[str, Any], says: str) -> None:
+    done = console(tmp_path, "var.job_name", tfvars)
+    said = " ".join((done.stdout + done.stderr).split())
+    assert "Error: Invalid value for variable" in said, f"accepted {tfvars}"
+    assert says in said, said
+
+
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"shards": 2, "batch": {"compute": "fargate", "vcpus": 3}},
+        {"shards": 2, "batch": {"compute": "fargate", "vcpus": 0.25, "memory_mb": 4096}},
+        {"shards": 2, "batch": {"vcpus": 0.5}},
+        {"shards": 1, "batch": {"vcpus": 2}},
+    ],
+    ids=["fargate-size", "fargate-memory", "ec2-fraction", "batch-without-shards"],
+)
+def test_python_refuses_what_terraform_refuses(doc: dict[str, Any]) -> None:
+    # The same settings are refused on both sides (the messages above are ec2batch.config's, field first).
+    base = {"job": "daily-report", "image": "x", "instance_types": ["m7i.large"], "subnet_ids": ["subnet-0a1b2c3d"]}
+    with pytest.raises(ConfigError, match=r"config\.batch"):
+        parse_config({**base, **doc})
+
+
+def batch_locals(tmp_path: Path, expression: str, tfvars: dict[str, Any]) -> Any:
+    """An expression over batch.tf's locals, evaluated by real Terraform for `tfvars`."""
+    text = (MODULE / "batch.tf").read_text()
+    block = text[text.index("locals {") : text.index('resource "aws_batch_compute_environment"')]
+    wanted = ("uses_batch", "batch_fargate", "batch_ec2", "batch_markets", "batch_environments", "batch_command")
+    sources = {}
+    for name in wanted:
+        found = re.search(rf"^  {name}\s*=\s*", block, re.MULTILINE)
+        assert found, name
+        rest = block[found.end() :]
+        nxt = re.search(r"^\n?  (#|\w+\s*=)", rest[1:], re.MULTILINE)
+        sources[name] = rest[: nxt.start() + 1 if nxt else len(rest)].strip()
+    names = {
+        "names": '{ batch_compute_environment = "ec2batch-x", batch_spot_compute_environment = "ec2batch-x-spot" }'
+    }
+    return value(console(tmp_path, f"jsonencode({expression})", tfvars, {**sources, **names}))
+
+
+@needs_terraform
+@pytest.mark.parametrize(
+    ("tfvars", "environments"),
+    [
+        ({}, {}),
+        ({"shards": 2, "command": ["x"]}, {"on-demand": {"order": 1, "name": "ec2batch-x", "type": "EC2"}}),
+        (
+            {"shards": 2, "command": ["x"], "market": "spot", "strategy": "ephemeral"},
+            {"spot": {"order": 1, "name": "ec2batch-x-spot", "type": "SPOT"}},
+        ),
+        (
+            {"shards": 2, "command": ["x"], "market": "spot-then-on-demand", "strategy": "ephemeral"},
+            {
+                "spot": {"order": 1, "name": "ec2batch-x-spot", "type": "SPOT"},
+                "on-demand": {"order": 2, "name": "ec2batch-x", "type": "EC2"},
+            },
+        ),
+        (
+            {
+                "shards": 2,
+                "command": ["x"],
+                "market": "spot-then-on-demand",
+                "strategy": "ephemeral",
+                "batch": {"compute": "fargate"},
+            },
+            {
+                "spot": {"order": 1, "name": "ec2batch-x-spot", "type": "FARGATE_SPOT"},
+                "on-demand": {"order": 2, "name": "ec2batch-x", "type": "FARGATE"},
+            },
+        ),
+    ],
+    ids=["one-shard", "on-demand", "spot", "spot-then-on-demand", "fargate-spot-then-on-demand"],
+)
+def test_the_compute_environments_follow_the_market_spot_first(
+    tmp_path: Path, tfvars: dict[str, Any], environments: dict[str, Any]
+) -> None:
+    assert batch_locals(tmp_path, "local.batch_environments", tfvars) == environments
+
+
+@needs_terraform
+def test_each_shard_runs_the_command_behind_the_index_shim(tmp_path: Path) -> None:
+    command = batch_locals(tmp_path, "local.batch_command", {"shards": 3, "command": SHARD_COMMAND})
+    assert command[:2] == ["/bin/sh", "-c"] and command[3:] == ["ec2batch-shard", *SHARD_COMMAND]
+    shim = command[2]
+    assert shim == 'export EC2BATCH_SHARD_INDEX="${AWS_BATCH_JOB_ARRAY_INDEX:-${AWS_BATCH_JOB_ID##*:}}"; exec "$@"'
+    # What a shard sees: the array index, else the index at the end of its job id; the arguments untouched.
+    script = 'printf "%s|" "$EC2BATCH_SHARD_INDEX" "$@"'
+    for env, index in (({"AWS_BATCH_JOB_ARRAY_INDEX": "7"}, "7"), ({"AWS_BATCH_JOB_ID": "4c3b2a1d:3"}, "3")):
+        done = subprocess.run(
+            [*command[:3], command[3], "/bin/sh", "-c", script, "sh", *SHARD_COMMAND[1:]],
+            env={"PATH": os.environ["PATH"], **env},
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        assert done.stdout == "|".join([index, *SHARD_COMMAND[1:]]) + "|", done.stdout
+
+
+BATCH_TYPES = {
+    "aws_batch_compute_environment",
+    "aws_batch_job_queue",
+    "aws_batch_job_definition",
+    "aws_cloudwatch_event_rule",
+    "aws_cloudwatch_event_target",
+    "aws_lambda_permission",
+}
+
+
+def test_nothing_of_aws_batch_exists_with_one_shard() -> None:
+    # Every resource and policy document of batch.tf, and the Batch roles, counted on the shards (issue 14):
+    # with shards = 1 the module makes exactly what it made before.
+    gates = ("local.uses_batch", "local.batch_ec2", "local.batch_environments")
+    for kind in ("resource", "data"):
+        for block in load(MODULE / "batch.tf").get(kind, []):
+            for rtype, named in block.items():
+                for name, body in named.items():
+                    gate = str(body.get("count", body.get("for_each", "")))
+                    assert any(g in gate for g in gates), f"{rtype}.{name} exists without shards"
+    iam = load(MODULE / "iam.tf")
+    for kind in ("resource", "data"):
+        for block in iam.get(kind, []):
+            for rtype, named in block.items():
+                for name, body in named.items():
+                    if name.startswith("batch"):
+                        gate = str(body.get("count", ""))
+                        assert any(g in gate for g in gates), f"{rtype}.{name} exists without shards"
+    types = {rtype for rtype, _, _ in resources(module())}
+    assert types >= BATCH_TYPES
+    assert {rtype for rtype, _, _ in resources(load(MODULE / "batch.tf"))} >= BATCH_TYPES - {"aws_launch_template"}
+    # The launcher's Batch statements are dynamic on the shards too.
+    text = (MODULE / "iam.tf").read_text()
+    for sid in BATCH_LAUNCHER_SIDS:
+        block = text[: text.index(f'"{sid}"')]
+        assert block[block.rindex('dynamic "statement"') :].count("for_each = local.uses_batch ? [1] : []") == 1, sid
+    assert locals_(load(MODULE / "batch.tf"))["uses_batch"] == "${var.shards > 1}"
+
+
+BATCH_LAUNCHER_SIDS = (
+    "SubmitShardsToThisJobsQueue",
+    "TagShardJobsAtSubmit",
+    "DescribeAndListShardJobs",
+    "TerminateOnlyThisJobsShardJobs",
+)
+
+
+def test_the_launcher_submits_only_to_this_jobs_queue_and_definition_and_terminates_only_its_jobs() -> None:
+    launcher = {s["sid"]: s for s in policy_documents(module())["launcher"]}
+    submit = launcher["SubmitShardsToThisJobsQueue"]
+    assert submit["actions"] == ["batch:SubmitJob"]
+    assert submit["resources"] == [
+        "${aws_batch_job_queue.this[0].arn}",
+        "${aws_batch_job_definition.this[0].arn_prefix}",
+        "${aws_batch_job_definition.this[0].arn_prefix}:*",
+    ]
+    jobs = "arn:${local.partition}:batch:${local.region}:${local.account_id}:job/*"
+    tag, terminate = launcher["TagShardJobsAtSubmit"], launcher["TerminateOnlyThisJobsShardJobs"]
+    assert (tag["actions"], tag["resources"]) == (["batch:TagResource"], [jobs])
+    assert one(tag["condition"])["variable"] == "aws:RequestTag/${local.tag_job}"
+    assert (terminate["actions"], terminate["resources"]) == (["batch:TerminateJob"], [jobs])
+    assert one(terminate["condition"])["variable"] == "aws:ResourceTag/${local.tag_job}"
+    assert launcher["DescribeAndListShardJobs"]["actions"] == ["batch:DescribeJobs", "batch:ListJobs"]
+
+
+def test_the_state_change_rule_sends_this_queues_batch_events_to_the_launcher() -> None:
+    bodies = {(rtype, name): body for rtype, name, body in resources(load(MODULE / "batch.tf"))}
+    pattern = bodies[("aws_cloudwatch_event_rule", "batch_state")]["event_pattern"]
+    for text in ('source        = ["aws.batch"]', '"detail-type" = ["Batch Job State Change"]'):
+        assert text in (MODULE / "batch.tf").read_text(), text
+    assert "aws_batch_job_queue.this[0].arn" in pattern
+    target = bodies[("aws_cloudwatch_event_target", "batch_state")]
+    assert target["arn"] == "${aws_lambda_function.launcher.arn}" and "input" not in target
+    permission = bodies[("aws_lambda_permission", "batch_state")]
+    assert (permission["principal"], permission["source_arn"]) == (
+        "events.amazonaws.com",
+        "${aws_cloudwatch_event_rule.batch_state[0].arn}",
+    )
+    assert locals_(module())["names"]["batch_state_rule"] == "${local.base}-batch-state"

@@ -345,6 +345,65 @@ data "aws_iam_policy_document" "launcher" {
   }
 
   dynamic "statement" {
+    for_each = local.uses_batch ? [1] : []
+    content {
+      # A run of shards is one array job (issue 14): SubmitJob is authorized on the queue and on the job
+      # definition, by name (job-definition/<name>, the latest revision) or by revision (job-definition/<name>:<n>);
+      # AWS requires both resource types when a statement names resources. Only this job's queue and definition.
+      sid     = "SubmitShardsToThisJobsQueue"
+      actions = ["batch:SubmitJob"]
+      resources = [
+        aws_batch_job_queue.this[0].arn,
+        aws_batch_job_definition.this[0].arn_prefix,
+        "${aws_batch_job_definition.this[0].arn_prefix}:*",
+      ]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.uses_batch ? [1] : []
+    content {
+      # SubmitJob with tags is also authorized as batch:TagResource on the new job (Service Authorization
+      # Reference, AWS Batch: SubmitJob -> batch:SubmitJob, batch:TagResource). Only jobs tagged as this job's.
+      sid       = "TagShardJobsAtSubmit"
+      actions   = ["batch:TagResource"]
+      resources = ["arn:${local.partition}:batch:${local.region}:${local.account_id}:job/*"]
+      condition {
+        test     = "StringEquals"
+        variable = "aws:RequestTag/${local.tag_job}"
+        values   = [var.job_name]
+      }
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.uses_batch ? [1] : []
+    content {
+      sid = "DescribeAndListShardJobs"
+      # DescribeJobs and ListJobs support no resource-level permissions (Service Authorization Reference, AWS
+      # Batch: no resource type, no condition key): AWS requires "*"; they only read.
+      actions   = ["batch:DescribeJobs", "batch:ListJobs"]
+      resources = ["*"]
+    }
+  }
+
+  dynamic "statement" {
+    for_each = local.uses_batch ? [1] : []
+    content {
+      # Stopping a run's array job (terminating the parent ends every child): only jobs that carry this job's tag,
+      # which the launcher sets at SubmitJob (aws:ResourceTag is the job resource's one condition key).
+      sid       = "TerminateOnlyThisJobsShardJobs"
+      actions   = ["batch:TerminateJob"]
+      resources = ["arn:${local.partition}:batch:${local.region}:${local.account_id}:job/*"]
+      condition {
+        test     = "StringEquals"
+        variable = "aws:ResourceTag/${local.tag_job}"
+        values   = [var.job_name]
+      }
+    }
+  }
+
+  dynamic "statement" {
     for_each = var.kms_key_arn == null ? [] : [1]
     content {
       # RunInstances and StartInstances with EBS volumes under a customer key: EC2 re-encrypts the snapshot's
@@ -457,6 +516,31 @@ data "aws_iam_policy_document" "job_assume" {
       values   = [var.job_name]
     }
   }
+
+  dynamic "statement" {
+    for_each = local.uses_batch ? [1] : []
+    content {
+      # With shards (issue 14) each shard is an ECS task of AWS Batch that runs as this role (the job
+      # definition's jobRoleArn): ECS tasks of this account only (aws:SourceAccount, the confused-deputy guard
+      # ECS documents for task roles).
+      sid     = "EcsTasksOfThisAccountAssumeTheRoleForShards"
+      actions = ["sts:AssumeRole"]
+      principals {
+        type        = "Service"
+        identifiers = ["ecs-tasks.amazonaws.com"]
+      }
+      condition {
+        test     = "StringEquals"
+        variable = "aws:SourceAccount"
+        values   = [local.account_id]
+      }
+      condition {
+        test     = "ArnLike"
+        variable = "aws:SourceArn"
+        values   = ["arn:${local.partition}:ecs:${local.region}:${local.account_id}:*"]
+      }
+    }
+  }
 }
 
 resource "aws_iam_role" "job" {
@@ -482,4 +566,163 @@ resource "aws_iam_role_policy_attachment" "job" {
 
   role       = aws_iam_role.job.name
   policy_arn = each.value
+}
+
+################################################################################
+# AWS Batch roles (shards > 1, issue 14). The Batch service role is AWS's service-linked role
+# AWSServiceRoleForBatch: the compute environments leave service_role unset, and Batch creates that role when the
+# account has none (creating it here would fail wherever it already exists).
+################################################################################
+
+data "aws_iam_policy_document" "batch_instance_assume" {
+  count = local.batch_ec2 ? 1 : 0
+
+  statement {
+    sid     = "Ec2AssumesTheRole"
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ec2.amazonaws.com"]
+    }
+  }
+}
+
+resource "aws_iam_role" "batch_instance" {
+  count = local.batch_ec2 ? 1 : 0
+
+  name               = local.names.batch_instance_role
+  description        = "ec2batch ${var.job_name}: the ECS agent on the AWS Batch instances of the job's shards"
+  assume_role_policy = data.aws_iam_policy_document.batch_instance_assume[0].json
+  tags               = local.tags
+}
+
+resource "aws_iam_instance_profile" "batch" {
+  count = local.batch_ec2 ? 1 : 0
+
+  name = local.names.batch_instance_role
+  role = aws_iam_role.batch_instance[0].name
+  tags = local.tags
+}
+
+# Narrower than AWS's AmazonEC2ContainerServiceforEC2Role, which also grants pulling from every ECR repository,
+# writing every log group, ecs:CreateCluster and ecs:Submit* on any cluster: here the execution role pulls the image
+# and writes the logs, so the instance needs only what the ECS agent does to join this job's clusters (the
+# compute environments' own ECS clusters, which Batch creates and names) and take their tasks.
+data "aws_iam_policy_document" "batch_instance" {
+  count = local.batch_ec2 ? 1 : 0
+
+  statement {
+    sid       = "JoinThisJobsBatchClusters"
+    actions   = ["ecs:RegisterContainerInstance", "ecs:DeregisterContainerInstance", "ecs:SubmitTaskStateChange", "ecs:SubmitContainerStateChange", "ecs:SubmitAttachmentStateChanges"]
+    resources = [for ce in aws_batch_compute_environment.this : ce.ecs_cluster_arn]
+  }
+
+  statement {
+    sid       = "PollForTasksAsThisJobsContainerInstances"
+    actions   = ["ecs:Poll", "ecs:StartTelemetrySession", "ecs:UpdateContainerInstancesState"]
+    resources = [for ce in aws_batch_compute_environment.this : "arn:${local.partition}:ecs:${local.region}:${local.account_id}:container-instance/${reverse(split("/", ce.ecs_cluster_arn))[0]}/*"]
+  }
+
+  statement {
+    sid = "DiscoverThePollEndpoint"
+    # DiscoverPollEndpoint has no resource-level permissions: AWS requires "*"; it only returns an endpoint.
+    actions   = ["ecs:DiscoverPollEndpoint"]
+    resources = ["*"]
+  }
+}
+
+resource "aws_iam_role_policy" "batch_instance" {
+  count = local.batch_ec2 ? 1 : 0
+
+  name   = "ec2batch-batch-instance"
+  role   = aws_iam_role.batch_instance[0].id
+  policy = data.aws_iam_policy_document.batch_instance[0].json
+}
+
+data "aws_iam_policy_document" "batch_execution_assume" {
+  count = local.uses_batch ? 1 : 0
+
+  statement {
+    sid     = "EcsTasksOfThisAccountAssumeTheRole"
+    actions = ["sts:AssumeRole"]
+    principals {
+      type        = "Service"
+      identifiers = ["ecs-tasks.amazonaws.com"]
+    }
+    condition {
+      test     = "StringEquals"
+      variable = "aws:SourceAccount"
+      values   = [local.account_id]
+    }
+  }
+}
+
+resource "aws_iam_role" "batch_execution" {
+  count = local.uses_batch ? 1 : 0
+
+  name               = local.names.batch_execution_role
+  description        = "ec2batch ${var.job_name}: the ECS agent starting a shard (image, logs, secrets); never the job's code"
+  assume_role_policy = data.aws_iam_policy_document.batch_execution_assume[0].json
+  tags               = local.tags
+}
+
+data "aws_iam_policy_document" "batch_execution" {
+  count = local.uses_batch ? 1 : 0
+
+  statement {
+    sid = "EcrToken"
+    # GetAuthorizationToken has no resource-level permissions: AWS requires "*" here.
+    actions   = ["ecr:GetAuthorizationToken"]
+    resources = ["*"]
+  }
+
+  statement {
+    sid       = "PullThisRepository"
+    actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
+    resources = [aws_ecr_repository.this.arn]
+  }
+
+  statement {
+    # The awslogs driver's streams shards/default/<task id> in the job's log group.
+    sid       = "WriteTheShardsLogStreams"
+    actions   = ["logs:CreateLogStream", "logs:PutLogEvents"]
+    resources = ["${aws_cloudwatch_log_group.job.arn}:*"]
+  }
+
+  dynamic "statement" {
+    for_each = length(local.secret_ssm_arns) > 0 ? [1] : []
+    content {
+      # ECS reads the container's secrets from SSM with GetParameters: only the named ones.
+      sid       = "ReadNamedParameters"
+      actions   = ["ssm:GetParameters"]
+      resources = local.secret_ssm_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = length(local.secret_sm_arns) > 0 ? [1] : []
+    content {
+      sid       = "ReadNamedSecrets"
+      actions   = ["secretsmanager:GetSecretValue"]
+      resources = local.secret_sm_arns
+    }
+  }
+
+  dynamic "statement" {
+    for_each = var.kms_key_arn == null ? [] : [1]
+    content {
+      # SecureString parameters and secrets under the job's key.
+      sid       = "DecryptSecretsUnderTheJobsKey"
+      actions   = ["kms:Decrypt"]
+      resources = [var.kms_key_arn]
+    }
+  }
+}
+
+resource "aws_iam_role_policy" "batch_execution" {
+  count = local.uses_batch ? 1 : 0
+
+  name   = "ec2batch-batch-execution"
+  role   = aws_iam_role.batch_execution[0].id
+  policy = data.aws_iam_policy_document.batch_execution[0].json
 }

@@ -27,6 +27,15 @@ locals {
     job_role           = "${local.base}-job"
     security_group     = local.base
     topic_key_alias    = "alias/${local.base}-topic"
+
+    # AWS Batch, for runs with shards (var.shards > 1; batch.tf).
+    batch_compute_environment      = local.base
+    batch_spot_compute_environment = "${local.base}-spot"
+    batch_job_queue                = local.base
+    batch_job_definition           = local.base
+    batch_instance_role            = "${local.base}-batch-instance"
+    batch_execution_role           = "${local.base}-batch-execution"
+    batch_state_rule               = "${local.base}-batch-state"
   }
 
   tag_job     = "ec2batch:job"
@@ -70,6 +79,8 @@ locals {
       max_delay_seconds = var.retry.max_delay_seconds
       market            = local.retry_market
     }
+    shards = var.shards
+    batch  = var.batch
   }
 
   # Each of var.retry.exit_codes (validated: "n" or "lo-hi") as [lo, hi].

@@ -62,3 +62,13 @@ output "job_role_arn" {
   description = "The job's own role (ec2batch-<job>-job): what the job's code gets from the credentials endpoint."
   value       = aws_iam_role.job.arn
 }
+
+output "batch_job_queue_arn" {
+  description = "The AWS Batch job queue of the job's shards (shards > 1), or null."
+  value       = try(aws_batch_job_queue.this[0].arn, null)
+}
+
+output "batch_job_definition_arn" {
+  description = "The AWS Batch job definition of the job's shards, its current revision (shards > 1), or null."
+  value       = try(aws_batch_job_definition.this[0].arn, null)
+}

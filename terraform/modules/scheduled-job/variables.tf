@@ -205,6 +205,93 @@ variable "retry" {
   }
 }
 
+variable "shards" {
+  description = "Shards of every run: 1 runs it on the job's own machine; more runs it as one AWS Batch array job of this many children (docs/config.md), each with EC2BATCH_SHARD_INDEX = 0..shards-1. Needs `command`."
+  type        = number
+  default     = 1
+  nullable    = false
+
+  validation {
+    condition     = var.shards >= 1 && var.shards <= 10000 && floor(var.shards) == var.shards
+    error_message = "shards must be a whole number from 1 to 10000 (AWS Batch's largest array job)."
+  }
+
+  # The job definition runs the command behind a shell shim that exports the shard index: the image's CMD is not
+  # known to Terraform, so there would be nothing to wrap.
+  validation {
+    condition     = var.shards == 1 || var.command != null
+    error_message = "shards above 1 need command: each shard runs it behind a shell shim that exports EC2BATCH_SHARD_INDEX, and the image's CMD cannot be wrapped."
+  }
+}
+
+variable "batch" {
+  description = "How the shards run on AWS Batch (shards > 1 only): compute ec2 (a managed EC2 compute environment of `instance_types`, scaling to zero; Spot as `market` says) or fargate; max_vcpus (1-100000, default 256) the environment's ceiling, shards beyond it wait their turn; vcpus (default 1: whole numbers on EC2; on Fargate 0.25, 0.5, 1, 2, 4, 8 or 16) and memory_mb (default 2048; on Fargate within the size's range) per shard."
+  type = object({
+    compute   = optional(string, "ec2")
+    max_vcpus = optional(number, 256)
+    vcpus     = optional(number, 1)
+    memory_mb = optional(number, 2048)
+  })
+  default  = {}
+  nullable = false
+
+  validation {
+    condition     = contains(["ec2", "fargate"], var.batch.compute)
+    error_message = "batch.compute must be ec2 or fargate."
+  }
+
+  validation {
+    condition     = var.batch.max_vcpus >= 1 && var.batch.max_vcpus <= 100000 && floor(var.batch.max_vcpus) == var.batch.max_vcpus
+    error_message = "batch.max_vcpus must be a whole number from 1 to 100000."
+  }
+
+  validation {
+    condition     = var.batch.memory_mb >= 512 && var.batch.memory_mb <= 25165824 && floor(var.batch.memory_mb) == var.batch.memory_mb
+    error_message = "batch.memory_mb must be a whole number from 512 to 25165824."
+  }
+
+  validation {
+    condition     = var.batch.vcpus > 0 && var.batch.vcpus <= 192
+    error_message = "batch.vcpus must be a number above 0 and at most 192."
+  }
+
+  validation {
+    condition     = var.batch.compute != "ec2" || floor(var.batch.vcpus) == var.batch.vcpus
+    error_message = "batch.vcpus: on EC2 a shard has whole vCPUs (fractions are Fargate's)."
+  }
+
+  validation {
+    condition     = var.batch.compute != "fargate" || contains([0.25, 0.5, 1, 2, 4, 8, 16], var.batch.vcpus)
+    error_message = "batch.vcpus: ${var.batch.vcpus} is not a Fargate size: one of 0.25, 0.5, 1, 2, 4, 8, 16."
+  }
+
+  # AWS Batch's Fargate sizes (user guide, Fargate job definitions), as ec2batch.config.FARGATE_MEMORY.
+  validation {
+    condition = var.batch.compute != "fargate" || contains(lookup({
+      "0.25" = [512, 1024, 2048]
+      "0.5"  = range(1024, 4097, 1024)
+      "1"    = range(2048, 8193, 1024)
+      "2"    = range(4096, 16385, 1024)
+      "4"    = range(8192, 30721, 1024)
+      "8"    = range(16384, 61441, 4096)
+      "16"   = range(32768, 122881, 8192)
+    }, tostring(var.batch.vcpus), []), var.batch.memory_mb)
+    error_message = "batch.memory_mb: ${var.batch.memory_mb} is not allowed with ${var.batch.vcpus} Fargate vCPUs: 0.25 takes 512, 1024 or 2048; 0.5 1024 to 4096 and 1 2048 to 8192, 2 4096 to 16384, 4 8192 to 30720, each in steps of 1024; 8 16384 to 61440 in steps of 4096; 16 32768 to 122880 in steps of 8192."
+  }
+
+  # A shard larger than the environment's ceiling would wait in RUNNABLE for ever.
+  validation {
+    condition     = var.batch.vcpus <= var.batch.max_vcpus
+    error_message = "batch.vcpus must not be above batch.max_vcpus (a shard larger than the compute environment never starts)."
+  }
+
+  # As ec2batch.config: a run of one shard has its own machine, so settings for Batch would be silently unused.
+  validation {
+    condition     = var.shards > 1 || var.batch == { compute = "ec2", max_vcpus = 256, vcpus = 1, memory_mb = 2048 }
+    error_message = "batch: only applies with shards above 1 (a run of one shard has its own machine)."
+  }
+}
+
 variable "concurrency" {
   description = "forbid: a trigger while a run is active is SKIPPED; allow: it gets an extra instance."
   type        = string

@@ -33,6 +33,9 @@ WHEEL_VERSION = "25.8.1"
 
 # The types the module (terraform/modules/scheduled-job) uses, and those its planned changes add.
 RESOURCES = (
+    "aws_batch_compute_environment",
+    "aws_batch_job_definition",
+    "aws_batch_job_queue",
     "aws_cloudwatch_dashboard",
     "aws_cloudwatch_event_rule",
     "aws_cloudwatch_event_target",
@@ -53,6 +56,7 @@ RESOURCES = (
     "aws_lambda_event_source_mapping",
     "aws_lambda_function",
     "aws_lambda_function_event_invoke_config",
+    "aws_lambda_permission",
     "aws_launch_template",
     "aws_scheduler_schedule",
     "aws_scheduler_schedule_group",

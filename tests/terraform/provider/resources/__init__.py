@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from tests.terraform.provider.resources import (  # noqa: F401  (each module registers its handlers)
+    batch,
     cloudwatch,
     data,
     dynamodb,

@@ -1,9 +1,11 @@
-"""Lambda: aws_lambda_function, aws_lambda_function_event_invoke_config, aws_lambda_event_source_mapping."""
+"""Lambda: aws_lambda_function, aws_lambda_function_event_invoke_config, aws_lambda_event_source_mapping,
+aws_lambda_permission."""
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import json
 from pathlib import Path
 
 from tests.terraform.provider.resources.base import (
@@ -16,8 +18,10 @@ from tests.terraform.provider.resources.base import (
     is_not_found,
     refresh,
     register_resource,
+    resource_name,
     split_tags,
     tags_to_send,
+    unless_gone,
 )
 
 LATEST = "$LATEST"
@@ -427,3 +431,72 @@ def _int(value: Value) -> int | None:
 register_resource(Function())
 register_resource(EventInvokeConfig())
 register_resource(EventSourceMapping())
+
+
+class Permission(Resource):
+    """aws_lambda_permission: one statement of the function's resource policy; its id is the statement id."""
+
+    type_name = "aws_lambda_permission"
+    replace_on = frozenset(
+        {
+            "action",
+            "event_source_token",
+            "function_name",
+            "function_url_auth_type",
+            "principal",
+            "principal_org_id",
+            "qualifier",
+            "source_account",
+            "source_arn",
+            "statement_id",
+            "statement_id_prefix",
+        }
+    )
+
+    def create(self, aws: Aws, planned: dict[str, Value]) -> dict[str, Value]:
+        statement_id = planned.get("statement_id") or resource_name({"name_prefix": planned.get("statement_id_prefix")})
+        aws.client("lambda").add_permission(
+            **drop_none(
+                FunctionName=planned["function_name"],
+                StatementId=statement_id,
+                Action=planned["action"],
+                Principal=planned["principal"],
+                SourceArn=planned.get("source_arn"),
+                SourceAccount=planned.get("source_account"),
+                EventSourceToken=planned.get("event_source_token"),
+                Qualifier=planned.get("qualifier"),
+                PrincipalOrgID=planned.get("principal_org_id"),
+                FunctionUrlAuthType=planned.get("function_url_auth_type"),
+            )
+        )
+        return fill(planned, id=statement_id, statement_id=statement_id, statement_id_prefix="", region=aws.region)
+
+    def read(self, aws: Aws, state: dict[str, Value]) -> dict[str, Value] | None:
+        try:
+            got = aws.client("lambda").get_policy(
+                **drop_none(FunctionName=state["function_name"], Qualifier=state.get("qualifier"))
+            )
+        except Exception as err:
+            if is_not_found(err, "ResourceNotFoundException"):
+                return None
+            raise
+        policy = json.loads(got["Policy"])
+        if not any(s.get("Sid") == state["statement_id"] for s in policy.get("Statement", [])):
+            return None
+        return dict(state)
+
+    def update(self, aws: Aws, prior: dict[str, Value], planned: dict[str, Value]) -> dict[str, Value]:
+        return fill(planned, **{k: prior.get(k) for k in ("id", "statement_id", "statement_id_prefix", "region")})
+
+    def delete(self, aws: Aws, state: dict[str, Value]) -> None:
+        with unless_gone("ResourceNotFoundException"):
+            aws.client("lambda").remove_permission(
+                **drop_none(
+                    FunctionName=state["function_name"],
+                    StatementId=state["statement_id"],
+                    Qualifier=state.get("qualifier"),
+                )
+            )
+
+
+register_resource(Permission())
