@@ -183,6 +183,12 @@ class JobNames:
         return f"{self.base}-batch-execution"
 
     @property
+    def batch_launch_template(self) -> str:
+        # The compute environment's instances: IMDSv2 with hop limit 1, so shard containers never reach the
+        # instance role (a different template from the job's own machines).
+        return f"{self.base}-batch"
+
+    @property
     def batch_state_rule(self) -> str:
         # EventBridge: the queue's "Batch Job State Change" events to the launcher.
         return f"{self.base}-batch-state"

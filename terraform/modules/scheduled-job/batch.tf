@@ -126,7 +126,7 @@ resource "aws_batch_compute_environment" "this" {
 resource "aws_launch_template" "batch" {
   count = local.batch_ec2 ? 1 : 0
 
-  name        = "${local.names.base}-batch"
+  name        = local.names.batch_launch_template
   description = "ec2batch ${var.job_name}: the AWS Batch instances of the job's shards"
 
   metadata_options {

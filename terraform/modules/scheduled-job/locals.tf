@@ -36,6 +36,7 @@ locals {
     batch_instance_role            = "${local.base}-batch-instance"
     batch_execution_role           = "${local.base}-batch-execution"
     batch_state_rule               = "${local.base}-batch-state"
+    batch_launch_template          = "${local.base}-batch"
   }
 
   tag_job     = "ec2batch:job"
