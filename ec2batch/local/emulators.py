@@ -1,4 +1,4 @@
-"""The local stack's emulator process: EC2 <-> containers, schedules, SQS -> launcher.
+"""The local stack's emulator process: EC2 <-> containers, schedules, SQS -> launcher, Batch events -> launcher.
 
 Started detached by `ec2batch local up`; writes `run/emulators.ready` once every loop runs.
 """
@@ -13,6 +13,7 @@ from pathlib import Path
 
 from .. import jsonlog
 from ..launcher import Launcher
+from .batch_events import BatchEvents
 from .ec2 import Ec2Emulator
 from .paths import StackPaths
 from .schedules import SchedulerEmulator
@@ -37,6 +38,7 @@ def main() -> None:
         Ec2Emulator(clients, stack.docker(), stack.paths).run_forever,
         SchedulerEmulator(clients, launcher.handle).run_forever,
         SqsPoller(clients, launcher.handle).run_forever,
+        BatchEvents(clients, launcher.handle).run_forever,
     ]
     threads = [threading.Thread(target=loop, args=(stop,), daemon=True) for loop in loops]
     for thread in threads:

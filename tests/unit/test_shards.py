@@ -281,3 +281,24 @@ def test_runs_json_status_and_logs_drill_into_the_shards(job: Job, monkeypatch: 
     [row] = json.loads(cli.invoke(main, ["cost", job.name, "--json"], catch_exceptions=False).output)["runs"]
     assert row["estimate"] is True and row["cost_usd"] == ended.cost_usd
     assert "(estimate: Batch shards)" in cli.invoke(main, ["cost", job.name], catch_exceptions=False).output
+
+
+def test_the_local_stand_in_for_the_state_change_rule_sends_each_change_once_and_ends_the_run(job: Job) -> None:
+    from ec2batch.local.batch_events import BatchEvents
+
+    run = started(job)
+    launcher = at(job)
+    answers: list[dict[str, Any]] = []
+    events = BatchEvents(job.clients, lambda event: answers.append(launcher.handle(event)))
+
+    first = events.step()
+    again = events.step()
+
+    # The parent and its four children, each once, with what the launcher reads; nothing new the second time.
+    assert sorted(e["detail"]["jobId"] for e in first) == sorted(
+        [run.batch_job_id, *(f"{run.batch_job_id}:{i}" for i in range(4))]
+    )
+    assert {e["detail"]["jobName"] for e in first} == {batch_job_name(run.run_id)}
+    assert again == []
+    assert ledger(job).require(job.name, run.run_id).status == SUCCEEDED
+    assert [a["outcome"] for a in answers].count("recorded") == 1  # the first event ended it; the rest: nothing
