@@ -11,6 +11,7 @@ stack's engine (moto's own doing); their output goes where the job definition's 
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import threading
 from collections.abc import Callable, Iterable
@@ -59,7 +60,7 @@ def _status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
-def batch_logs_where_the_job_definition_says() -> None:
+def batch_jobs_as_on_aws() -> None:
     """Make moto write a Batch job's output where AWS does: the job definition's awslogs group and prefix.
 
     moto 5 puts every job's lines in `/aws/batch/job`, stream `<definition name>/default/<job id>`,
@@ -76,6 +77,9 @@ def batch_logs_where_the_job_definition_says() -> None:
         original(self, *args, **kwargs)
         if not hasattr(self, "_log_group") or not hasattr(self, "_stream_name"):  # read against moto 5.2
             raise RuntimeError("moto's Batch Job changed shape: re-read moto/batch/models.py before patching it")
+        # moto hands the children of an array job one overrides dict and appends each child's AWS_BATCH_JOB_ID
+        # to its environment list: a child could start with a sibling's id, hence its index. One copy each.
+        self.container_overrides = copy.deepcopy(self.container_overrides)
         properties = self.job_definition.container_properties or {}
         logging = properties.get("logConfiguration") or {}
         options = logging.get("options") or {}
@@ -92,7 +96,7 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
     args = parser.parse_args()
-    batch_logs_where_the_job_definition_says()
+    batch_jobs_as_on_aws()
     run_simple(args.host, args.port, build_app(), threaded=True, use_reloader=False)
 
 
