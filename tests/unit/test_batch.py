@@ -278,3 +278,32 @@ def test_a_job_with_one_shard_gets_no_batch_resources(aws: Clients) -> None:
     provisioned = provision_job(aws, config, image_id="ami-12345678")
     assert provisioned.job_queue_arn is None
     assert aws.session.client("batch").describe_job_queues()["jobQueues"] == []
+
+
+def test_the_local_moto_gives_each_child_its_own_environment_and_the_job_definitions_log_stream(
+    aws: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.batch import models
+
+    from ec2batch.local.motoserver import batch_jobs_as_on_aws
+
+    monkeypatch.setattr(models.Job, "__init__", models.Job.__init__)  # undone after the test
+    monkeypatch.setattr(models.Job, "start", lambda self: None)  # no engine here: the children never run
+    batch_jobs_as_on_aws()
+    config = sharded()
+    provision_job(aws, config, image_id="ami-12345678")
+    api = aws.session.client("batch")
+    parent = api.submit_job(
+        jobName="run_1",
+        jobQueue="ec2batch-report",
+        jobDefinition="ec2batch-report",
+        arrayProperties={"size": 3},
+        containerOverrides={"environment": [{"name": "EC2BATCH_SHARD_COUNT", "value": "3"}]},
+    )["jobId"]
+
+    children = api.describe_jobs(jobs=[f"{parent}:{i}" for i in range(3)])["jobs"]
+    for child in children:
+        ids = {e["value"] for e in child["container"]["environment"] if e["name"] == "AWS_BATCH_JOB_ID"}
+        assert ids == {child["jobId"]}  # unpatched, moto's children share one list and see each other's ids
+    job = models.batch_backends["123456789012"]["eu-central-1"]._jobs[f"{parent}:2"]
+    assert (job._log_group, job._stream_name) == ("/ec2batch/report", f"shards/default/{parent}-2")
