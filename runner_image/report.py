@@ -11,6 +11,10 @@ Knobs (environment variables), used by the tests and handy for trying things out
   JOB_EXIT_CODE        exit with this code at the end (default 0)
   JOB_IGNORE_SIGTERM   "1": ignore SIGTERM (to test the kill after the grace period)
   JOB_SHOW_SECRET_HASH name of a variable whose SHA-256 to print (proves a secret arrived, never its value)
+  JOB_FAIL_SHARD       exit 3 in the shard with this index (a sharded run with one failing child)
+
+As one shard of N (EC2BATCH_SHARD_INDEX K and EC2BATCH_SHARD_COUNT N, from docs/shards.md's shim and the
+launcher) it says `shard K of N` and reports on its part of the rows only: K, K+N, K+2N, ...
 """
 
 from __future__ import annotations
@@ -37,8 +41,30 @@ def on_sigterm(signum: int, frame: object) -> None:
         print(f"interruption notice: {notice.read_text().strip()}", flush=True)
 
 
+def shard() -> tuple[int, int]:
+    """(index, count) of this shard; (0, 1) for a run on its own machine."""
+    index, count = os.environ.get("EC2BATCH_SHARD_INDEX"), os.environ.get("EC2BATCH_SHARD_COUNT")
+    if index is None or count is None:
+        return 0, 1
+    return int(index), int(count)
+
+
+def print_report(totals: dict[str, float], regions: list[str], rows: int, mine: int, index: int, count: int) -> None:
+    if count == 1:
+        for region in regions:
+            print(f"total {region}: {totals[region]:.2f}", flush=True)
+        print(f"report written: {rows} rows, total {sum(totals.values()):.2f}", flush=True)
+        return
+    for region in regions:
+        if region in totals:  # a shard names only the regions its rows fell in
+            print(f"total {region}: {totals[region]:.2f}", flush=True)
+    total = sum(totals.values())
+    print(f"partial report written: shard {index} of {count}, {mine} rows, total {total:.2f}", flush=True)
+
+
 def main() -> int:
     rows = int(os.environ.get("REPORT_ROWS", "200000"))
+    index, count = shard()
     seconds = float(os.environ.get("JOB_SECONDS", "0"))
     lines = int(os.environ.get("JOB_LINES", "0"))
     exit_code = int(os.environ.get("JOB_EXIT_CODE", "0"))
@@ -59,13 +85,23 @@ def main() -> int:
     for i in range(1, lines + 1):
         print(f"line {i} of {lines}", flush=True)
 
-    print(f"generating {rows} rows", flush=True)
+    if count > 1:
+        print(f"shard {index} of {count}", flush=True)
+        if os.environ.get("JOB_FAIL_SHARD") == str(index):
+            print(f"failing on purpose: JOB_FAIL_SHARD={index}", flush=True)
+            return 3
+
+    mine = range(index, rows, count)
+    print(f"generating {rows} rows" + (f", {len(mine)} of them this shard's" if count > 1 else ""), flush=True)
     rng = random.Random(20261124)
     totals: dict[str, float] = defaultdict(float)
     regions = ["north", "south", "east", "west"]
     started = time.monotonic()
     for row in range(rows):
-        totals[regions[row % 4]] += rng.uniform(1, 500)
+        value = rng.uniform(1, 500)  # every shard draws every row, so the rows are the same whatever N is
+        if row % count != index:
+            continue
+        totals[regions[row % 4]] += value
         if stopping:
             print(f"stopped early at row {row}", flush=True)
             return 143
@@ -78,9 +114,7 @@ def main() -> int:
             return 143
         time.sleep(0.2)
 
-    for region in regions:
-        print(f"total {region}: {totals[region]:.2f}", flush=True)
-    print(f"report written: {rows} rows, total {sum(totals.values()):.2f}", flush=True)
+    print_report(totals, regions, rows, len(mine), index, count)
     return exit_code
 
 

@@ -5,6 +5,8 @@
 2. The launcher's AWS calls and latency per run (reuse path: start the stopped instance).
 3. Timer precision: 50 one-off runs planned 5-120 s ahead; error = launcher invocation - due time.
 4. The reconciler's cost per planner tick, for a job with 1,000 runs and 10 live (`bench_reconciler`).
+5. Shards on AWS Batch (moto's, children as containers on the same engine): SubmitJob -> every child
+   started, and -> every child ended, for 1, 4 and 16 shards, beside the single-machine path of 1.
 Figures are printed, never asserted: the machine's load changes them.
 """
 
@@ -26,6 +28,8 @@ from .stack import Stack
 
 RUNS = 3
 TIMERS = 50
+SHARD_COUNTS = (1, 4, 16)
+STARTED = ("RUNNING", "SUCCEEDED", "FAILED")
 
 
 def floor(stack: Stack, image: str) -> tuple[float, float]:
@@ -115,6 +119,50 @@ def timer_precision(stack: Stack, job: str, config: Any) -> list[float]:
     return sorted(errors.values())
 
 
+def shards_latency(stack: Stack, config: Any, size: int) -> tuple[float, float]:
+    """SubmitJob -> every child RUNNING (or past it), and -> every child ended, polled 10 times a second.
+
+    1 shard is a plain job (an array job has 2 to 10,000 children)."""
+    api = stack.clients().session.client("batch")
+    names = config.names
+    array = {"arrayProperties": {"size": size}} if size > 1 else {}
+    began = time.perf_counter()
+    parent = api.submit_job(
+        jobName=f"bench-{size}",
+        jobQueue=names.batch_job_queue,
+        jobDefinition=names.batch_job_definition,
+        containerOverrides={"environment": [{"name": "EC2BATCH_SHARD_COUNT", "value": str(size)}]},
+        **array,
+    )["jobId"]
+    started = ended = None
+    while ended is None:
+        ids = [s["jobId"] for s in api.list_jobs(arrayJobId=parent)["jobSummaryList"]] if size > 1 else [parent]
+        statuses = [j["status"] for j in api.describe_jobs(jobs=ids)["jobs"]] if len(ids) == size else []
+        now = time.perf_counter() - began
+        if statuses and started is None and all(s in STARTED for s in statuses):
+            started = now
+        if statuses and all(s in ("SUCCEEDED", "FAILED") for s in statuses):
+            ended = now
+        time.sleep(0.1)
+    return started if started is not None else ended, ended
+
+
+def shards(stack: Stack, images: dict[str, Any], single: float) -> None:
+    print("\n5. shards on Batch (moto's, children as containers on this engine; no compute environment scale-up)")
+    sharded = stack.example_config(
+        images["runner_image"],
+        job="bench-shards",
+        shards=max(SHARD_COUNTS),
+        command=["python3", "/app/report.py"],
+        env={"REPORT_ROWS": "1000"},
+    )
+    stack.provision(sharded, images["instance_image"])
+    print(f"   single machine (1. above): trigger -> first log line {single:7.3f} s")
+    for size in SHARD_COUNTS:
+        started, ended = shards_latency(stack, sharded, size)
+        print(f"   {size:>2} shard(s): SubmitJob -> all started {started:7.3f} s   -> all ended {ended:7.3f} s")
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
@@ -152,6 +200,7 @@ def main() -> None:
     from .bench_reconciler import main as reconciler
 
     reconciler()
+    shards(stack, images, statistics.median(o[0] for o in ours))
 
 
 if __name__ == "__main__":

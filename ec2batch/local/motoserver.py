@@ -4,12 +4,14 @@ moto's backends have no locks: two concurrent conditional writes to DynamoDB can
 AWS never allows. The ledger's guarantees (one run per schedule event, one winner among racing
 triggers) rest on per-request atomicity, so this server serves requests one at a time. The stack's
 request rate is tiny; the lock costs nothing measurable. Requests that carry an idempotency token go
-through `ec2batch.local.idempotency` (moto ignores the tokens).
+through `ec2batch.local.idempotency` (moto ignores the tokens). AWS Batch jobs run as containers on the
+stack's engine (moto's own doing); their output goes where the job definition's log configuration says.
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import threading
 from collections.abc import Callable, Iterable
@@ -58,11 +60,43 @@ def _status_line(status: int) -> str:
         return f"{status} Unknown"
 
 
+def batch_jobs_as_on_aws() -> None:
+    """Make moto write a Batch job's output where AWS does: the job definition's awslogs group and prefix.
+
+    moto 5 puts every job's lines in `/aws/batch/job`, stream `<definition name>/default/<job id>`,
+    whatever the definition's logConfiguration. AWS writes them to `awslogs-group`, stream
+    `<awslogs-stream-prefix>/default/<ECS task id>`. Here the stream is `<prefix>/default/<job id>` with the
+    child's ':' as '-' (a stream name cannot hold ':'). Either way DescribeJobs' container.logStreamName
+    names it, which is what a reader must use: the stream is never derived from the job id on AWS.
+    """
+    from moto.batch import models
+
+    original = models.Job.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        if not hasattr(self, "_log_group") or not hasattr(self, "_stream_name"):  # read against moto 5.2
+            raise RuntimeError("moto's Batch Job changed shape: re-read moto/batch/models.py before patching it")
+        # moto hands the children of an array job one overrides dict and appends each child's AWS_BATCH_JOB_ID
+        # to its environment list: a child could start with a sibling's id, hence its index. One copy each.
+        self.container_overrides = copy.deepcopy(self.container_overrides)
+        properties = self.job_definition.container_properties or {}
+        logging = properties.get("logConfiguration") or {}
+        options = logging.get("options") or {}
+        if logging.get("logDriver") == "awslogs" and options.get("awslogs-group"):
+            self._log_group = options["awslogs-group"]
+            prefix = options.get("awslogs-stream-prefix", self.job_definition.name)
+            self._stream_name = f"{prefix}/default/{self.job_id.replace(':', '-')}"
+
+    models.Job.__init__ = init  # type: ignore[method-assign]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
     args = parser.parse_args()
+    batch_jobs_as_on_aws()
     run_simple(args.host, args.port, build_app(), threaded=True, use_reloader=False)
 
 

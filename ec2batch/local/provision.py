@@ -2,14 +2,18 @@
 
 The local stack runs this against moto_server; the unit tests against in-process moto. Names and tags
 come from `ec2batch.names`, like Terraform's locals (tests/unit/test_names.py compares the two).
-IAM roles and policies are left to Terraform: moto would accept them without enforcing a word.
+IAM policies are left to Terraform: moto would accept them without enforcing a word. The roles a sharded
+job's Batch resources name are created (bare), because moto refuses a compute environment whose service
+role or instance profile does not exist.
 """
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
+from .. import batch
 from ..aws import Clients
 from ..config import JobConfig, store_config
 from ..ledger import table_definition
@@ -26,6 +30,8 @@ class Provisioned:
     topic_arn: str
     timer_queue_url: str
     repository_uri: str
+    job_queue_arn: str | None = None  # a sharded job's Batch queue (None with shards 1)
+    job_definition_arn: str | None = None
 
 
 def provision_job(clients: Clients, config: JobConfig, *, image_id: str, subnet_id: str | None = None) -> Provisioned:
@@ -39,8 +45,13 @@ def provision_job(clients: Clients, config: JobConfig, *, image_id: str, subnet_
     queue_url = clients.sqs.create_queue(QueueName=names.timer_queue, tags=tags)["QueueUrl"]
     security_group_id = _ensure_security_group(clients.ec2, names, tags, subnet_id)
     template_id = _ensure_launch_template(clients.ec2, config, image_id, security_group_id, tags)
+    queue_arn = definition_arn = None
+    if config.shards > 1:
+        queue_arn, definition_arn = provision_batch(clients, config, security_group_id, subnet_id)
     store_config(clients.ssm, config)
-    return Provisioned(config.job, template_id, security_group_id, topic_arn, queue_url, repository_uri)
+    return Provisioned(
+        config.job, template_id, security_group_id, topic_arn, queue_url, repository_uri, queue_arn, definition_arn
+    )
 
 
 def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:
@@ -132,3 +143,82 @@ def _ensure_launch_template(
         TagSpecifications=[{"ResourceType": "launch-template", "Tags": _tag_list(tags)}],
     )
     return created["LaunchTemplate"]["LaunchTemplateId"]
+
+
+# ---------------------------------------------------------------- AWS Batch (shards > 1)
+
+ASSUME = {
+    "ec2": "ec2.amazonaws.com",
+    "ecs-tasks": "ecs-tasks.amazonaws.com",
+}
+# Batch's service-linked role, which AWS creates on first use; moto wants a compute environment to name one.
+BATCH_SERVICE_ROLE = ("AWSServiceRoleForBatch", "/aws-service-role/batch.amazonaws.com/", "batch.amazonaws.com")
+
+
+def provision_batch(
+    clients: Clients, config: JobConfig, security_group_id: str, subnet_id: str | None
+) -> tuple[str, str]:
+    """The compute environment(s), the job queue and the job definition, from `ec2batch.batch`; returns the
+    queue's and the definition's ARNs. Compute environments and the queue are kept when they exist (their
+    settings change through Terraform); the definition gets a new revision, as Terraform registers one."""
+    iam, api = clients.session.client("iam"), clients.session.client("batch")
+    names = config.names
+    service_role = _ensure_role(iam, *BATCH_SERVICE_ROLE)
+    execution_role = _ensure_role(iam, names.batch_execution_role, "/", ASSUME["ecs-tasks"])
+    instance_profile = _ensure_instance_profile(iam, names.batch_instance_role)
+    subnets = [subnet_id] if subnet_id else list(config.subnet_ids) or _default_subnets(clients.ec2)
+    environments = batch.compute_environments(
+        config,
+        subnets=subnets,
+        security_group_ids=[security_group_id],
+        instance_profile_arn=instance_profile,
+        service_role_arn=service_role,
+    )
+    arns = [_ensure_compute_environment(api, environment) for environment in environments]
+    queue_arn = _ensure_job_queue(api, batch.job_queue(config, arns))
+    definition = batch.job_definition(
+        config, execution_role_arn=execution_role, job_role_arn=config.job_role_arn, region=clients.region
+    )
+    return queue_arn, api.register_job_definition(**definition)["jobDefinitionArn"]
+
+
+def _ensure_role(iam: Any, name: str, path: str, service: str) -> str:
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}],
+    }
+    try:
+        return iam.create_role(RoleName=name, Path=path, AssumeRolePolicyDocument=json.dumps(trust))["Role"]["Arn"]
+    except iam.exceptions.EntityAlreadyExistsException:
+        return iam.get_role(RoleName=name)["Role"]["Arn"]
+
+
+def _ensure_instance_profile(iam: Any, name: str) -> str:
+    """The ECS container instances' role and its instance profile, both with the same name (as Terraform's)."""
+    _ensure_role(iam, name, "/", ASSUME["ec2"])
+    try:
+        profile = iam.create_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+        iam.add_role_to_instance_profile(InstanceProfileName=name, RoleName=name)
+    except iam.exceptions.EntityAlreadyExistsException:
+        profile = iam.get_instance_profile(InstanceProfileName=name)["InstanceProfile"]
+    return profile["Arn"]
+
+
+def _default_subnets(ec2: Any) -> list[str]:
+    found = ec2.describe_subnets(Filters=[{"Name": "default-for-az", "Values": ["true"]}])["Subnets"]
+    return sorted(s["SubnetId"] for s in found)
+
+
+def _ensure_compute_environment(api: Any, environment: dict[str, Any]) -> str:
+    name = environment["computeEnvironmentName"]
+    found = api.describe_compute_environments(computeEnvironments=[name])["computeEnvironments"]
+    if found:
+        return found[0]["computeEnvironmentArn"]
+    return api.create_compute_environment(**environment)["computeEnvironmentArn"]
+
+
+def _ensure_job_queue(api: Any, queue: dict[str, Any]) -> str:
+    found = api.describe_job_queues(jobQueues=[queue["jobQueueName"]])["jobQueues"]
+    if found:
+        return found[0]["jobQueueArn"]
+    return api.create_job_queue(**queue)["jobQueueArn"]

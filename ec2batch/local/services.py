@@ -135,6 +135,9 @@ def dockerd(paths: StackPaths) -> Service:
         "--iptables=false",
         "--ip-masq=false",
         "--ip6tables=false",
+        # moto gives Batch containers `host.docker.internal:host-gateway`; with no bridge there is no gateway,
+        # so the name means loopback, where moto_server is (the containers share the host's network).
+        f"--host-gateway-ip={LOOPBACK}",
     ]  # fmt: skip
     if len(str(paths.docker_socket)) > 100:
         raise StackError("the stack folder path is too long for a unix socket: set EC2BATCH_LOCAL_DIR shorter")
@@ -177,11 +180,14 @@ def registry(paths: StackPaths) -> Service:
 
 
 def moto(paths: StackPaths) -> Service:
+    """moto_server; it runs AWS Batch jobs as containers on the stack's engine (docs/local-stack.md#aws-batch)."""
     command = [sys.executable, "-m", "ec2batch.local.motoserver", "--host", LOOPBACK, "--port", str(MOTO_PORT)]
-    return Service(
-        "moto",
-        command,
-        http_ok(f"http://{LOOPBACK}:{MOTO_PORT}/moto-api/data.json"),
-        env={"MOTO_EC2_LOAD_DEFAULT_AMIS": "false"},
-        port=MOTO_PORT,
-    )
+    env = {
+        "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
+        # moto's Batch: docker.from_env() finds our engine, not the machine's; children on the host network
+        # (the engine has no bridge); MOTO_PORT is what moto tells a child moto listens on (its default is 5000).
+        "DOCKER_HOST": paths.docker_host,
+        "MOTO_DOCKER_NETWORK_MODE": "host",
+        "MOTO_PORT": str(MOTO_PORT),
+    }
+    return Service("moto", command, http_ok(f"http://{LOOPBACK}:{MOTO_PORT}/moto-api/data.json"), env, MOTO_PORT)
