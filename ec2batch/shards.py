@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 
 from . import attempts
 from .aws import Clients
+from .batch import SHARD_SHIM
 from .config import JobConfig
 from .cost import PriceError, PriceTable
 from .errors import TransitionRejected, describe_error
@@ -122,8 +123,8 @@ def _submit(clients: Clients, config: JobConfig, run: Run, name: str) -> str:
     if run.scheduled_at:
         environment["EC2BATCH_SCHEDULED_TIME"] = run.scheduled_at
     overrides: dict[str, Any] = {"environment": [{"name": k, "value": v} for k, v in sorted(environment.items())]}
-    if run.command:
-        overrides["command"] = shard_command(list(run.command))
+    if run.command:  # wrapped like the job definition's command, so each child still learns its index
+        overrides["command"] = [*SHARD_SHIM, *run.command]
     response = clients.batch.submit_job(
         jobName=name,
         jobQueue=config.names.batch_job_queue,
@@ -138,13 +139,6 @@ def _submit(clients: Clients, config: JobConfig, run: Run, name: str) -> str:
         extra=fields(job=run.job, run_id=run.run_id, batch_job_id=response["jobId"], shards=config.shards),
     )
     return str(response["jobId"])
-
-
-def shard_command(command: list[str]) -> list[str]:
-    """A run's command override, wrapped like the job definition's so each child still learns its index."""
-    from .batch import SHARD_SHIM
-
-    return [*SHARD_SHIM, *command]
 
 
 def terminate(clients: Clients, job_id: str, reason: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 from typing import Any
 
@@ -11,6 +12,7 @@ from ec2batch import batch
 from ec2batch.aws import Clients
 from ec2batch.batch import BatchRenderError, exit_code_patterns
 from ec2batch.config import JobConfig, parse_config
+from ec2batch.errors import ConfigError
 from ec2batch.local.provision import provision_job
 
 EXECUTION_ROLE = "arn:aws:iam::123456789012:role/ec2batch-report-batch-execution"
@@ -98,7 +100,12 @@ def test_a_fargate_definition_has_fractional_vcpus_no_public_ip_and_the_latest_p
 
 
 def test_a_sharded_job_without_a_command_is_refused_naming_the_field() -> None:
-    config = parse_config({"job": "report", "image": "x:1", "shards": 2})
+    # The config refuses it first; the renderer still would (a JobConfig built by hand).
+    with pytest.raises(ConfigError, match=r"config.command: is required with shards above 1"):
+        parse_config({"job": "report", "image": "x:1", "shards": 2})
+    config = dataclasses.replace(
+        parse_config({"job": "report", "image": "x:1", "command": ["a"], "shards": 2}), command=None
+    )
     with pytest.raises(BatchRenderError, match=r"config.command: .* shards 2 and no command"):
         definition(config)
 

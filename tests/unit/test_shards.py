@@ -42,36 +42,8 @@ def aws(monkeypatch: pytest.MonkeyPatch, boto_session: boto3.Session) -> Iterato
 
 @pytest.fixture
 def job(aws: Clients) -> Job:
-    job = make_job(aws, job="report-shards", shards=4, strategy="ephemeral")
-    names = job.config.names
-    trust = json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {"Effect": "Allow", "Principal": {"Service": "batch.amazonaws.com"}, "Action": "sts:AssumeRole"}
-            ],
-        }
-    )
-    role = boto3.client("iam", region_name=REGION).create_role(RoleName="batch-service", AssumeRolePolicyDocument=trust)
-    env = aws.batch.create_compute_environment(
-        computeEnvironmentName=names.batch_compute_environment, type="UNMANAGED", serviceRole=role["Role"]["Arn"]
-    )
-    aws.batch.create_job_queue(
-        jobQueueName=names.batch_job_queue,
-        state="ENABLED",
-        priority=1,
-        computeEnvironmentOrder=[{"order": 1, "computeEnvironment": env["computeEnvironmentArn"]}],
-    )
-    aws.batch.register_job_definition(
-        jobDefinitionName=names.batch_job_definition,
-        type="container",
-        containerProperties={
-            "image": job.config.image,
-            "command": list(job.config.command or ()),
-            "resourceRequirements": [{"type": "VCPU", "value": "1"}, {"type": "MEMORY", "value": "2048"}],
-        },
-    )
-    return job
+    """A job of 4 shards; its Batch compute environment, queue and definition made as the local stack makes them."""
+    return make_job(aws, job="report-shards", shards=4, strategy="ephemeral")
 
 
 @pytest.fixture
