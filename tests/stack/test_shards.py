@@ -2,12 +2,13 @@
 on the stack's engine), each learning its index through the job definition's shim, its output in the job's
 log group under the stream DescribeJobs names (docs/shards.md, docs/local-stack.md#aws-batch).
 
-The launcher's side (SubmitJob per run, shard records, the reconciler) comes with its own tests; these submit
-the array job the way it will, with boto3.
+Runs go through the launcher (SubmitJob per run) and are followed by the local stand-in for the sharded job's
+EventBridge rule (ec2batch.local.batch_events), as on AWS.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from typing import Any
@@ -82,33 +83,40 @@ def sharded_job(deploy: Callable[..., LocalJob]) -> LocalJob:
     )
 
 
-def test_each_shard_runs_as_a_batch_child_and_says_which_part_it_did(sharded_job: LocalJob) -> None:
-    parent_id = submit(sharded_job, SHARDS)
+def test_a_run_of_four_shards_succeeds_with_a_record_and_a_log_stream_per_shard(sharded_job: LocalJob) -> None:
+    """Issue 14's stack test: the launcher submits the run's array job, Batch's state changes (the local
+    stand-in for the EventBridge rule) bring the run up to date, and it ends with one record per shard."""
+    run_id = sharded_job.trigger()["run_id"]
 
-    children = wait_children(sharded_job, parent_id, SHARDS)
+    run = sharded_job.wait_run(run_id, timeout=240)
 
-    assert sorted(children) == list(range(SHARDS))
-    for index, child in children.items():
-        assert child["status"] == "SUCCEEDED", (index, child.get("statusReason"))
-        lines = output(sharded_job, child)
-        assert f"shard {index} of {SHARDS}" in lines
-        assert f"partial report written: shard {index} of {SHARDS}, 1000 rows" in " ".join(lines)
-    stream = children[0]["container"]["logStreamName"]
-    assert stream == f"shards/default/{parent_id}-0"
-    [parent] = batch_api(sharded_job).describe_jobs(jobs=[parent_id])["jobs"]
-    assert parent["status"] == "SUCCEEDED"
-    assert parent["arrayProperties"]["statusSummary"]["SUCCEEDED"] == SHARDS
+    assert run.status == "SUCCEEDED", run.reason
+    assert [(s.index, s.status) for s in run.shards] == [(i, "SUCCEEDED") for i in range(SHARDS)]
+    streams = {s.log_stream for s in run.shards}
+    assert len(streams) == SHARDS and None not in streams
+    for shard in run.shards:
+        lines = [m.message for m in read_stream(sharded_job.clients.logs, sharded_job.config.names.log_group,
+                                                shard.log_stream)[0]]  # fmt: skip
+        assert f"shard {shard.index} of {SHARDS}" in lines
+        assert f"partial report written: shard {shard.index} of {SHARDS}, 1000 rows" in " ".join(lines)
+    assert run.cost_usd is not None  # an estimate, per shard
+    assert sharded_job.instances() == []  # no machine of ours ran: Batch's did
 
 
-def test_a_failing_shard_fails_alone_with_its_exit_code(sharded_job: LocalJob) -> None:
-    parent_id = submit(sharded_job, SHARDS, JOB_FAIL_SHARD="2")
+def test_one_failing_shard_fails_the_run_naming_it_and_notifies_once(sharded_job: LocalJob) -> None:
+    inbox = sharded_job.inbox()
+    run_id = sharded_job.trigger(env={"JOB_FAIL_SHARD": "2"})["run_id"]
 
-    children = wait_children(sharded_job, parent_id, SHARDS)
+    run = sharded_job.wait_run(run_id, timeout=240)
 
-    statuses = {i: c["status"] for i, c in children.items()}
-    assert statuses == {0: "SUCCEEDED", 1: "SUCCEEDED", 2: "FAILED", 3: "SUCCEEDED"}
-    assert children[2]["container"]["exitCode"] == 3
-    assert "failing on purpose: JOB_FAIL_SHARD=2" in output(sharded_job, children[2])
-    [parent] = batch_api(sharded_job).describe_jobs(jobs=[parent_id])["jobs"]
-    summary = parent["arrayProperties"]["statusSummary"]
-    assert (summary["SUCCEEDED"], summary["FAILED"]) == (3, 1)
+    assert run.status == "FAILED"
+    assert run.reason == "1 of 4 shards failed: 2 (exit 3)"
+    assert {s.index: s.status for s in run.shards} == {0: "SUCCEEDED", 1: "SUCCEEDED", 2: "FAILED", 3: "SUCCEEDED"}
+    failed = next(s for s in run.shards if s.index == 2)
+    lines = [m.message for m in read_stream(sharded_job.clients.logs, sharded_job.config.names.log_group,
+                                            failed.log_stream)[0]]  # fmt: skip
+    assert "failing on purpose: JOB_FAIL_SHARD=2" in lines
+    sqs = sharded_job.clients.sqs
+    messages = sqs.receive_message(QueueUrl=inbox, MaxNumberOfMessages=10, WaitTimeSeconds=5)["Messages"]
+    [notice] = [json.loads(json.loads(m["Body"])["Message"]) for m in messages]  # once, for all four shards
+    assert (notice["run_id"], notice["status"]) == (run_id, "FAILED") and "2 (exit 3)" in notice["reason"]
