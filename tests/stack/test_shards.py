@@ -9,14 +9,11 @@ EventBridge rule (ec2batch.local.batch_events), as on AWS.
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 
-from ec2batch.batch import SHARD_COUNT_VARIABLE
-from ec2batch.ledger import new_run_id, utcnow
+from ec2batch.names import TAG_JOB
 from ec2batch.runlogs import read_stream
 
 from .conftest import LocalJob
@@ -24,52 +21,6 @@ from .conftest import LocalJob
 pytestmark = pytest.mark.stack
 
 SHARDS = 4
-ENDED = ("SUCCEEDED", "FAILED")
-
-
-def submit(job: LocalJob, size: int, **env: str) -> str:
-    """SubmitJob as the launcher does: one array job per run, named after the run; returns the parent's id."""
-    names = job.config.names
-    run_id = new_run_id("manual", utcnow())
-    environment = [{"name": SHARD_COUNT_VARIABLE, "value": str(size)}]
-    environment += [{"name": k, "value": v} for k, v in sorted(env.items())]
-    response = batch_api(job).submit_job(
-        jobName=run_id.replace(".", "_"),  # Batch job names: letters, digits, '-' and '_'
-        jobQueue=names.batch_job_queue,
-        jobDefinition=names.batch_job_definition,
-        arrayProperties={"size": size},
-        containerOverrides={"environment": environment},
-    )
-    return response["jobId"]
-
-
-def batch_api(job: LocalJob) -> Any:
-    return job.clients.session.client("batch")
-
-
-def wait_children(job: LocalJob, parent_id: str, size: int, timeout: float = 180) -> dict[int, dict[str, Any]]:
-    """The children of `parent_id` by index, once every one has ended."""
-    api = batch_api(job)
-    deadline = time.monotonic() + timeout
-    children: dict[int, dict[str, Any]] = {}
-    while time.monotonic() < deadline:
-        ids = [s["jobId"] for s in api.list_jobs(arrayJobId=parent_id)["jobSummaryList"]]
-        described = api.describe_jobs(jobs=ids)["jobs"] if ids else []
-        children = {int(c["jobId"].rsplit(":", 1)[1]): c for c in described}
-        if len(children) == size and all(c["status"] in ENDED for c in children.values()):
-            return children
-        time.sleep(0.5)
-    raise AssertionError(f"children of {parent_id} not all ended in {timeout}s: " + _statuses(children))
-
-
-def _statuses(children: dict[int, dict[str, Any]]) -> str:
-    return ", ".join(f"{i}: {c['status']}" for i, c in sorted(children.items()))
-
-
-def output(job: LocalJob, child: dict[str, Any]) -> list[str]:
-    """A child's lines, where `ec2batch logs` reads them: the job's group, the stream DescribeJobs names."""
-    stream = child["container"]["logStreamName"]
-    return [line.message for line in read_stream(job.clients.logs, job.config.names.log_group, stream)[0]]
 
 
 @pytest.fixture
@@ -100,7 +51,10 @@ def test_a_run_of_four_shards_succeeds_with_a_record_and_a_log_stream_per_shard(
         assert f"shard {shard.index} of {SHARDS}" in lines
         assert f"partial report written: shard {shard.index} of {SHARDS}, 1000 rows" in " ".join(lines)
     assert run.cost_usd is not None  # an estimate, per shard
-    assert sharded_job.instances() == []  # no machine of ours ran: Batch's did
+    ours = sharded_job.clients.ec2.describe_instances(
+        Filters=[{"Name": f"tag:{TAG_JOB}", "Values": [sharded_job.name]}]
+    )
+    assert ours["Reservations"] == []  # no machine of ours ran: Batch's did
 
 
 def test_one_failing_shard_fails_the_run_naming_it_and_notifies_once(sharded_job: LocalJob) -> None:
