@@ -62,8 +62,9 @@ def through_ec2batch(stack: Stack, job: str) -> tuple[float, float]:
         time.sleep(0.05)
     lines, _ = read_stream(clients.logs, f"/ec2batch/{job}", f"{run_id}/job")
     first_line = datetime.fromtimestamp(lines[0].timestamp_ms / 1000, tz=began.tzinfo)
-    container = stack.docker().containers.list(all=True, filters={"label": f"ec2batch.run-id={run_id}"})[0]
-    exited = parse_docker_time(container.attrs["State"]["FinishedAt"])
+    # The job's container is removed once its outcome is recorded (decision 24), so its exit is the recorded
+    # end: the agent writes it within milliseconds of the exit, on this same host's clock.
+    exited = parse_time(run.ended_at or "")
     return (first_line - began).total_seconds(), (stopped - exited).total_seconds()
 
 
