@@ -26,7 +26,8 @@ resource "aws_iam_instance_profile" "instance" {
   tags = local.tags
 }
 
-data "aws_iam_policy_document" "instance" {
+# Pulling the job's image: the machine's agent and, for shards, Batch's execution role (one definition).
+data "aws_iam_policy_document" "pull_this_image" {
   statement {
     sid = "EcrToken"
     # GetAuthorizationToken has no resource-level permissions: AWS requires "*" here.
@@ -39,6 +40,10 @@ data "aws_iam_policy_document" "instance" {
     actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
     resources = [aws_ecr_repository.this.arn]
   }
+}
+
+data "aws_iam_policy_document" "instance" {
+  source_policy_documents = [data.aws_iam_policy_document.pull_this_image.json]
 
   statement {
     sid       = "WriteThisLogGroup"
@@ -667,20 +672,8 @@ resource "aws_iam_role" "batch_execution" {
 }
 
 data "aws_iam_policy_document" "batch_execution" {
-  count = local.uses_batch ? 1 : 0
-
-  statement {
-    sid = "EcrToken"
-    # GetAuthorizationToken has no resource-level permissions: AWS requires "*" here.
-    actions   = ["ecr:GetAuthorizationToken"]
-    resources = ["*"]
-  }
-
-  statement {
-    sid       = "PullThisRepository"
-    actions   = ["ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer", "ecr:BatchCheckLayerAvailability"]
-    resources = [aws_ecr_repository.this.arn]
-  }
+  count                   = local.uses_batch ? 1 : 0
+  source_policy_documents = [data.aws_iam_policy_document.pull_this_image.json]
 
   statement {
     # The awslogs driver's streams shards/default/<task id> in the job's log group.
