@@ -178,6 +178,23 @@ class BootNotes:
             log.warning("could not note what this boot is for", extra=fields(path=str(self.directory), error=str(exc)))
 
 
+def process_started_at(stat: Path = Path("/proc/self/stat")) -> datetime | None:
+    """When this process started (its exec, before the interpreter's imports), from the kernel's own record.
+
+    /proc/self/stat's field 22 is the start in clock ticks since boot; CLOCK_BOOTTIME is the same clock, so
+    their difference is the process's age. Only /proc/self is read: the unit's ProcSubset=pid allows that."""
+    try:
+        ticks = int(stat.read_text().rsplit(")", 1)[1].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return None
+    return utcnow() - timedelta(seconds=max(0.0, age))
+
+
+def _iso_or_none(moment: datetime | None) -> str | None:
+    return iso(moment) if moment is not None else None
+
+
 def _writable(directory: Path) -> bool:
     try:
         directory.mkdir(parents=True, exist_ok=True)
@@ -264,7 +281,16 @@ class Agent:
         if run is None:
             return 0
         self._attach_cloudwatch(clients, config, run.run_id)
-        log.info("run claimed", extra=fields(job=job, run_id=run.run_id, instance_id=identity.instance_id))
+        log.info(
+            "run claimed",
+            extra=fields(
+                job=job,
+                run_id=run.run_id,
+                instance_id=identity.instance_id,
+                # When this process was exec'd, before its imports: `make bench` splits boot from start-up with it.
+                agent_started_at=_iso_or_none(process_started_at()),
+            ),
+        )
         try:
             final = self._execute(clients, scene.ledger, config, run, identity)
         except Exception as exc:

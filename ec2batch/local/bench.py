@@ -1,22 +1,30 @@
 """`make bench`: what ec2batch adds on top of running the container, measured on the local stack.
 
 1. Trigger -> the job's first log line, and the job's exit -> the instance stopped, for a run through
-   ec2batch, beside a bare `docker run` of the same image on the same engine (the floor).
+   ec2batch, beside a bare `docker run` of the same image on the same engine (the floor); where the time
+   goes, step by step, from the moments each part records; the agent's resident memory during a 20 s job.
 2. The launcher's AWS calls and latency per run (reuse path: start the stopped instance).
 3. Timer precision: 50 one-off runs planned 5-120 s ahead; error = launcher invocation - due time.
 4. The reconciler's cost per planner tick, for a job with 1,000 runs and 10 live (`bench_reconciler`).
 5. Shards on AWS Batch (moto's, children as containers on the same engine): SubmitJob -> every child
    started, and -> every child ended, for 1, 4 and 16 shards, beside the single-machine path of 1.
-Figures are printed, never asserted: the machine's load changes them.
+Figures are printed, never asserted: the machine's load changes them. `python -m ec2batch.local.bench 1 2`
+runs only those sections.
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
+import platform
 import random
 import statistics
 import time
 from collections import Counter
+from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from .. import timers
@@ -24,9 +32,11 @@ from ..agent.container import parse_docker_time
 from ..launcher import Launcher
 from ..ledger import Ledger, parse_time, utcnow
 from ..runlogs import read_stream
+from .ec2 import CONTAINER_PREFIX
 from .stack import Stack
 
 RUNS = 3
+MEMORY_JOB_SECONDS = 20
 TIMERS = 50
 SHARD_COUNTS = (1, 4, 16)
 STARTED = ("RUNNING", "SUCCEEDED", "FAILED")
@@ -46,12 +56,47 @@ def floor(stack: Stack, image: str) -> tuple[float, float]:
     return (parse_docker_time(first) - began).total_seconds(), max(0.0, (waited - finished).total_seconds())
 
 
-def through_ec2batch(stack: Stack, job: str) -> tuple[float, float]:
+@dataclass(frozen=True)
+class Timeline:
+    """One run through ec2batch, as the moments each part recorded (all on this host's clock)."""
+
+    triggered: datetime  # the launcher was handed the event
+    launcher_done: datetime  # ... and returned (the instance is started in EC2)
+    instance_booted: datetime | None  # the instance's container started (the EC2 emulator's doing)
+    agent_started: datetime | None  # the agent's process was exec'd (its "run claimed" line says when)
+    claimed: datetime | None  # the agent moved the run to RUNNING (`instance_running_at`)
+    container_started: datetime | None  # the job's container started (`container_started_at`, docker's)
+    first_line: datetime  # the job's first log line (its CloudWatch timestamp)
+    exited: datetime  # the job's exit: its recorded end
+    stopped: datetime  # the instance reached `stopped`
+
+    def steps(self) -> dict[str, float | None]:
+        points = [
+            ("launcher (trigger -> instance started in EC2)", self.triggered, self.launcher_done),
+            ("EC2 start -> instance booted", self.launcher_done, self.instance_booted),
+            ("instance booted -> agent started", self.instance_booted, self.agent_started),
+            ("agent started -> run claimed", self.agent_started, self.claimed),
+            ("run claimed -> container started", self.claimed, self.container_started),
+            ("container started -> first log line", self.container_started, self.first_line),
+        ]
+        return {label: _seconds(a, b) for label, a, b in points}
+
+
+def _seconds(start: datetime | None, end: datetime | None) -> float | None:
+    return (end - start).total_seconds() if start is not None and end is not None else None
+
+
+def _time(text: str | None) -> datetime | None:
+    return parse_time(text) if text else None
+
+
+def through_ec2batch(stack: Stack, job: str, env: dict[str, str] | None = None) -> Timeline:
     clients = stack.clients()
     launcher = Launcher(clients)
     ledger = Ledger(clients.dynamodb, f"ec2batch-{job}-runs")
     began = utcnow()
-    run_id = launcher.handle({"action": "run", "job": job})["run_id"]
+    run_id = launcher.handle({"action": "run", "job": job, **({"env": env} if env else {})})["run_id"]
+    launched = utcnow()
     while not (run := ledger.require(job, run_id)).terminal:
         time.sleep(0.05)
     while True:
@@ -61,11 +106,94 @@ def through_ec2batch(stack: Stack, job: str) -> tuple[float, float]:
             break
         time.sleep(0.05)
     lines, _ = read_stream(clients.logs, f"/ec2batch/{job}", f"{run_id}/job")
-    first_line = datetime.fromtimestamp(lines[0].timestamp_ms / 1000, tz=began.tzinfo)
-    # The job's container is removed once its outcome is recorded (decision 24), so its exit is the recorded
-    # end: the agent writes it within milliseconds of the exit, on this same host's clock.
-    exited = parse_time(run.ended_at or "")
-    return (first_line - began).total_seconds(), (stopped - exited).total_seconds()
+    return Timeline(
+        triggered=began,
+        launcher_done=launched,
+        instance_booted=_instance_started(stack, run.instance_id or ""),
+        agent_started=_agent_started(clients, job, run_id),
+        claimed=_time(run.instance_running_at),
+        container_started=_time(run.container_started_at),
+        first_line=datetime.fromtimestamp(lines[0].timestamp_ms / 1000, tz=began.tzinfo),
+        # The job's container is removed once its outcome is recorded (decision 24), so its exit is the
+        # recorded end: the agent writes it within milliseconds of the exit, on this same host's clock.
+        exited=parse_time(run.ended_at or ""),
+        stopped=stopped,
+    )
+
+
+def _instance_started(stack: Stack, instance_id: str) -> datetime | None:
+    """The instance container's last start (it is kept, stopped, for the next run: its disk is the volume)."""
+    try:
+        attrs = stack.docker().containers.get(CONTAINER_PREFIX + instance_id).attrs
+    except Exception:
+        return None
+    return parse_docker_time(attrs["State"]["StartedAt"])
+
+
+def _agent_started(clients: Any, job: str, run_id: str) -> datetime | None:
+    lines, _ = read_stream(clients.logs, f"/ec2batch/{job}", f"{run_id}/agent")
+    for line in lines:
+        record = json.loads(line.message) if line.message.startswith("{") else {}
+        if record.get("msg") == "run claimed" and record.get("agent_started_at"):
+            return parse_time(record["agent_started_at"])
+    return None
+
+
+def breakdown(timelines: list[Timeline]) -> None:
+    """Where the time from trigger to first line goes: the median of each step over the runs."""
+    print("   where it goes (median per step):")
+    per_step: dict[str, list[float]] = {}
+    for timeline in timelines:
+        for label, seconds in timeline.steps().items():
+            if seconds is not None:
+                per_step.setdefault(label, []).append(seconds)
+    for label, values in per_step.items():
+        print(f"     {label:<46} {statistics.median(values):7.3f} s")
+
+
+def agent_memory(stack: Stack, job: str = "bench") -> None:
+    """The agent's resident memory (VmRSS) while a 20 s job runs: memory the job's machine pays for."""
+    clients = stack.clients()
+    ledger = Ledger(clients.dynamodb, f"ec2batch-{job}-runs")
+    env = {"JOB_SECONDS": str(MEMORY_JOB_SECONDS), "REPORT_ROWS": "1000"}
+    run_id = Launcher(clients).handle({"action": "run", "job": job, "env": env})["run_id"]
+    while not (run := ledger.require(job, run_id)).container_started_at and not run.terminal:
+        time.sleep(0.2)
+    instance = stack.docker().containers.get(CONTAINER_PREFIX + (run.instance_id or ""))
+    samples: list[int] = []
+    peak = 0
+    while not ledger.require(job, run_id).terminal:
+        status = _agent_status(instance)
+        if status:
+            samples.append(status["VmRSS"])
+            peak = max(peak, status.get("VmHWM", 0))
+        time.sleep(2)
+    _wait_stopped(clients, run.instance_id or "")
+    if not samples:
+        print("   agent memory: no sample (the agent was not found in the instance)")
+        return
+    print(
+        f"   agent memory while a {MEMORY_JOB_SECONDS} s job runs: VmRSS max {max(samples) / 1024:.1f} MB, "
+        f"median {statistics.median(samples) / 1024:.1f} MB ({len(samples)} samples); "
+        f"peak since its start (VmHWM) {peak / 1024:.1f} MB"
+    )
+
+
+def _agent_status(instance: Any) -> dict[str, int]:
+    """VmRSS and VmHWM (kB) of the agent's main process, read inside the instance (as root there)."""
+    script = "cat /proc/$(systemctl show --property MainPID --value ec2batch-agent.service)/status"
+    try:
+        code, output = instance.exec_run(["sh", "-c", script])
+    except Exception:
+        return {}
+    if code != 0:
+        return {}
+    found = {}
+    for line in output.decode().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(value.split()[0])
+    return found
 
 
 def launcher_calls(stack: Stack, job: str) -> tuple[dict[str, float], list[float]]:
@@ -148,7 +276,7 @@ def shards_latency(stack: Stack, config: Any, size: int) -> tuple[float, float]:
     return started if started is not None else ended, ended
 
 
-def shards(stack: Stack, images: dict[str, Any], single: float) -> None:
+def shards(stack: Stack, images: dict[str, Any], single: float | None) -> None:
     print("\n5. shards on Batch (moto's, children as containers on this engine; no compute environment scale-up)")
     sharded = stack.example_config(
         images["runner_image"],
@@ -158,7 +286,8 @@ def shards(stack: Stack, images: dict[str, Any], single: float) -> None:
         env={"REPORT_ROWS": "1000"},
     )
     stack.provision(sharded, images["instance_image"])
-    print(f"   single machine (1. above): trigger -> first log line {single:7.3f} s")
+    if single is not None:
+        print(f"   single machine (1. above): trigger -> first log line {single:7.3f} s")
     for size in SHARD_COUNTS:
         started, ended = shards_latency(stack, sharded, size)
         print(f"   {size:>2} shard(s): SubmitJob -> all started {started:7.3f} s   -> all ended {ended:7.3f} s")
@@ -169,27 +298,45 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def main() -> None:
-    stack = Stack.default(progress=lambda message: None)
-    print("bringing the local stack up (warm: seconds)...", flush=True)
-    images = stack.up()
-    config = stack.example_config(images["runner_image"], job="bench", env={"REPORT_ROWS": "1000"})
-    stack.provision(config, images["instance_image"])
+def machine() -> str:
+    """What the figures were measured on: they change with the machine and its load."""
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    models = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    cpu = models[0] if models else platform.processor() or "unknown CPU"
+    memory_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    return (
+        f"{os.cpu_count()} cores ({cpu}), {memory_kb / 1024 / 1024:.0f} GiB, Linux {platform.release()}, "
+        f"Python {platform.python_version()}; load average {load}"
+    )
 
+
+def section_one(stack: Stack, images: dict[str, Any]) -> float:
     print(f"\n1. trigger -> first log line, job exit -> machine stopped (median of {RUNS})")
     bare = [floor(stack, images["runner_image"]) for _ in range(RUNS)]
-    ours = [through_ec2batch(stack, "bench") for _ in range(RUNS)]
+    through_ec2batch(stack, "bench")  # the first run may launch the reusable instance; the next ones start it
+    timelines = [through_ec2batch(stack, "bench") for _ in range(RUNS)]
+    ours = [((t.first_line - t.triggered).total_seconds(), (t.stopped - t.exited).total_seconds()) for t in timelines]
     for index, label in enumerate(("trigger -> first log line", "job exit -> instance stopped")):
         floor_s = statistics.median(b[index] for b in bare)
         ours_s = statistics.median(o[index] for o in ours)
         ratio = f"{ours_s / floor_s:.1f}x" if floor_s > 0.001 else "n/a"
         print(f"   {label:<30} ec2batch {ours_s:7.3f} s   bare docker run {floor_s:7.3f} s   ratio {ratio}")
+        if index == 0:
+            print(f"   our overhead to the first line (ec2batch - bare docker run): {ours_s - floor_s:.3f} s")
+    breakdown(timelines)
+    agent_memory(stack)
+    return statistics.median(o[0] for o in ours)
 
+
+def section_two(stack: Stack) -> None:
     print(f"\n2. launcher per run (reuse: start the stopped instance; {RUNS} runs)")
     per_run, latencies = launcher_calls(stack, "bench")
     print(f"   AWS calls per run: {sum(per_run.values()):g}  " + ", ".join(f"{k} {v:g}" for k, v in per_run.items()))
     print(f"   latency: median {statistics.median(latencies) * 1000:.0f} ms, max {max(latencies) * 1000:.0f} ms")
 
+
+def section_three(stack: Stack, config: Any) -> None:
     print(f"\n3. timer precision: {TIMERS} one-off runs planned 5-120 s ahead (error = launcher invocation - due)")
     errors = timer_precision(stack, "bench", config)
     if len(errors) < TIMERS:
@@ -198,10 +345,29 @@ def main() -> None:
         f"   p50 {percentile(errors, 0.5):.3f} s   p99 {percentile(errors, 0.99):.3f} s   max {max(errors):.3f} s"
         f"   ({len(errors)} fired)"
     )
-    from .bench_reconciler import main as reconciler
 
-    reconciler()
-    shards(stack, images, statistics.median(o[0] for o in ours))
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="make bench: ec2batch's figures on the local stack")
+    parser.add_argument("sections", nargs="*", type=int, choices=range(1, 6), help="only these sections (default: all)")
+    wanted = set(parser.parse_args(argv).sections or range(1, 6))
+    stack = Stack.default(progress=lambda message: None)
+    print(f"make bench, {utcnow():%Y-%m-%d %H:%M} UTC, on {machine()}")
+    print("bringing the local stack up (warm: seconds)...", flush=True)
+    images = stack.up()
+    config = stack.example_config(images["runner_image"], job="bench", env={"REPORT_ROWS": "1000"})
+    stack.provision(config, images["instance_image"])
+    single = section_one(stack, images) if 1 in wanted else None
+    if 2 in wanted:
+        section_two(stack)
+    if 3 in wanted:
+        section_three(stack, config)
+    if 4 in wanted:
+        from .bench_reconciler import main as reconciler
+
+        reconciler()
+    if 5 in wanted:
+        shards(stack, images, single)
 
 
 if __name__ == "__main__":
