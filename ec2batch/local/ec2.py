@@ -31,6 +31,7 @@ from ..jsonlog import fields
 from ..names import LABEL_INSTANCE, TAG_JOB
 from .imds_emulator import ImdsEmulator, InstanceInfo
 from .paths import ACCOUNT_ID, DUMMY_CREDENTIALS, IMDS_PORT_RANGE, LOOPBACK, MOTO_PORT, REGION, StackPaths
+from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -118,12 +119,14 @@ class Ec2Emulator:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def run_forever(self, stop: threading.Event, interval: float = 0.5) -> None:
-        while not stop.is_set():
-            try:
-                self.step()
-            except Exception:
-                log.exception("ec2 emulator step failed")
-            stop.wait(interval)
+        # moto_server nudges us when an instance starts or stops, so a started instance boots at once.
+        with Wakeup(self.paths.ec2_wakeup) as wakeup:
+            while not stop.is_set():
+                try:
+                    self.step()
+                except Exception:
+                    log.exception("ec2 emulator step failed")
+                wakeup.wait(interval)
 
     def step(self) -> None:
         with self.lock:

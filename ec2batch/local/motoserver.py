@@ -15,19 +15,22 @@ import copy
 import io
 import threading
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.serving import run_simple
 
 from .idempotency import Reply, TokenCache
+from .wakeup import changes_instances, nudge
 
 
 class Serialized:
-    def __init__(self, app: Callable[..., Iterable[bytes]]) -> None:
+    def __init__(self, app: Callable[..., Iterable[bytes]], wakeup: Path | None = None) -> None:
         self.app = app
         self.lock = threading.Lock()
         self.tokens = TokenCache()
+        self.wakeup = wakeup  # the EC2 emulator's socket, nudged after an instance starts or stops
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -47,6 +50,8 @@ class Serialized:
 
         with self.lock:
             reply = self.tokens.handle(headers, body, forward)
+        if self.wakeup is not None and reply.status < 300 and changes_instances(body):
+            nudge(self.wakeup)
         start_response(_status_line(reply.status), list(reply.headers))
         return [reply.body]
 
@@ -95,13 +100,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--wakeup", type=Path, help="the EC2 emulator's socket, nudged when an instance changes")
     args = parser.parse_args()
     batch_jobs_as_on_aws()
-    run_simple(args.host, args.port, build_app(), threaded=True, use_reloader=False)
+    run_simple(args.host, args.port, build_app(args.wakeup), threaded=True, use_reloader=False)
 
 
-def build_app() -> Serialized:
-    return Serialized(DomainDispatcherApplication(create_backend_app))
+def build_app(wakeup: Path | None = None) -> Serialized:
+    return Serialized(DomainDispatcherApplication(create_backend_app), wakeup)
 
 
 if __name__ == "__main__":

@@ -59,6 +59,11 @@ class StackPaths:
         return self.root / "run"
 
     @property
+    def ec2_wakeup(self) -> Path:
+        """moto_server nudges the EC2 emulator through this socket when an instance starts or stops."""
+        return self.run / "ec2-wakeup.sock"
+
+    @property
     def rootfs(self) -> Path:
         return self.root / "rootfs"
 
