@@ -47,6 +47,19 @@ def reset() -> None:
     _stack().reset()
 
 
+@local.command("remove")
+@click.argument("job")
+@friendly_errors
+def remove(job: str) -> None:
+    """Remove one job (its config, ledger, logs, schedules, queues, instances and containers); others stay.
+
+    \b
+    Example:
+      ec2batch local remove t-success
+    """
+    _stack().remove_job(job)
+
+
 @local.command("status")
 @click.option("--json", "as_json", is_flag=True)
 @friendly_errors

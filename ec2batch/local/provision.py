@@ -10,14 +10,17 @@ role or instance profile does not exist.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
+
+from botocore.exceptions import ClientError
 
 from .. import batch
 from ..aws import Clients
 from ..config import JobConfig, store_config
 from ..ledger import table_definition
-from ..names import JobNames
+from ..names import TAG_JOB, JobNames
 
 DEFAULT_INSTANCE_TYPE = "t3.micro"
 
@@ -222,3 +225,79 @@ def _ensure_job_queue(api: Any, queue: dict[str, Any]) -> str:
     if found:
         return found[0]["jobQueueArn"]
     return api.create_job_queue(**queue)["jobQueueArn"]
+
+
+# ---------------------------------------------------------------- removal (what `terraform destroy` does)
+
+
+def remove_job(clients: Clients, job: str) -> list[str]:
+    """Delete the job's resources that `provision_job` and the local schedules made, and terminate its instances
+    (their containers are the stack's to remove: `Stack.remove_job`). Idempotent: what is gone stays gone.
+    Returns the instance ids terminated."""
+    names = JobNames(job)
+    instances = _job_instances(clients.ec2, job)
+    if instances:
+        clients.ec2.terminate_instances(InstanceIds=instances)
+    scheduler, group = clients.scheduler, names.schedule_group
+    # Only a group that exists: moto answers the deletion of a missing one with a server error, not a 404.
+    if _quietly(lambda: scheduler.get_schedule_group(Name=group)) is not None:
+        pages = scheduler.get_paginator("list_schedules").paginate(GroupName=group)
+        for schedule in (s for page in pages for s in page["Schedules"]):
+            _quietly(lambda s=schedule: scheduler.delete_schedule(Name=s["Name"], GroupName=group))
+        _quietly(lambda: scheduler.delete_schedule_group(Name=group))
+    _remove_batch(clients, names)
+    for page in clients.ssm.get_paginator("get_parameters_by_path").paginate(Path=f"/ec2batch/{job}", Recursive=True):
+        for parameter in page["Parameters"]:  # the config, and any secret a test stored beside it
+            _quietly(lambda p=parameter: clients.ssm.delete_parameter(Name=p["Name"]))
+    _quietly(lambda: clients.dynamodb.delete_table(TableName=names.ledger_table))
+    _quietly(lambda: clients.logs.delete_log_group(logGroupName=names.log_group))
+    _quietly(lambda: clients.ecr.delete_repository(repositoryName=names.ecr_repository, force=True))
+    topic = f"arn:aws:sns:{clients.region}:{_account(clients)}:{names.notification_topic}"
+    _quietly(lambda: clients.sns.delete_topic(TopicArn=topic))
+    for queue in (names.timer_queue, names.dead_letter_queue, f"inbox-{job}"):
+        url = _quietly(lambda q=queue: clients.sqs.get_queue_url(QueueName=q)["QueueUrl"])
+        if url:
+            _quietly(lambda u=url: clients.sqs.delete_queue(QueueUrl=u))
+    _quietly(lambda: clients.ec2.delete_launch_template(LaunchTemplateName=names.launch_template))
+    for group in clients.ec2.describe_security_groups(
+        Filters=[{"Name": "group-name", "Values": [names.security_group]}]
+    )["SecurityGroups"]:
+        _quietly(lambda g=group: clients.ec2.delete_security_group(GroupId=g["GroupId"]))
+    return instances
+
+
+def _job_instances(ec2: Any, job: str) -> list[str]:
+    response = ec2.describe_instances(
+        Filters=[
+            {"Name": f"tag:{TAG_JOB}", "Values": [job]},
+            {"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]},
+        ]
+    )
+    return [i["InstanceId"] for r in response["Reservations"] for i in r["Instances"]]
+
+
+def _remove_batch(clients: Clients, names: JobNames) -> None:
+    api = clients.batch
+    found = _quietly(lambda: api.describe_job_definitions(jobDefinitionName=names.batch_job_definition))
+    for definition in (found or {}).get("jobDefinitions", []):
+        _quietly(lambda d=definition: api.deregister_job_definition(jobDefinition=d["jobDefinitionArn"]))
+    _quietly(lambda: api.update_job_queue(jobQueue=names.batch_job_queue, state="DISABLED"))
+    _quietly(lambda: api.delete_job_queue(jobQueue=names.batch_job_queue))
+    for environment in (names.batch_compute_environment, names.batch_spot_compute_environment):
+        _quietly(lambda e=environment: api.update_compute_environment(computeEnvironment=e, state="DISABLED"))
+        _quietly(lambda e=environment: api.delete_compute_environment(computeEnvironment=e))
+
+
+def _account(clients: Clients) -> str:
+    return clients.sts.get_caller_identity()["Account"]
+
+
+T = TypeVar("T")
+
+
+def _quietly(call: Callable[[], T]) -> T | None:
+    """One deletion: a resource that is not there (or never was, for this kind of job) is not an error."""
+    try:
+        return call()
+    except ClientError:
+        return None

@@ -8,6 +8,7 @@ Each step skips itself when its result exists, so a warm `up` takes seconds.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -19,15 +20,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from docker import errors as docker_errors
+
 from .. import __version__
 from ..aws import Clients
 from ..config import JobConfig, parse_config
 from ..local import services
-from ..names import TAG_JOB, JobNames
+from ..names import LABEL_JOB, TAG_JOB, JobNames
 from .ec2 import CONTAINER_PREFIX, register_instance_image
 from .images import BASE_IMAGE, build_base_image, image_exists
 from .paths import ACCOUNT_ID, LOOPBACK, MOTO_PORT, REGION, REGISTRY_PORT, StackPaths, local_env, repo_root
-from .provision import Provisioned, provision_job
+from .provision import Provisioned, provision_job, remove_job
 from .services import StackError
 
 APT_PACKAGES = {
@@ -287,8 +290,6 @@ class Stack:
         """Forget every instance and all AWS state: instance and job containers go, moto starts empty."""
         import urllib.request
 
-        from ..names import LABEL_JOB
-
         services.stop(self.paths, "emulators")
         client = self.docker()
         doomed = client.containers.list(all=True, filters={"name": CONTAINER_PREFIX})
@@ -302,6 +303,25 @@ class Stack:
         request = urllib.request.Request(f"http://{LOOPBACK}:{MOTO_PORT}/moto-api/reset", method="POST")
         urllib.request.urlopen(request, timeout=10).close()
         self.progress(f"AWS state wiped; {len(doomed)} container(s) removed")
+
+    def remove_job(self, job: str) -> None:
+        """Remove one job as `terraform destroy` would, with its instances, their containers and its runs' volumes;
+        every other job stays as it is (unlike `wipe`)."""
+        instances = remove_job(self.clients(), job)
+        client = self.docker()
+        doomed = [
+            c
+            for c in client.containers.list(all=True, filters={"name": CONTAINER_PREFIX})
+            if c.name.removeprefix(CONTAINER_PREFIX) in instances
+        ]
+        doomed += client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={job}"})
+        for container in doomed:
+            with contextlib.suppress(docker_errors.NotFound):  # the EC2 emulator may remove it first
+                container.remove(force=True)
+        client.volumes.prune(filters={"label": f"{LABEL_JOB}={job}"})
+        for instance_id in instances:
+            (self.paths.run / f"{instance_id}.env").unlink(missing_ok=True)
+        self.progress(f"{job}: removed, with {len(instances)} instance(s) and {len(doomed)} container(s)")
 
     def status(self) -> dict[str, Any]:
         info: dict[str, Any] = {"stack_dir": str(self.paths.root), "services": {}}

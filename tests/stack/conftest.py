@@ -19,14 +19,21 @@ import pytest
 
 from ec2batch.aws import Clients
 from ec2batch.config import JobConfig
+from ec2batch.jobs import list_jobs
 from ec2batch.launcher import Launcher
 from ec2batch.ledger import Ledger, Run
+from ec2batch.local.ec2 import CONTAINER_PREFIX
 from ec2batch.local.images import BASE_IMAGE
 from ec2batch.local.paths import LOOPBACK, REGISTRY_PORT
 from ec2batch.local.stack import Stack
+from ec2batch.names import LABEL_INSTANCE, LABEL_JOB, TAG_JOB
 from ec2batch.runlogs import read_stream
 
 pytestmark = pytest.mark.stack
+
+
+# Every job the suite deploys is named so: the suite removes them, and only them, from the user's stack.
+TEST_JOB_PREFIX = "t-"
 
 
 @pytest.fixture(scope="session")
@@ -35,12 +42,47 @@ def stack() -> Iterator[Stack]:
     saved = dict(os.environ)
     os.environ.update(stack.env())
     os.environ.pop("EC2BATCH_JOB", None)
-    # A clean slate: runs, instances and containers left by an earlier session would change what tests see.
-    result = stack.up(before_provisioning=stack.wipe)
+    # A clean slate for our own jobs (an interrupted session may have left some); the user's jobs, runs and
+    # instances on the same stack stay as they are.
+    result = stack.up(before_provisioning=lambda: remove_test_jobs(stack))
     stack.images = result  # type: ignore[attr-defined]
     yield stack
+    remove_test_jobs(stack)
+    left = leftovers_of_the_suite(stack)
     os.environ.clear()
     os.environ.update(saved)
+    assert not left, f"the stack suite left these behind on the local stack: {left}"
+
+
+def remove_test_jobs(stack: Stack) -> None:
+    for job in list_jobs(stack.clients().ssm):
+        if job.startswith(TEST_JOB_PREFIX):
+            stack.remove_job(job)
+
+
+def leftovers_of_the_suite(stack: Stack) -> list[str]:
+    """What a user would still see of the suite: jobs (`ec2batch jobs`), instances, containers."""
+    clients, docker = stack.clients(), stack.docker()
+    left = [f"job {job}" for job in list_jobs(clients.ssm) if job.startswith(TEST_JOB_PREFIX)]
+    reservations = clients.ec2.describe_instances(
+        Filters=[{"Name": "instance-state-name", "Values": ["pending", "running", "stopping", "stopped"]}]
+    )["Reservations"]
+    for instance in (i for r in reservations for i in r["Instances"]):
+        job = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}.get(TAG_JOB, "")
+        if job.startswith(TEST_JOB_PREFIX):
+            left.append(f"instance {instance['InstanceId']} of {job} ({instance['State']['Name']})")
+    for container in docker.containers.list(all=True, filters={"label": LABEL_JOB}):
+        if container.labels.get(LABEL_JOB, "").startswith(TEST_JOB_PREFIX):
+            left.append(f"container {container.name}")
+    for container in docker.containers.list(all=True, filters={"name": CONTAINER_PREFIX}):
+        if container.labels.get(LABEL_INSTANCE) not in stack_instances(clients):
+            left.append(f"instance container {container.name} of no live instance")
+    return left
+
+
+def stack_instances(clients: Clients) -> set[str]:
+    reservations = clients.ec2.describe_instances()["Reservations"]
+    return {i["InstanceId"] for r in reservations for i in r["Instances"] if i["State"]["Name"] != "terminated"}
 
 
 @dataclass
@@ -109,6 +151,7 @@ def deploy(stack: Stack) -> Callable[..., LocalJob]:
     """Deploy a job built on the example runner image, with these config overrides."""
 
     def make(job: str, **overrides: Any) -> LocalJob:
+        assert job.startswith(TEST_JOB_PREFIX), f"name test jobs {TEST_JOB_PREFIX}*: the suite removes those at its end"
         clients = stack.clients()
         images = stack.images  # type: ignore[attr-defined]
         topic_arn = clients.sns.create_topic(Name=f"ec2batch-{job}")["TopicArn"]
