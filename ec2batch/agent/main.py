@@ -197,6 +197,21 @@ def process_started_at(stat: Path = Path("/proc/self/stat")) -> datetime | None:
     return utcnow() - timedelta(seconds=max(0.0, age))
 
 
+class StartupTimings:
+    """Seconds each start-up step took, from the process's exec; logged with the claim (`make bench` prints them)."""
+
+    def __init__(self, started: datetime | None) -> None:
+        self.started = started
+        self._last = started
+        self.steps: dict[str, float] = {}
+
+    def mark(self, step: str) -> None:
+        now = utcnow()
+        if self._last is not None:
+            self.steps[step] = round((now - self._last).total_seconds(), 3)
+        self._last = now
+
+
 def _iso_or_none(moment: datetime | None) -> str | None:
     return iso(moment) if moment is not None else None
 
@@ -245,6 +260,7 @@ class Agent:
         self.notes = BootNotes(settings.runtime_dir)
         self.began = clock()  # billing falls back to this if no run was claimed (the agent's own clock)
         self.tagged_attempt = 1  # the attempt of its run this machine was started for (its ec2batch:attempt tag)
+        self.timings = StartupTimings(process_started_at())
 
     # ---------------------------------------------------------------- entry point
     def run(self) -> int:
@@ -268,10 +284,13 @@ class Agent:
 
     # ---------------------------------------------------------------- the run
     def _run(self) -> int:
+        self.timings.mark("imports and set-up")
         identity = self.imds.identity()  # without it nothing can be recorded anywhere: power off
+        self.timings.mark("identity (IMDS)")
         self.region = identity.region
         clients = self.make_clients(identity.region)
         job, tagged_run, self.tagged_attempt = self._tags(clients, identity)
+        self.timings.mark("tags (DescribeTags)")
         if job is None:
             log.error(
                 "instance has no ec2batch:job tag: nothing to run", extra=fields(instance_id=identity.instance_id)
@@ -283,6 +302,7 @@ class Agent:
         try:
             try:
                 config = load_config(clients.ssm, job)
+                self.timings.mark("config (SSM)")
             except Ec2BatchError as exc:
                 self._fail_before_claim(scene, tagged_run, f"bad config: {exc}")
                 return 1
@@ -290,6 +310,7 @@ class Agent:
             scene = replace(scene, config=config)
             step = "claiming the run (DynamoDB)"
             run = self._claim(scene, config, tagged_run)
+            self.timings.mark("claim (DynamoDB)")
         except Exception as exc:
             # AccessDenied, throttling beyond botocore's retries, a network fault: the run still gets an end.
             failed = self._fail_before_claim(scene, tagged_run, f"{step}: {describe(exc)}")
@@ -306,7 +327,8 @@ class Agent:
                 run_id=run.run_id,
                 instance_id=identity.instance_id,
                 # When this process was exec'd, before its imports: `make bench` splits boot from start-up with it.
-                agent_started_at=_iso_or_none(process_started_at()),
+                agent_started_at=_iso_or_none(self.timings.started),
+                startup_seconds=self.timings.steps,
             ),
         )
         try:

@@ -69,6 +69,7 @@ class Timeline:
     first_line: datetime  # the job's first log line (its CloudWatch timestamp)
     exited: datetime  # the job's exit: its recorded end
     stopped: datetime  # the instance reached `stopped`
+    agent_steps: dict[str, float]  # agent start -> claim, step by step (its own record)
 
     def steps(self) -> dict[str, float | None]:
         points = [
@@ -106,11 +107,13 @@ def through_ec2batch(stack: Stack, job: str, env: dict[str, str] | None = None) 
             break
         time.sleep(0.05)
     lines, _ = read_stream(clients.logs, f"/ec2batch/{job}", f"{run_id}/job")
+    claimed = _claim_line(clients, job, run_id)
     return Timeline(
         triggered=began,
         launcher_done=launched,
         instance_booted=_instance_started(stack, run.instance_id or ""),
-        agent_started=_agent_started(clients, job, run_id),
+        agent_started=_time(claimed.get("agent_started_at")),
+        agent_steps=claimed.get("startup_seconds") or {},
         claimed=_time(run.instance_running_at),
         container_started=_time(run.container_started_at),
         first_line=datetime.fromtimestamp(lines[0].timestamp_ms / 1000, tz=began.tzinfo),
@@ -130,13 +133,14 @@ def _instance_started(stack: Stack, instance_id: str) -> datetime | None:
     return parse_docker_time(attrs["State"]["StartedAt"])
 
 
-def _agent_started(clients: Any, job: str, run_id: str) -> datetime | None:
+def _claim_line(clients: Any, job: str, run_id: str) -> dict[str, Any]:
+    """The agent's "run claimed" line: when its process started, and what each start-up step took."""
     lines, _ = read_stream(clients.logs, f"/ec2batch/{job}", f"{run_id}/agent")
     for line in lines:
         record = json.loads(line.message) if line.message.startswith("{") else {}
-        if record.get("msg") == "run claimed" and record.get("agent_started_at"):
-            return parse_time(record["agent_started_at"])
-    return None
+        if record.get("msg") == "run claimed":
+            return record
+    return {}
 
 
 def breakdown(timelines: list[Timeline]) -> None:
@@ -149,6 +153,10 @@ def breakdown(timelines: list[Timeline]) -> None:
                 per_step.setdefault(label, []).append(seconds)
     for label, values in per_step.items():
         print(f"     {label:<46} {statistics.median(values):7.3f} s")
+        if label.startswith("agent started"):
+            for step in timelines[0].agent_steps:
+                seconds = [t.agent_steps[step] for t in timelines if step in t.agent_steps]
+                print(f"       {step:<44} {statistics.median(seconds):7.3f} s")
 
 
 def agent_memory(stack: Stack, job: str = "bench") -> None:
