@@ -11,11 +11,15 @@ compares, so a botocore upgrade that changes them is noticed. Other services kee
 
 from __future__ import annotations
 
+import gzip
 import json
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import botocore.session
+from botocore.loaders import JSONFileLoader, Loader
 
 MODELS_DIR = Path(__file__).with_name("models")
 # Every operation the agent's code calls on these services (tests/unit/agent/test_service_models.py checks).
@@ -25,12 +29,39 @@ AGENT_OPERATIONS = {
 }
 
 
+# Every service the agent makes a client for (tests/unit/agent/test_service_models.py checks its code).
+AGENT_SERVICES = ("dynamodb", "ec2", "ecr", "logs", "secretsmanager", "sns", "sqs", "ssm", "sts")
+
+
+class AgentLoader(Loader):
+    """botocore's loader, with the cut-down models first, and two costs of the first client gone:
+
+    - listing every service botocore knows (about 900 directory reads, ~0.1 s at each boot) to check that a
+      name is one: the agent's services are known;
+    - JSON parsed into OrderedDicts (botocore's habit from before dicts kept their order), half as fast as
+      plain dicts, for the endpoint data and every model."""
+
+    def __init__(self) -> None:
+        super().__init__(extra_search_paths=[str(MODELS_DIR)], file_loader=PlainJsonFiles())
+
+    def list_available_services(self, type_name: str) -> list[str]:
+        return sorted(AGENT_SERVICES)
+
+
+class PlainJsonFiles(JSONFileLoader):
+    def load_file(self, file_path: str) -> Any:
+        for extension, opener in ((".json", open), (".json.gz", gzip.open)):
+            path = Path(file_path + extension)
+            if path.is_file():
+                with opener(path, "rb") as stream:
+                    return json.loads(stream.read().decode("utf-8"))
+        return None
+
+
 def use_lean_models(session: Any) -> None:
-    """Point a boto3 (or botocore) session's loader at the cut-down models first."""
+    """Give a boto3 (or botocore) session the agent's loader; call it before the session makes a client."""
     core = getattr(session, "_session", session)
-    loader = core.get_component("data_loader")
-    if str(MODELS_DIR) not in loader.search_paths:
-        loader.search_paths.insert(0, str(MODELS_DIR))
+    core.register_component("data_loader", AgentLoader())
 
 
 def lean_model(full: dict[str, Any], operations: tuple[str, ...]) -> dict[str, Any]:
@@ -78,8 +109,6 @@ def _undocumented(value: Any) -> Any:
 
 def generated() -> dict[Path, str]:
     """What `models/` must hold, from the installed botocore: relative path -> file text."""
-    import botocore.session
-
     loader = botocore.session.get_session().get_component("data_loader")
     files = {}
     for service, operations in AGENT_OPERATIONS.items():

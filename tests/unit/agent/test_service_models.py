@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import re
+from functools import cached_property
 from pathlib import Path
 
 import boto3
@@ -12,8 +13,9 @@ import pytest
 from botocore import xform_name
 
 import ec2batch
+from ec2batch import attempts, notify, timers
 from ec2batch.agent.main import agent_clients
-from ec2batch.agent.service_models import AGENT_OPERATIONS, MODELS_DIR, generated
+from ec2batch.agent.service_models import AGENT_OPERATIONS, AGENT_SERVICES, MODELS_DIR, generated
 from ec2batch.aws import Clients
 from ec2batch.config import load_config
 from tests.conftest import Job
@@ -40,6 +42,15 @@ def test_every_call_the_agent_makes_on_the_service_is_in_its_model(service: str)
     assert called <= kept, f"the agent calls {sorted(called - kept)} on {service}: add them to AGENT_OPERATIONS"
 
 
+def test_the_agent_makes_clients_only_for_the_services_its_loader_knows() -> None:
+    # `clients.sqs`, `scene.clients.ec2`: every service client reached from the agent's code and what it calls.
+    sources = [*AGENT_CODE, *(inspect.getsource(module) for module in (attempts, notify, timers))]
+    services = {name for name, value in vars(Clients).items() if isinstance(value, cached_property)}
+    used = {name for code in sources for name in re.findall(r"\bclients\.([a-z0-9_]+)\b", code)} & services
+    assert {"dynamodb", "ec2", "sqs", "sns"} <= used, "the pattern no longer matches the code"
+    assert used <= set(AGENT_SERVICES), f"add {sorted(used - set(AGENT_SERVICES))} to AGENT_SERVICES"
+
+
 def test_lean_clients_know_only_those_operations_and_work_against_moto(aws: Clients, job: Job) -> None:
     lean = agent_clients(aws.region)
     assert sorted(lean.ec2.meta.service_model.operation_names) == sorted(AGENT_OPERATIONS["ec2"])
@@ -53,5 +64,6 @@ def test_lean_clients_know_only_those_operations_and_work_against_moto(aws: Clie
     assert lean.ssm.get_parameter(Name=name, WithDecryption=True)["Parameter"]["Name"] == name
     with pytest.raises(lean.ssm.exceptions.ParameterNotFound):
         lean.ssm.get_parameter(Name="/ec2batch/absent/config")
+    assert lean.dynamodb.describe_table(TableName=job.config.names.ledger_table)["Table"]["TableStatus"]
     # Other services are botocore's own, and the launcher's sessions are untouched.
     assert "RunInstances" in boto3.Session(region_name=aws.region).client("ec2").meta.service_model.operation_names
