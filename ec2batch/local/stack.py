@@ -304,9 +304,9 @@ class Stack:
         urllib.request.urlopen(request, timeout=10).close()
         self.progress(f"AWS state wiped; {len(doomed)} container(s) removed")
 
-    def remove_job(self, job: str) -> None:
+    def remove_job(self, job: str) -> list[str]:
         """Remove one job as `terraform destroy` would, with its instances, their containers and its runs' volumes;
-        every other job stays as it is (unlike `wipe`)."""
+        every other job stays as it is (unlike `wipe`). Returns the instances it had."""
         instances = remove_job(self.clients(), job)
         client = self.docker()
         doomed = [
@@ -322,6 +322,7 @@ class Stack:
         for instance_id in instances:
             (self.paths.run / f"{instance_id}.env").unlink(missing_ok=True)
         self.progress(f"{job}: removed, with {len(instances)} instance(s) and {len(doomed)} container(s)")
+        return instances
 
     def status(self) -> dict[str, Any]:
         info: dict[str, Any] = {"stack_dir": str(self.paths.root), "services": {}}

@@ -47,21 +47,25 @@ def stack() -> Iterator[Stack]:
     result = stack.up(before_provisioning=lambda: remove_test_jobs(stack))
     stack.images = result  # type: ignore[attr-defined]
     yield stack
-    remove_test_jobs(stack)
-    left = leftovers_of_the_suite(stack)
+    removed = remove_test_jobs(stack)
+    left = leftovers_of_the_suite(stack, removed)
     os.environ.clear()
     os.environ.update(saved)
     assert not left, f"the stack suite left these behind on the local stack: {left}"
 
 
-def remove_test_jobs(stack: Stack) -> None:
+def remove_test_jobs(stack: Stack) -> list[str]:
+    """Remove every `t-*` job; returns the instances they had."""
+    instances: list[str] = []
     for job in list_jobs(stack.clients().ssm):
         if job.startswith(TEST_JOB_PREFIX):
-            stack.remove_job(job)
+            instances += stack.remove_job(job)
+    return instances
 
 
-def leftovers_of_the_suite(stack: Stack) -> list[str]:
-    """What a user would still see of the suite: jobs (`ec2batch jobs`), instances, containers."""
+def leftovers_of_the_suite(stack: Stack, instances: list[str]) -> list[str]:
+    """What a user would still see of the suite: jobs (`ec2batch jobs`), instances, containers (the job's own,
+    and those of the instances the suite's jobs had)."""
     clients, docker = stack.clients(), stack.docker()
     left = [f"job {job}" for job in list_jobs(clients.ssm) if job.startswith(TEST_JOB_PREFIX)]
     reservations = clients.ec2.describe_instances(
@@ -75,14 +79,9 @@ def leftovers_of_the_suite(stack: Stack) -> list[str]:
         if container.labels.get(LABEL_JOB, "").startswith(TEST_JOB_PREFIX):
             left.append(f"container {container.name}")
     for container in docker.containers.list(all=True, filters={"name": CONTAINER_PREFIX}):
-        if container.labels.get(LABEL_INSTANCE) not in stack_instances(clients):
-            left.append(f"instance container {container.name} of no live instance")
+        if container.labels.get(LABEL_INSTANCE) in instances:
+            left.append(f"instance container {container.name}")
     return left
-
-
-def stack_instances(clients: Clients) -> set[str]:
-    reservations = clients.ec2.describe_instances()["Reservations"]
-    return {i["InstanceId"] for r in reservations for i in r["Instances"] if i["State"]["Name"] != "terminated"}
 
 
 @dataclass
