@@ -14,9 +14,6 @@ another, and a run that has ended is never run again (`BootNotes` tells a restar
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import logging
 import os
 import subprocess
@@ -27,8 +24,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
-
-import botocore
 
 from .. import attempts
 from ..attempts import EXIT_CODE, INTERRUPTION, TIMEOUT
@@ -72,6 +67,7 @@ from .imds import Identity, Imds
 from .interruption import POLL_SECONDS, InterruptionWatcher
 from .secrets import Redactor, resolve_secrets
 from .service_models import use_lean_models
+from .startup import StartupTimings, process_started_at, release_memory
 
 log = logging.getLogger("ec2batch.agent")
 
@@ -184,48 +180,8 @@ class BootNotes:
             log.warning("could not note what this boot is for", extra=fields(path=str(self.directory), error=str(exc)))
 
 
-def process_started_at(stat: Path = Path("/proc/self/stat")) -> datetime | None:
-    """When this process started (its exec, before the interpreter's imports), from the kernel's own record.
-
-    /proc/self/stat's field 22 is the start in clock ticks since boot; CLOCK_BOOTTIME is the same clock, so
-    their difference is the process's age. Only /proc/self is read: the unit's ProcSubset=pid allows that."""
-    try:
-        ticks = int(stat.read_text().rsplit(")", 1)[1].split()[19])
-        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-    return utcnow() - timedelta(seconds=max(0.0, age))
-
-
-class StartupTimings:
-    """Seconds each start-up step took, from the process's exec; logged with the claim (`make bench` prints them)."""
-
-    def __init__(self, started: datetime | None) -> None:
-        self.started = started
-        self._last = started
-        self.steps: dict[str, float] = {}
-
-    def mark(self, step: str) -> None:
-        now = utcnow()
-        if self._last is not None:
-            self.steps[step] = round((now - self._last).total_seconds(), 3)
-        self._last = now
-
-
 def _iso_or_none(moment: datetime | None) -> str | None:
     return iso(moment) if moment is not None else None
-
-
-def release_memory() -> None:
-    """Collect start-up's garbage and return the heap pages it freed to the system (glibc keeps them mapped
-    until `malloc_trim`). botocore caches every operation name it has turned into a method name: cleared too,
-    it is only a cache. Measured: ~2 MB of the agent's resident memory."""
-    botocore_names = getattr(botocore, "_xform_cache", None)
-    if isinstance(botocore_names, dict):
-        botocore_names.clear()
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim with
-        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _writable(directory: Path) -> bool:

@@ -1,0 +1,35 @@
+"""What the agent's claim line says about its start-up: when its process started, and each step's seconds."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+from ec2batch.agent.startup import StartupTimings, process_started_at
+from ec2batch.ledger import utcnow
+
+
+def test_a_new_process_knows_it_started_before_its_imports() -> None:
+    began = utcnow()
+    # The child imports the agent (a few hundred ms) and then asks when it started: before those imports.
+    code = "from ec2batch.agent.startup import process_started_at; from ec2batch.ledger import iso, utcnow; "
+    code += "import ec2batch.agent.main; print(iso(process_started_at()), iso(utcnow()))"
+    started, now = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert began - timedelta(seconds=1) <= _parse(started) < _parse(now)
+
+
+def test_an_unreadable_stat_file_gives_no_start_time(tmp_path: Path) -> None:
+    assert process_started_at(tmp_path / "absent") is None
+
+
+def test_each_step_is_timed_from_the_one_before() -> None:
+    timings = StartupTimings(utcnow() - timedelta(seconds=2))
+    timings.mark("imports")
+    timings.mark("identity")
+    assert 1.9 < timings.steps["imports"] < 10
+    assert 0 <= timings.steps["identity"] < 1
+    assert list(timings.steps) == ["imports", "identity"]
