@@ -16,10 +16,9 @@ def test_a_new_process_knows_it_started_before_its_imports() -> None:
     # The child imports the agent (a few hundred ms) and then asks when it started: before those imports.
     code = "from ec2batch.agent.startup import process_started_at; from ec2batch.ledger import iso, utcnow; "
     code += "import ec2batch.agent.main; print(iso(process_started_at()), iso(utcnow()))"
-    started, now = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout.split()
-    assert began - timedelta(seconds=1) <= _parse(started) < _parse(now)
+    child = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    started, now = (parse_time(text) for text in child.stdout.split())
+    assert began - timedelta(seconds=1) <= started < now
 
 
 def test_an_unreadable_stat_file_gives_no_start_time(tmp_path: Path) -> None:
