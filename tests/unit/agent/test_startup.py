@@ -8,7 +8,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from ec2batch.agent.startup import StartupTimings, process_started_at
-from ec2batch.ledger import utcnow
+from ec2batch.ledger import parse_time, utcnow
 
 
 def test_a_new_process_knows_it_started_before_its_imports() -> None:
