@@ -357,8 +357,11 @@ def section_three(stack: Stack, config: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="make bench: ec2batch's figures on the local stack")
-    parser.add_argument("sections", nargs="*", type=int, choices=range(1, 6), help="only these sections (default: all)")
+    # No `choices`: argparse checks an empty list against them and refuses it (Python 3.11).
+    parser.add_argument("sections", nargs="*", type=int, help="only these sections, 1 to 5 (default: all)")
     wanted = set(parser.parse_args(argv).sections or range(1, 6))
+    if not wanted <= set(range(1, 6)):
+        parser.error(f"sections are 1 to 5, not {sorted(wanted - set(range(1, 6)))}")
     stack = Stack.default(progress=lambda message: None)
     print(f"make bench, {utcnow():%Y-%m-%d %H:%M} UTC, on {machine()}")
     print("bringing the local stack up (warm: seconds)...", flush=True)
