@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import inspect
 import re
+import tomllib
 from functools import cached_property
 from pathlib import Path
 
@@ -67,3 +68,11 @@ def test_lean_clients_know_only_those_operations_and_work_against_moto(aws: Clie
     assert lean.dynamodb.describe_table(TableName=job.config.names.ledger_table)["Table"]["TableStatus"]
     # Other services are botocore's own, and the launcher's sessions are untouched.
     assert "RunInstances" in boto3.Session(region_name=aws.region).client("ec2").meta.service_model.operation_names
+
+
+def test_the_models_go_into_the_wheel_the_instance_image_installs() -> None:
+    # Without them the loader would quietly fall back to botocore's full models on the machine.
+    pyproject = tomllib.loads((Path(ec2batch.__file__).parents[1] / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["ec2batch.agent"]
+    packaged = {path for pattern in patterns for path in MODELS_DIR.parent.glob(pattern)}
+    assert packaged == set(MODELS_DIR.rglob("*.json")) != set()
