@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from . import timers
 from .aws import Clients
 from .config import JobConfig
 from .errors import TransitionRejected
@@ -212,8 +213,6 @@ def _ours(ledger: Ledger, run: Run, ended_at: datetime) -> Run:
 
 def send_retry_timer(clients: Clients, run: Run, now: datetime) -> None:
     """The delayed message that starts the next attempt; if it cannot be sent the reconciler starts it."""
-    from . import timers
-
     if not run.retry_at:
         return
     try:

@@ -16,17 +16,13 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
-from botocore.exceptions import ClientError
-
-from . import shards
 from .aws import Clients
 from .config import JobConfig
 from .errors import Ec2BatchError, TransitionRejected
 from .jsonlog import fields
-from .ledger import CANCELLED, PLANNED, TERMINAL, Ledger, Run, iso, new_run_id, utcnow
-from .names import LIFECYCLE_EPHEMERAL, TAG_LIFECYCLE, TAG_RUN_ID, JobNames, tagged_attempt
+from .ledger import PLANNED, TERMINAL, Ledger, Run, iso, new_run_id, utcnow
+from .names import JobNames
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +56,7 @@ def send(clients: Clients, timer: Timer, now: datetime, url: str | None = None) 
     """Send the timer's message, delayed until it is due; returns the delay used.
 
     DelaySeconds is whole seconds: rounded down, so the message arrives up to a second early and the
-    launcher waits out the rest (`launcher.timers`), rather than up to a second late.
+    launcher waits out the rest (`launcher.final_check`), rather than up to a second late.
     """
     delay = max(0, min(MAX_DELAY_SECONDS, math.floor((timer.due - now).total_seconds())))
     clients.sqs.send_message(
@@ -141,78 +137,6 @@ def _withdraw(ledger: Ledger, run: Run, cause: Exception) -> Ec2BatchError:
         return TimerError(f"run {run.run_id} is {left.status}: its timer was queued despite an error ({why})")
     log.warning("planned run withdrawn", extra=fields(job=run.job, run_id=run.run_id, error=why))
     return TimerError(f"nothing was planned: the run's timer could not be queued ({why}); try again")
-
-
-def cancel_run(clients: Clients, config: JobConfig, run_id: str, reason: str = "cancelled by hand") -> Run:
-    """Cancel a planned or running run; a machine it runs on is stopped (or terminated).
-
-    Idempotent: cancelling a CANCELLED run stops its machine again if it still runs (the first stop may have
-    failed: an instance still `pending` cannot be stopped), and the agent of a cancelled run powers off on its
-    own; the reconciler stops what is left.
-    """
-    ledger = Ledger(clients.dynamodb, config.names.ledger_table)
-    run = ledger.require(config.job, run_id)
-    if run.terminal and run.status != CANCELLED:
-        raise TimerError(f"run {run_id} already ended: {run.status}")
-    if run.status != CANCELLED:
-        try:
-            run = ledger.transition(config.job, run_id, CANCELLED, reason=reason)
-        except TransitionRejected as exc:
-            current = exc.current if isinstance(exc.current, Run) else None
-            if current is None or current.status != CANCELLED:
-                raise TimerError(f"run {run_id} ended while being cancelled: {exc}") from exc
-            run = current
-    if run.instance_id:
-        stop_run_machine(clients, config, run)
-    if run.batch_job_id:
-        shards.terminate(clients, run.batch_job_id, reason)
-    return run
-
-
-def stop_run_machine(clients: Clients, config: JobConfig, run: Run) -> str | None:
-    """Stop the run's instance, unless it has moved on to another run; ephemeral ones are terminated.
-
-    Returns what was done, or None when nothing needed doing (already down, gone, or serving another run).
-    An instance still `pending` cannot be stopped (EC2 says IncorrectInstanceState): a reusable one is left to
-    its agent (which powers off for an ended run) and to the reconciler's next look.
-    """
-    if not run.instance_id:
-        return None
-    try:
-        found = clients.ec2.describe_instances(InstanceIds=[run.instance_id])["Reservations"]
-    except ClientError as exc:
-        if exc.response["Error"]["Code"] == "InvalidInstanceID.NotFound":
-            return None  # gone: nothing runs
-        raise
-    instance = found[0]["Instances"][0] if found else None
-    if instance is None or instance["State"]["Name"] in ("stopped", "stopping", "terminated", "shutting-down"):
-        return None
-    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-    if tags.get(TAG_RUN_ID) != run.run_id or tagged_attempt(tags) != run.attempt:
-        log.warning(
-            "instance serves another run (or attempt) now: left alone",
-            extra=fields(instance_id=run.instance_id, run_id=run.run_id, tagged=tags.get(TAG_RUN_ID)),
-        )
-        return None
-    return stop_instance(clients, instance, ephemeral=config.strategy == "ephemeral")
-
-
-def stop_instance(clients: Clients, instance: dict[str, Any], *, ephemeral: bool = False) -> str | None:
-    """Stop (or, for one made for one run, terminate) an instance; None if EC2 cannot stop it yet."""
-    instance_id = instance["InstanceId"]
-    tags = {t["Key"]: t["Value"] for t in instance.get("Tags", [])}
-    try:
-        if ephemeral or tags.get(TAG_LIFECYCLE) == LIFECYCLE_EPHEMERAL:
-            clients.ec2.terminate_instances(InstanceIds=[instance_id])
-            return "terminated"
-        clients.ec2.stop_instances(InstanceIds=[instance_id], Force=True)
-        return "stopped"
-    except ClientError as exc:
-        code = exc.response["Error"]["Code"]
-        if code in ("IncorrectInstanceState", "InvalidInstanceID.NotFound"):
-            log.warning("instance cannot be stopped now", extra=fields(instance_id=instance_id, error=code))
-            return None
-        raise
 
 
 # ---------------------------------------------------------------- deadlines

@@ -6,7 +6,8 @@ from functools import cache
 from typing import Any
 
 from .. import jsonlog
-from .core import Launcher, Result
+from .core import Launcher
+from .port import Result
 
 __all__ = ["Launcher", "Result", "handler"]
 

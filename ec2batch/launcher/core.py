@@ -14,11 +14,11 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from .. import attempts, shards, timers
+from .. import attempts, shards, stopping, timers
 from ..aws import Clients
 from ..config import JobConfig, load_config
 from ..errors import EventError, TransitionRejected
@@ -43,27 +43,14 @@ from ..ledger import (
 from ..names import JobNames
 from ..notify import notify
 from .events import TOKEN_REUSED, BatchChange, ManualRun, PlanRequest, ScheduleFire, TimerFire, parse_event
+from .final_check import fire
 from .machines import InstanceBusy, Machines, NoMachine, Placement
+from .port import Result
+from .reconciler import reconcile
 
 START_FAILURE = "start-failure"
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Result:
-    """The launcher's answer (the Lambda's return value, what `run-now` prints)."""
-
-    job: str
-    run_id: str
-    status: str
-    # started | duplicate | skipped | failed | retrying (another attempt is due); for timers also stopped | nothing
-    outcome: str
-    instance_id: str | None = None
-    reason: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
 
 
 class Launcher:
@@ -168,8 +155,6 @@ class Launcher:
 
     def on_plan(self, request: PlanRequest) -> dict[str, Any]:
         """The planner tick: send the timers due before the next tick and repair what went wrong."""
-        from .reconciler import reconcile
-
         return reconcile(self, load_config(self.clients.ssm, request.job)).as_dict()
 
     def on_batch_change(self, change: BatchChange) -> Result:
@@ -194,8 +179,6 @@ class Launcher:
         return {"batchItemFailures": failures, "results": results}
 
     def on_timer(self, timer: TimerFire) -> Result:
-        from .timers import fire
-
         self._check_job(timer.job)
         return fire(self, timer)
 
@@ -312,7 +295,7 @@ class Launcher:
         current = refused.current if isinstance(refused.current, Run) else ledger.require(run.job, run.run_id)
         if current.attempt != run.attempt:
             # The attempt was ended (and retried) by someone else meanwhile: this machine is nobody's.
-            timers.stop_run_machine(
+            stopping.stop_run_machine(
                 self.clients, config, replace(current, instance_id=placement.instance_id, attempt=run.attempt)
             )
             log.warning(
@@ -329,7 +312,7 @@ class Launcher:
         ended = ledger.update_fields(
             run.job, run.run_id, unless_terminal=False, **{k: v for k, v in details.items() if k != "deadline_at"}
         )
-        action = timers.stop_run_machine(self.clients, config, ended)
+        action = stopping.stop_run_machine(self.clients, config, ended)
         log.warning(
             "run ended while its machine was starting: machine stopped",
             extra=fields(job=run.job, run_id=run.run_id, status=current.status, action=action),

@@ -34,9 +34,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .. import attempts, shards, timers
+from .. import attempts, shards, stopping, timers
 from ..config import JobConfig
 from ..cost import run_cost
 from ..errors import TransitionRejected, describe_error
@@ -46,9 +46,8 @@ from ..names import TAG_JOB, TAG_RUN_ID
 from ..notify import notify, wanted
 from . import endings
 from .events import TimerFire
-
-if TYPE_CHECKING:
-    from .core import Launcher
+from .final_check import fire
+from .port import LauncherPort
 
 log = logging.getLogger(__name__)
 
@@ -86,13 +85,13 @@ class ReconcileFailed(Exception):
     """Some repairs of a tick failed; the others were done. The next tick (or the Lambda's retry) tries again."""
 
 
-def reconcile(launcher: Launcher, config: JobConfig, *, monotonic: Callable[[], float] = time.monotonic) -> Report:
+def reconcile(launcher: LauncherPort, config: JobConfig, *, monotonic: Callable[[], float] = time.monotonic) -> Report:
     """One tick for one job. Safe to run twice at once; bounded; returns what it did."""
     return _Tick(launcher, config, monotonic).run()
 
 
 class _Tick:
-    def __init__(self, launcher: Launcher, config: JobConfig, monotonic: Callable[[], float]) -> None:
+    def __init__(self, launcher: LauncherPort, config: JobConfig, monotonic: Callable[[], float]) -> None:
         self.launcher = launcher
         self.config = config
         self.clients = launcher.clients
@@ -263,7 +262,7 @@ class _Tick:
             return False
         if self.now - parse_time(run.start_requested_at or run.triggered_at) < AGENT_CLAIM_TIMEOUT:
             return False
-        action = timers.stop_run_machine(self.clients, self.config, run)
+        action = stopping.stop_run_machine(self.clients, self.config, run)
         ended = attempts.end_attempt(
             self.clients,
             self.config,
@@ -288,7 +287,7 @@ class _Tick:
             and _tags(instance).get(TAG_RUN_ID) == run.run_id
             and (run.status == "CANCELLED" or self.now - parse_time(run.ended_at or run.triggered_at) > POWEROFF_GRACE)
         ):
-            action = timers.stop_instance(self.clients, instance, ephemeral=self.config.strategy == "ephemeral")
+            action = stopping.stop_instance(self.clients, instance, ephemeral=self.config.strategy == "ephemeral")
             if action:
                 self._repaired(run, f"machine still up after the run ended: {action}")
         if (
@@ -317,7 +316,7 @@ class _Tick:
             and self.now - parse_time(run.ended_at or run.triggered_at) <= POWEROFF_GRACE
         ):
             return  # its agent is powering it off
-        action = timers.stop_instance(self.clients, instance)
+        action = stopping.stop_instance(self.clients, instance)
         if action:
             why = f"run {run_id} is {run.status}" if run else f"no run {run_id or '(untagged)'} in the ledger"
             log.warning(
@@ -334,8 +333,6 @@ class _Tick:
         self.report.timers.append({"run_id": run.run_id, "kind": kind, "due": iso(due)})
 
     def _fire(self, run: Run, kind: str, due: datetime) -> Any:
-        from .timers import fire
-
         return fire(self.launcher, TimerFire(run.job, run.run_id, kind, due))
 
     def _repaired(self, run: Run, what: str) -> None:

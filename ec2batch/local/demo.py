@@ -17,7 +17,7 @@ from ..ledger import Ledger, scheduled_run_id, utcnow
 from ..names import JobNames
 from ..runlogs import follow_stream
 from ..runview import summary
-from .schedules import launcher_arn
+from .scheduler_emulator import launcher_arn
 from .stack import EXAMPLE_JOB, Stack
 
 LEAD_SECONDS = 5

@@ -29,7 +29,7 @@ import docker.errors
 from ..aws import Clients
 from ..jsonlog import fields
 from ..names import LABEL_INSTANCE, TAG_JOB
-from .imds import ImdsEmulator, InstanceInfo
+from .imds_emulator import ImdsEmulator, InstanceInfo
 from .paths import ACCOUNT_ID, DUMMY_CREDENTIALS, IMDS_PORT_RANGE, LOOPBACK, MOTO_PORT, REGION, StackPaths
 
 log = logging.getLogger(__name__)

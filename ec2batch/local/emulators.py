@@ -16,7 +16,7 @@ from ..launcher import Launcher
 from .batch_events import BatchEvents
 from .ec2 import Ec2Emulator
 from .paths import StackPaths
-from .schedules import SchedulerEmulator
+from .scheduler_emulator import SchedulerEmulator
 from .sqs import SqsPoller
 
 log = logging.getLogger("ec2batch.local.emulators")

@@ -223,7 +223,7 @@ class Stack:
         image_id = register_instance_image(clients.ec2, instance_image)
         provisioned = provision_job(clients, config, image_id=image_id)
         self.retire_outdated_instances(clients, config.job, image_id)
-        from .schedules import put_job_schedule, put_planner_schedule
+        from .scheduler_emulator import put_job_schedule, put_planner_schedule
 
         put_planner_schedule(clients, config.job)
         if schedule is not None:

@@ -10,7 +10,7 @@ import pytest
 from ec2batch import timers
 from ec2batch.ledger import RUNNING, SUCCEEDED, TIMED_OUT, parse_time, scheduled_run_id, utcnow
 from ec2batch.local.ec2 import CONTAINER_PREFIX
-from ec2batch.local.schedules import put_job_schedule
+from ec2batch.local.scheduler_emulator import put_job_schedule
 
 pytestmark = pytest.mark.stack
 

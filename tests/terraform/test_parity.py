@@ -1,11 +1,12 @@
 """The local stack's Python provisioning against `terraform apply`: the same names, tags, config document,
 schedule inputs and launch template, and the IAM names it refers to (issue 10, "What to build" 4).
 
-`make demo` builds a job's AWS resources in Python (`ec2batch.local.provision`, `ec2batch.local.schedules`), with
-no `terraform`. Here that code provisions, on in-process moto, the job Terraform applied to the moto_server, from
-the config document Terraform wrote; then each object is read back from both, through the same AWS APIs, and
-compared. What only Terraform creates (IAM roles and policies, the launcher Lambda, alarms, the KMS key, the
-queues' redrive) the local stack does not make: for those, the names the Python side refers to must be Terraform's.
+`make demo` builds a job's AWS resources in Python (`ec2batch.local.provision`,
+`ec2batch.local.scheduler_emulator`), with no `terraform`. Here that code provisions, on in-process moto, the job
+Terraform applied to the moto_server, from the config document Terraform wrote; then each object is read back from
+both, through the same AWS APIs, and compared. What only Terraform creates (IAM roles and policies, the launcher
+Lambda, alarms, the KMS key, the queues' redrive) the local stack does not make: for those, the names the Python
+side refers to must be Terraform's.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from moto import mock_aws
 from ec2batch.aws import Clients
 from ec2batch.config import parse_config
 from ec2batch.local.provision import provision_job
-from ec2batch.local.schedules import put_job_schedule, put_planner_schedule
+from ec2batch.local.scheduler_emulator import put_job_schedule, put_planner_schedule
 from ec2batch.names import JobNames
 from tests.terraform import conftest
 from tests.terraform import plan_rules as rules

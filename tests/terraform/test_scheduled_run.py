@@ -1,8 +1,9 @@
 """A scheduled run through what Terraform created, and IAM coverage of every call it makes.
 
 On the moto_server `terraform apply` of examples/daily-job wrote to:
-- the local stack's scheduler emulator (`ec2batch.local.schedules.SchedulerEmulator`) reads the schedule Terraform
-  created and fires it, filling `<aws.scheduler.*>` in its Input literally, as EventBridge Scheduler does;
+- the local stack's scheduler emulator (`ec2batch.local.scheduler_emulator.SchedulerEmulator`) reads the
+  schedule Terraform created and fires it, filling `<aws.scheduler.*>` in its Input literally, as EventBridge
+  Scheduler does;
 - the launcher is the Lambda's: `Launcher.from_environment` under the function's environment as Terraform set it
   (GetFunctionConfiguration), the handler checked to be the one Terraform configured;
 - it starts the instance Terraform created from the launch template Terraform created (strategy "reuse");
@@ -43,7 +44,7 @@ from ec2batch.aws import Clients
 from ec2batch.config import parse_config
 from ec2batch.launcher import Launcher
 from ec2batch.ledger import SUCCEEDED, Ledger, Run
-from ec2batch.local.schedules import SchedulerEmulator
+from ec2batch.local.scheduler_emulator import SchedulerEmulator
 from ec2batch.names import JobNames
 from ec2batch.runlogs import read_stream
 from tests.terraform import conftest

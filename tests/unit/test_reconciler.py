@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from ec2batch import timers
+from ec2batch import stopping, timers
 from ec2batch.launcher import Launcher
 from ec2batch.launcher.machines import Machines
 from ec2batch.ledger import (
@@ -201,7 +201,7 @@ def test_a_cancel_while_the_launcher_gets_the_machine_stops_the_machine(job: Job
 
     def machine_then_cancel(config, run_id, **kwargs):
         placement = original(config, run_id, **kwargs)
-        timers.cancel_run(job.clients, job.config, run_id)  # the user cancels meanwhile
+        stopping.cancel_run(job.clients, job.config, run_id)  # the user cancels meanwhile
         return placement
 
     launcher.machines.get_machine = machine_then_cancel  # type: ignore[method-assign]
@@ -216,16 +216,16 @@ def test_cancelling_a_run_whose_instance_is_pending_is_finished_by_the_reconcile
     started = at(job).handle({"action": "run", "job": job.name})
     injector(job.clients.ec2, "StopInstances", ["IncorrectInstanceState"])  # EC2 cannot stop a pending instance
 
-    cancelled = timers.cancel_run(job.clients, job.config, started["run_id"])
+    cancelled = stopping.cancel_run(job.clients, job.config, started["run_id"])
     assert cancelled.status == CANCELLED and live_instances(job)
-    again = timers.cancel_run(job.clients, job.config, started["run_id"])  # a second cancel is no error
+    again = stopping.cancel_run(job.clients, job.config, started["run_id"])  # a second cancel is no error
     assert again.status == CANCELLED and live_instances(job) == []
 
 
 def test_the_reconciler_stops_the_machine_of_a_cancelled_run(job: Job, injector) -> None:
     started = at(job).handle({"action": "run", "job": job.name})
     injector(job.clients.ec2, "StopInstances", ["IncorrectInstanceState"])
-    timers.cancel_run(job.clients, job.config, started["run_id"])
+    stopping.cancel_run(job.clients, job.config, started["run_id"])
 
     tick(job, NOW + timedelta(minutes=1))
 

@@ -17,13 +17,13 @@ from moto import mock_aws
 from moto.batch.models import batch_backends
 
 from ec2batch.aws import Clients
-from ec2batch.cli.runs import table
+from ec2batch.cli.run_commands import table
 from ec2batch.errors import EventError
 from ec2batch.launcher import Launcher
 from ec2batch.launcher.events import BatchChange, parse_event
 from ec2batch.ledger import CANCELLED, FAILED, RUNNING, STARTING, SUCCEEDED, TIMED_OUT, Ledger, Run
 from ec2batch.shards import batch_job_name, deadline_for, summary, waves
-from ec2batch.timers import cancel_run
+from ec2batch.stopping import cancel_run
 from tests.conftest import AWS_ENVIRONMENT, AWS_UNSET, REGION, Job, make_job
 
 NOW = datetime(2026, 11, 24, 2, 0, 5, tzinfo=UTC)

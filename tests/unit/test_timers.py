@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from ec2batch import timers
+from ec2batch import stopping, timers
 from ec2batch.launcher import Launcher
 from ec2batch.launcher.machines import Machines
 from ec2batch.ledger import CANCELLED, PLANNED, RUNNING, SKIPPED, STARTING, SUCCEEDED, TIMED_OUT, Ledger
@@ -69,7 +69,7 @@ def test_the_final_check_starts_a_planned_run_once_whatever_the_duplicates(job: 
 
 def test_a_cancelled_run_never_starts(job: Job, sent) -> None:
     run = timers.plan_run(job.clients, job.config, NOW + timedelta(seconds=60), clock=lambda: NOW)
-    timers.cancel_run(job.clients, job.config, run.run_id)
+    stopping.cancel_run(job.clients, job.config, run.run_id)
 
     result = at(job, NOW + timedelta(seconds=60)).handle(sqs_event(sent[0]))
 

@@ -16,7 +16,7 @@ from ec2batch.agent.container import INTERRUPTION_FILE, remove_container, stop_f
 from ec2batch.agent.imds import Imds
 from ec2batch.agent.interruption import INSTANCE_ACTION_PATH, REBALANCE_PATH, InterruptionWatcher, Notice
 from ec2batch.ledger import FAILED
-from ec2batch.local.imds import ImdsEmulator, InstanceInfo
+from ec2batch.local.imds_emulator import ImdsEmulator, InstanceInfo
 from tests.conftest import Job
 from tests.unit.agent.conftest import BOOTED, launch, ledger, machine_for
 from tests.unit.agent.fakes import Clock, FakeContainer, FakeDocker, FakeImds

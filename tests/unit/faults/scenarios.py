@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ec2batch import timers
+from ec2batch import stopping, timers
 from ec2batch.ledger import CANCELLED, FAILED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, Run
 from ec2batch.names import TAG_RUN_ID, tagged_attempt
 from tests.conftest import REGION, Job, Killed, make_job
@@ -140,7 +140,7 @@ def _nothing(world: World) -> None:
 def _cancel_midway(world: World) -> None:
     def cancel(w: World) -> None:
         [run] = w.ledger.list_runs(w.job.name)
-        w.attempt(lambda: timers.cancel_run(w.job.clients, w.job.config, run.run_id))
+        w.attempt(lambda: stopping.cancel_run(w.job.clients, w.job.config, run.run_id))
 
     world.on_wait = cancel
     _manual(world)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ec2batch.local.images import debian_mirror
-from ec2batch.local.schedules import SchedulerEmulator, fill_context, put_job_schedule
+from ec2batch.local.scheduler_emulator import SchedulerEmulator, fill_context, put_job_schedule
 from ec2batch.local.sqs import SqsPoller
 
 

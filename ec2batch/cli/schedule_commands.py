@@ -12,7 +12,7 @@ from ..errors import Ec2BatchError, ScheduleError
 from ..jobs import get_schedule
 from ..ledger import utcnow
 from ..schedule import Schedule, zone
-from . import Context, friendly_errors
+from .context import Context, friendly_errors
 from .params import ISO_TIME
 
 pass_ctx = click.make_pass_decorator(Context)

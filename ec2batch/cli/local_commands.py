@@ -6,7 +6,7 @@ import json
 
 import click
 
-from . import friendly_errors
+from .context import friendly_errors
 
 
 def _stack():  # imported late: the local stack is not needed for talking to AWS

@@ -11,7 +11,7 @@ from ..config import parse_config_text
 from ..errors import ConfigError
 from ..jobs import list_jobs
 from ..names import JobNames, validate_job_name
-from . import Context, friendly_errors
+from .context import Context, friendly_errors
 
 pass_ctx = click.make_pass_decorator(Context)
 

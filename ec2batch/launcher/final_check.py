@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING
 
-from .. import attempts, shards, timers
+from .. import attempts, shards, stopping, timers
 from ..config import load_config
 from ..cost import run_cost
 from ..errors import TransitionRejected
@@ -13,16 +12,14 @@ from ..jsonlog import fields
 from ..ledger import FAILED, PENDING, PLANNED, SKIPPED, TIMED_OUT, iso
 from ..notify import notify
 from . import endings
-
-if TYPE_CHECKING:
-    from .core import Launcher, Result
-    from .events import TimerFire
+from .events import TimerFire
+from .port import LauncherPort, Result
 
 log = logging.getLogger(__name__)
 EARLY_WAIT_LIMIT = 2.0  # seconds; a message earlier than that is a clock problem, not rounding
 
 
-def fire(launcher: Launcher, timer: TimerFire) -> Result:
+def fire(launcher: LauncherPort, timer: TimerFire) -> Result:
     _wait_until_due(launcher, timer)
     if timer.kind == timers.START:
         return _start(launcher, timer)
@@ -31,7 +28,7 @@ def fire(launcher: Launcher, timer: TimerFire) -> Result:
     return _deadline(launcher, timer)
 
 
-def _retry(launcher: Launcher, timer: TimerFire) -> Result:
+def _retry(launcher: LauncherPort, timer: TimerFire) -> Result:
     """Start a run's next attempt: only a run still PENDING for this very retry time, once (the start lease)."""
     ledger = launcher.ledger(timer.job)
     run = ledger.get(timer.job, timer.run_id)
@@ -48,24 +45,20 @@ def _retry(launcher: Launcher, timer: TimerFire) -> Result:
     return launcher.start_run(load_config(launcher.clients.ssm, timer.job), taken)
 
 
-def _wait_until_due(launcher: Launcher, timer: TimerFire) -> None:
+def _wait_until_due(launcher: LauncherPort, timer: TimerFire) -> None:
     """DelaySeconds is whole seconds, rounded down when sent: the message may come up to a second early."""
     early = (timer.due - launcher.clock()).total_seconds()
     if 0 < early <= EARLY_WAIT_LIMIT:
         launcher.sleep(early)
 
 
-def _nothing(launcher: Launcher, timer: TimerFire, why: str, status: str | None = None) -> Result:
-    from .core import Result
-
+def _nothing(launcher: LauncherPort, timer: TimerFire, why: str, status: str | None = None) -> Result:
     log.info("timer: nothing to do", extra=fields(job=timer.job, run_id=timer.run_id, kind=timer.kind, reason=why))
     return Result(timer.job, timer.run_id, status or "?", "nothing", reason=why)
 
 
-def _start(launcher: Launcher, timer: TimerFire) -> Result:
+def _start(launcher: LauncherPort, timer: TimerFire) -> Result:
     """Final check, then start: only a run still PLANNED for this very time, and allowed by the policy."""
-    from .core import Result
-
     config = load_config(launcher.clients.ssm, timer.job)
     ledger = launcher.ledger(timer.job)
     run = ledger.get(timer.job, timer.run_id)
@@ -98,17 +91,15 @@ def _start(launcher: Launcher, timer: TimerFire) -> Result:
     return launcher.start_run(config, run)
 
 
-def _deadline(launcher: Launcher, timer: TimerFire) -> Result:
+def _deadline(launcher: LauncherPort, timer: TimerFire) -> Result:
     """Final check, then stop: only a run still not ended, whose deadline is this timer's."""
-    from .core import Result
-
     config = load_config(launcher.clients.ssm, timer.job)
     ledger = launcher.ledger(timer.job)
     run = ledger.get(timer.job, timer.run_id)
     if run is not None and run.status == TIMED_OUT and (run.reason or "").startswith("deadline:"):
         # A redelivery after the stop itself failed: the run is recorded, the machine must still go down,
         # and the notification may not have gone out either (claimed once, so never twice).
-        action = timers.stop_run_machine(launcher.clients, config, run)
+        action = stopping.stop_run_machine(launcher.clients, config, run)
         notify(launcher.clients.sns, config, run, ledger)
         return Result(run.job, run.run_id, TIMED_OUT, "stopped" if action else "nothing", run.instance_id, run.reason)
     if run is None or run.terminal:
@@ -153,7 +144,7 @@ def _deadline(launcher: Launcher, timer: TimerFire) -> Result:
         )
     except TransitionRejected as exc:  # the run ended while we looked
         return _nothing(launcher, timer, str(exc))
-    action = timers.stop_run_machine(launcher.clients, config, ended)
+    action = stopping.stop_run_machine(launcher.clients, config, ended)
     if ended.batch_job_id:
         shards.terminate(launcher.clients, ended.batch_job_id, f"ec2batch deadline {iso(timer.due)}")
         action = "array job terminated"

@@ -12,9 +12,9 @@ from .. import cost as costs
 from ..config import load_config
 from ..jobs import find_instances
 from ..ledger import Attempt, Ledger, parse_time, utcnow
-from . import Context, friendly_errors
+from .context import Context, friendly_errors
 from .params import ISO_TIME
-from .runs import job_argument
+from .run_commands import job_argument
 
 pass_ctx = click.make_pass_decorator(Context)
 

@@ -19,7 +19,7 @@ from ..names import JobNames, validate_job_name
 from ..runlogs import follow_stream, read_stream
 from ..runview import summary
 from ..shards import summary as shard_summary
-from . import Context, friendly_errors
+from .context import Context, friendly_errors
 from .params import RUN_ID, check_overrides, parse_command, parse_env
 
 pass_ctx = click.make_pass_decorator(Context)

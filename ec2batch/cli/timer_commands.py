@@ -7,13 +7,12 @@ from datetime import datetime, timedelta
 
 import click
 
-from .. import timers
+from .. import stopping, timers
 from ..config import JobConfig, load_config
-from ..errors import Ec2BatchError
 from ..ledger import iso, utcnow
-from . import Context, friendly_errors
+from .context import Context, friendly_errors
 from .params import ISO_TIME, RUN_ID, Duration, check_overrides, parse_command, parse_env
-from .runs import job_argument, json_option
+from .run_commands import job_argument, json_option
 
 pass_ctx = click.make_pass_decorator(Context)
 # An exact-time run further ahead than this is almost surely a typo (a schedule is for the far future).
@@ -92,10 +91,7 @@ def cancel(ctx: Context, job: str, run_id: str, reason: str) -> None:
       ec2batch cancel daily-report 20261124T140230.000Z-at-1a2b3c4d
     """
     config = load_config(ctx.clients.ssm, job)
-    try:
-        run = timers.cancel_run(ctx.clients, config, run_id, reason)
-    except timers.TimerError as exc:
-        raise Ec2BatchError(str(exc)) from exc
+    run = stopping.cancel_run(ctx.clients, config, run_id, reason)
     click.echo(f"run {run.run_id} CANCELLED" + (f"; instance {run.instance_id} stopped" if run.instance_id else ""))
 
 
