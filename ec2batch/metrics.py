@@ -40,7 +40,10 @@ PEAK_MEMORY = Metric("PeakMemoryPercent", "Percent", "the job's peak memory, % o
 PEAK_CPU = Metric("PeakCpuPercent", "Percent", "the job's busiest sample, % of the vCPUs it may use")
 COST = Metric("Cost", "None", "the attempt's machine cost in USD")
 RUNS = Metric(
-    "Runs", "Count", "1 per ended attempt, by outcome (SUCCEEDED, FAILED, TIMED_OUT, ...)", (JOB_DIMENSION, OUTCOME_DIMENSION)
+    "Runs",
+    "Count",
+    "1 per ended attempt, by outcome (SUCCEEDED, FAILED, TIMED_OUT, ...)",
+    (JOB_DIMENSION, OUTCOME_DIMENSION),
 )
 
 METRICS: tuple[Metric, ...] = (RUN_DURATION, START_LAG, PEAK_MEMORY, PEAK_CPU, COST, RUNS)

@@ -63,7 +63,7 @@ def render(job: str, runs: Sequence[Run], hint: Hint, *, since: datetime | None,
 
 
 def _css(run: Run) -> str:
-    if run.usage is not None and run.usage.oom_killed or "OOM" in (run.reason or ""):
+    if (run.usage is not None and run.usage.oom_killed) or "OOM" in (run.reason or ""):
         return "oom"
     return "ok" if run.status == SUCCEEDED else "failed"
 
@@ -101,11 +101,16 @@ def _bars_svg(
     ]
     for fraction in (0.0, 0.5, 1.0):
         y = TOP + plot_h * (1 - fraction)
-        parts.append(f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_tick(peak * fraction, unit)}</text>')
+        parts.append(
+            f'<text class="tick" x="{LEFT - 6}" y="{y + 4:.1f}" text-anchor="end">{_tick(peak * fraction, unit)}</text>'
+        )
     for value, label in lines:
         y = TOP + plot_h * (1 - value / peak)
         parts.append(f'<line class="limit" x1="{LEFT}" y1="{y:.1f}" x2="{WIDTH - RIGHT}" y2="{y:.1f}"/>')
-        parts.append(f'<text class="limit-label" x="{WIDTH - RIGHT - 4}" y="{y - 3:.1f}" text-anchor="end">{html.escape(label)}</text>')
+        parts.append(
+            f'<text class="limit-label" x="{WIDTH - RIGHT - 4}" y="{y - 3:.1f}" text-anchor="end">'
+            f"{html.escape(label)}</text>"
+        )
     every = max(1, len(bars) // 8)  # at most ~8 date labels under the bars
     for i, bar in enumerate(bars):
         x = LEFT + i * step + step * 0.15
@@ -117,17 +122,23 @@ def _bars_svg(
             )
         if i % every == 0:
             parts.append(
-                f'<text class="tick" x="{x + step * 0.35:.1f}" y="{HEIGHT - 14}" text-anchor="middle">{html.escape(bar.label)}</text>'
+                f'<text class="tick" x="{x + step * 0.35:.1f}" y="{HEIGHT - 14}" text-anchor="middle">'
+                f"{html.escape(bar.label)}</text>"
             )
     if not values:
-        parts.append(f'<text class="empty" x="{WIDTH / 2}" y="{TOP + plot_h / 2}" text-anchor="middle">no figures</text>')
+        parts.append(
+            f'<text class="empty" x="{WIDTH / 2}" y="{TOP + plot_h / 2}" text-anchor="middle">no figures</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _outcomes(runs: Sequence[Run]) -> str:
     counts = Counter("OOM" if _css(r) == "oom" else r.status for r in runs)
-    bars = [Bar(name, float(n), "ok" if name == SUCCEEDED else ("oom" if name == "OOM" else "failed"), f"{name}: {n}") for name, n in sorted(counts.items())]
+    bars = [
+        Bar(name, float(n), "ok" if name == SUCCEEDED else ("oom" if name == "OOM" else "failed"), f"{name}: {n}")
+        for name, n in sorted(counts.items())
+    ]
     return _bars_svg("Outcomes (runs)", "", bars)
 
 
@@ -189,6 +200,9 @@ svg .limit {{ stroke: #c0392b; stroke-dasharray: 4 3; }}
 svg .bar.ok {{ fill: #3a6ea5; }}
 svg .bar.failed {{ fill: #d35400; }}
 svg .bar.oom {{ fill: #8e1b1b; }}
+.legend {{ color: #5a6675; margin: 0 0 12px; }}
+.key {{ display: inline-block; width: 10px; height: 10px; margin: 0 4px 0 10px; }}
+.key.ok {{ background: #3a6ea5; }} .key.failed {{ background: #d35400; }} .key.oom {{ background: #8e1b1b; }}
 table {{ border-collapse: collapse; margin-top: 20px; width: 100%; font-size: 12px; }}
 th, td {{ border-bottom: 1px solid #e4e8ee; padding: 4px 6px; text-align: left; white-space: nowrap; }}
 th {{ cursor: pointer; background: #f3f6fa; }}
@@ -201,6 +215,8 @@ td:last-child {{ white-space: normal; }}
 <h1>{job}</h1>
 <p class="meta">{count} runs, {period}; generated {generated} from the run ledger.</p>
 <p class="hint">Right-sizing hint: {hint}</p>
+<p class="legend"><span class="key ok"></span>succeeded <span class="key failed"></span>failed
+<span class="key oom"></span>killed for memory (OOM); one bar per run, oldest first; hover a bar for its run.</p>
 <section class="charts">
 {charts}
 </section>

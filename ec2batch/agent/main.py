@@ -33,7 +33,6 @@ from ..config import JobConfig, load_config
 from ..cost import run_cost
 from ..errors import Ec2BatchError, TransitionRejected
 from ..jsonlog import JsonFormatter, fields
-from ..metrics import emf_document, figures
 from ..ledger import (
     FAILED,
     INTERRUPTED,
@@ -49,6 +48,7 @@ from ..ledger import (
     parse_time,
     utcnow,
 )
+from ..metrics import emf_document, figures
 from ..names import TAG_ATTEMPT, TAG_JOB, TAG_OUTCOME, TAG_RUN_ID, JobNames, tagged_attempt
 from ..notify import notify
 from ..outcome_tag import OutcomeTag
@@ -486,7 +486,9 @@ class Agent:
         if usage is not None:
             log.info(
                 "usage measured",
-                extra=fields(run_id=run.run_id, usage=usage.describe(), sampler_cpu_seconds=round(sampler.cpu_seconds, 4)),  # type: ignore[union-attr]
+                extra=fields(
+                    run_id=run.run_id, usage=usage.describe(), sampler_cpu_seconds=round(sampler.cpu_seconds, 4)
+                ),  # type: ignore[union-attr]
             )
         final = self._outcome(scene, config, replace(run, usage=usage), outcome)
         if not self.keep_running:

@@ -8,6 +8,7 @@ uncaught exception, log entry and network request the page makes, evaluate an ex
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import select
@@ -44,8 +45,17 @@ class Page:
             for c in self.console
             if c.get("type") in ("error", "assert")
         ]
-        found += [e["exceptionDetails"].get("text", "") + " " + json.dumps(e["exceptionDetails"].get("exception", {}).get("description", "")) for e in self.exceptions]
-        found += [f"{e['entry'].get('source')}: {e['entry'].get('text')}" for e in self.log_entries if e["entry"].get("level") == "error"]
+        found += [
+            e["exceptionDetails"].get("text", "")
+            + " "
+            + json.dumps(e["exceptionDetails"].get("exception", {}).get("description", ""))
+            for e in self.exceptions
+        ]
+        found += [
+            f"{e['entry'].get('source')}: {e['entry'].get('text')}"
+            for e in self.log_entries
+            if e["entry"].get("level") == "error"
+        ]
         return found
 
 
@@ -84,7 +94,9 @@ class Chromium:
         self._events: list[dict[str, Any]] = []
 
     # ---------------------------------------------------------------- the protocol
-    def send(self, method: str, params: dict[str, Any] | None = None, session: str | None = None, timeout: float = 30) -> dict[str, Any]:
+    def send(
+        self, method: str, params: dict[str, Any] | None = None, session: str | None = None, timeout: float = 30
+    ) -> dict[str, Any]:
         self._next_id += 1
         message: dict[str, Any] = {"id": self._next_id, "method": method, "params": params or {}}
         if session:
@@ -139,7 +151,9 @@ class Chromium:
         """Load `url` in the page target; returns what it did and the session to talk to it."""
         targets = self.send("Target.getTargets")["targetInfos"]
         page_target = next(t for t in targets if t["type"] == "page")
-        session = self.send("Target.attachToTarget", {"targetId": page_target["targetId"], "flatten": True})["sessionId"]
+        session = self.send("Target.attachToTarget", {"targetId": page_target["targetId"], "flatten": True})[
+            "sessionId"
+        ]
         for domain in ("Page", "Runtime", "Log", "Network"):
             self.send(f"{domain}.enable", session=session)
         self.send("Page.navigate", {"url": url}, session=session)
@@ -171,10 +185,8 @@ class Chromium:
         return path
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(BrowserError, OSError):
             self.send("Browser.close", timeout=5)
-        except (BrowserError, OSError):
-            pass
         try:
             self.process.wait(timeout=10)
         except subprocess.TimeoutExpired:

@@ -66,7 +66,9 @@ def twenty_runs(job: str) -> list[Run]:
 def chromium() -> str:
     binary = find_binary()
     if binary is None:
-        pytest.fail("no Chromium here: run `make test-browser` (it installs Debian's chromium) or apt-get install chromium")
+        pytest.fail(
+            "no Chromium here: run `make test-browser` (it installs Debian's chromium) or apt-get install chromium"
+        )
     return binary
 
 
@@ -90,8 +92,8 @@ def test_the_report_of_twenty_runs_opens_in_chromium_with_its_charts_and_table(
             session,
             """JSON.stringify({
               charts: document.querySelectorAll("figure.chart svg").length,
-              drawn: Array.from(document.querySelectorAll("figure.chart svg")).map(
-                s => Array.from(s.querySelectorAll("rect.bar")).filter(r => r.getBoundingClientRect().height >= 1).length),
+              drawn: Array.from(document.querySelectorAll("figure.chart svg")).map(s =>
+                Array.from(s.querySelectorAll("rect.bar")).filter(r => r.getBoundingClientRect().height >= 1).length),
               chartWidth: document.querySelector("figure.chart svg").getBoundingClientRect().width,
               rows: document.querySelectorAll("#runs tbody tr").length,
               oomRows: document.querySelectorAll("#runs tbody tr.oom").length,
@@ -133,4 +135,3 @@ def test_the_console_check_catches_an_error(chromium: str, tmp_path: Path) -> No
         browser.close()
     errors = page.errors()
     assert any("boom" in e for e in errors) and any("undefined_call" in e for e in errors), errors
-

@@ -123,7 +123,10 @@ def test_a_machine_that_is_too_small_gets_the_next_type_with_more_memory() -> No
     runs = [a_run(d, p) for d, p in enumerate([11.0, 12.5, 14.2, 13.0])]
     found = hint(runs, CATALOGUE)
     assert found.verdict == "too-small" and found.suggestion == "r7i.xlarge"
-    assert found.text == "peak 14.2 of 16 GiB (89 %) on m7i.xlarge over the last 4 runs: r7i.xlarge has 32 GiB for +$0.06/h"
+    assert (
+        found.text
+        == "peak 14.2 of 16 GiB (89 %) on m7i.xlarge over the last 4 runs: r7i.xlarge has 32 GiB for +$0.06/h"
+    )
     assert found.as_json()["usd_per_hour_change"] == pytest.approx(0.063)
 
 
@@ -138,7 +141,10 @@ def test_an_oom_kill_is_too_small_whatever_the_peak_and_fitting_runs_say_so() ->
     oom = a_run(1, 7.0, usage=usage(7.0, oom=True))
     assert hint([a_run(0, 6.0), oom], CATALOGUE).verdict == "too-small"
     fits = hint([a_run(0, 9.0)], CATALOGUE)
-    assert (fits.verdict, fits.text) == ("fits", "peak 9.0 of 16 GiB (56 %) on m7i.xlarge over the last 1 run: m7i.xlarge fits")
+    assert (fits.verdict, fits.text) == (
+        "fits",
+        "peak 9.0 of 16 GiB (56 %) on m7i.xlarge over the last 1 run: m7i.xlarge fits",
+    )
 
 
 def test_only_the_newest_type_counts_and_no_usage_means_no_hint() -> None:
@@ -164,7 +170,9 @@ def test_the_catalogue_sizes_every_priced_type_and_terraform_has_its_copy() -> N
 # ---------------------------------------------------------------- the report
 def test_the_report_has_every_chart_and_run_and_loads_nothing() -> None:
     runs = [a_run(d, 9.0 + d % 3) for d in range(5)]
-    runs.append(a_run(5, 15.9, status=FAILED, exit_code=137, reason="out of memory (OOM killed)", usage=usage(15.9, oom=True)))
+    runs.append(
+        a_run(5, 15.9, status=FAILED, exit_code=137, reason="out of memory (OOM killed)", usage=usage(15.9, oom=True))
+    )
     runs.append(a_run(6, None))  # recorded before usage existed: still a row
     page = render("daily-report", runs, hint(runs, CATALOGUE), since=None, generated_at=T0)
     assert page.count('<figure class="chart">') == 6
