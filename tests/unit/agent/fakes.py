@@ -85,7 +85,12 @@ class FakeContainer:
     def attrs(self) -> dict[str, Any]:
         started = self.started.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z" if self.started else "0001-01-01T00:00:00Z"
         return {
-            "State": {"Status": self.status, "StartedAt": started, "OOMKilled": False, "ExitCode": self.exit_code},
+            "State": {
+                "Status": self.status,
+                "StartedAt": started,
+                "OOMKilled": self.engine.oom_killed and self.status == "exited",
+                "ExitCode": self.exit_code,
+            },
             "Config": {"Env": [f"{k}={v}" for k, v in self.env.items()]},
         }
 
@@ -308,6 +313,7 @@ class FakeDocker:
         self.memory_total = 8 * 1024**3
         self.cpus = 2
         self.busy_cores = 1.0
+        self.oom_killed = False  # the kernel killed the containers' jobs for memory (State.OOMKilled)
 
     def ping(self) -> bool:
         self.check()
