@@ -14,6 +14,7 @@ Knobs (environment variables), used by the tests and handy for trying things out
   JOB_FAIL_SHARD       exit 3 in the shard with this index (a sharded run with one failing child)
   JOB_ALLOCATE_MB      hold this many MiB of memory (touched, so resident), allocated 16 MiB at a time
   JOB_ALLOCATE_SECONDS how long to hold it (default 3), so the agent's samples see it
+  JOB_ALLOCATE_RAMP_SECONDS take this long to allocate it (default: as fast as it goes)
 
 As one shard of N (EC2BATCH_SHARD_INDEX K and EC2BATCH_SHARD_COUNT N, from docs/shards.md's shim and the
 launcher) it says `shard K of N` and reports on its part of the rows only: K, K+N, K+2N, ...
@@ -64,18 +65,19 @@ def print_report(totals: dict[str, float], regions: list[str], rows: int, mine: 
     print(f"partial report written: shard {index} of {count}, {mine} rows, total {total:.2f}", flush=True)
 
 
-def allocate(megabytes: int, hold: float) -> None:
+def allocate(megabytes: int, hold: float, ramp: float = 0.0) -> None:
     """Hold `megabytes` MiB resident for `hold` seconds: what the agent's usage figures must find (docs/metrics.md).
 
     Allocated in steps of 16 MiB, each page written, so the memory is really used (a zeroed bytearray may not be)
     and a job over its limit is killed partway, with its peak near the limit."""
     page, step = 4096, 16 * 1024 * 1024
     chunks: list[bytearray] = []
-    for _ in range(0, megabytes * 1024 * 1024, step):
+    steps = max(1, megabytes * 1024 * 1024 // step)
+    for _ in range(steps):
         chunk = bytearray(step)
         chunk[::page] = b"\x01" * (step // page)
         chunks.append(chunk)
-        time.sleep(0.01)
+        time.sleep(ramp / steps if ramp else 0.01)
     print(f"holding {megabytes} MiB for {hold:g}s", flush=True)
     time.sleep(hold)
     chunks.clear()
@@ -105,7 +107,9 @@ def main() -> int:
         print(f"line {i} of {lines}", flush=True)
 
     if os.environ.get("JOB_ALLOCATE_MB"):
-        allocate(int(os.environ["JOB_ALLOCATE_MB"]), float(os.environ.get("JOB_ALLOCATE_SECONDS", "3")))
+        hold = float(os.environ.get("JOB_ALLOCATE_SECONDS", "3"))
+        ramp = float(os.environ.get("JOB_ALLOCATE_RAMP_SECONDS", "0"))
+        allocate(int(os.environ["JOB_ALLOCATE_MB"]), hold, ramp)
 
     if count > 1:
         print(f"shard {index} of {count}", flush=True)

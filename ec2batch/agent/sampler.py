@@ -97,8 +97,13 @@ class UsageSampler:
         t = self.tally
         if t.samples == 0 or t.limit_bytes <= 0:
             return None
+        peak = t.peak_bytes
+        if oom_killed and self.memory_limit_bytes:
+            # The cgroup's OOM killer acts when a charge fails at the limit: the job had reached it. Its cgroup is
+            # gone with it, so a kill between two samples is otherwise recorded below the peak it reached.
+            peak = max(peak, self.memory_limit_bytes)
         return Usage(
-            peak_memory_bytes=t.peak_bytes,
+            peak_memory_bytes=peak,
             memory_limit_bytes=t.limit_bytes,
             limited=self.memory_limit_bytes is not None,
             vcpus=t.vcpus,

@@ -16,6 +16,7 @@ from tests.terraform import conftest
 from tests.terraform import plan_rules as rules
 
 JOB = "daily-report"
+SHARDED_JOB = "daily-shards"  # tests/terraform/conftest.SHARDED_JOB's module
 MACHINE = "r7i.2xlarge"  # the example's first instance type (terraform/examples/daily-job/main.tf)
 
 
@@ -58,7 +59,7 @@ def test_the_memory_alarm_watches_the_published_peak_and_names_a_type_that_fits(
 
 
 def test_the_dashboard_parses_and_charts_only_published_metrics_of_the_job(applied: dict[str, Any]) -> None:
-    for job in (JOB, conftest.SHARDED_JOB):
+    for job in (JOB, SHARDED_JOB):
         [board] = _of_job(applied, "aws_cloudwatch_dashboard", job)
         assert board["dashboard_name"] == JobNames(job).base
         widgets = json.loads(board["dashboard_body"])["widgets"]

@@ -196,3 +196,29 @@ def test_report_cli_writes_the_page_for_the_days_asked(job: Job, tmp_path) -> No
     assert out.read_text().count("<tr class=") == 2
     missing = CliRunner().invoke(main, ["report", "no-such-job", "--html", str(out)])
     assert missing.exit_code == 1 and "no-such-job" in missing.output
+
+
+def test_status_and_runs_show_the_usage_and_the_hint_and_carry_them_in_json(job: Job) -> None:
+    from click.testing import CliRunner
+
+    from ec2batch.cli import main
+
+    ledger = Ledger(job.clients.dynamodb, job.config.names.ledger_table)
+    ledger.record_terminal_at_creation(a_run(0, None, job=job.name))  # from before usage existed
+    for day, peak in ((1, 13.0), (2, 14.2)):
+        ledger.record_terminal_at_creation(a_run(day, peak, job=job.name))
+    cli = CliRunner()
+    text = cli.invoke(main, ["runs", job.name], catch_exceptions=False).output.splitlines()
+    assert "PEAK MEMORY" in text[0] and "14.2 GiB 89%" in text[1] and text[3].split()[-2:] == ["-", "0"]
+    assert text[-1] == (
+        "right-sizing: peak 14.2 of 16 GiB (89 %) on m7i.xlarge over the last 2 runs: "
+        "r7i.xlarge has 32 GiB for +$0.09/h"
+    )
+    rows = json.loads(cli.invoke(main, ["runs", job.name, "--json"], catch_exceptions=False).output)
+    assert rows[0]["usage"]["peak_memory_percent"] == 88.7 and "usage" not in rows[2]
+    status = cli.invoke(main, ["status", job.name], catch_exceptions=False).output
+    assert "latest usage: peak 14.2 GiB of 16.0 GiB machine (88.7 %)" in status
+    assert "right sizing: peak 14.2 of 16 GiB (89 %)" in status
+    info = json.loads(cli.invoke(main, ["status", job.name, "--json"], catch_exceptions=False).output)
+    assert info["latest_usage"]["peak_memory_bytes"] == int(14.2 * GIB)
+    assert info["right_sizing"]["verdict"] == "too-small" and info["right_sizing"]["suggestion"] == "r7i.xlarge"

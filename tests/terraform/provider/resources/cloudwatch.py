@@ -173,7 +173,11 @@ class Dashboard(Resource):
         return fill(planned, **{k: prior.get(k) for k in ("id", "dashboard_arn", "region")})
 
     def delete(self, aws: Aws, state: dict[str, Value]) -> None:
-        aws.client("cloudwatch").delete_dashboards(DashboardNames=[state["id"]])
+        cw = aws.client("cloudwatch")
+        try:
+            cw.delete_dashboards(DashboardNames=[state["id"]])
+        except cw.exceptions.ResourceNotFound:
+            return  # gone already: a retried destroy is done, as the provider treats it
 
 
 register_resource(Dashboard())
