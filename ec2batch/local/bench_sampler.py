@@ -79,3 +79,8 @@ def main(stack: Stack, image: str) -> None:
         f"   a CPU-bound job (median of 3): {p:.2f} s unsampled, {s:.2f} s sampled every 0.5 s "
         f"({(s / p - 1) * 100:+.1f} %)"
     )
+
+
+if __name__ == "__main__":  # section 6 alone: python -m ec2batch.local.bench_sampler
+    stack = Stack.default(progress=lambda message: None)
+    main(stack, stack.up()["runner_image"])

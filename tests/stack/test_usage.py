@@ -44,8 +44,8 @@ def test_a_job_holding_a_known_amount_of_memory_records_that_peak_and_publishes_
 def test_a_job_over_its_memory_limit_is_recorded_oom_with_the_peak_before_the_kill(deploy) -> None:
     job = deploy(
         "t-oom",
-        # 400 MiB over 4 s: the 160 MiB limit is hit after about 1.6 s, so samples see the climb before the kill.
-        env={"REPORT_ROWS": "1000", "JOB_ALLOCATE_MB": str(ALLOCATE_MB), "JOB_ALLOCATE_RAMP_SECONDS": "4"},
+        # 400 MiB over 8 s: the 160 MiB limit is hit after about 3 s, so samples see the climb before the kill.
+        env={"REPORT_ROWS": "1000", "JOB_ALLOCATE_MB": str(ALLOCATE_MB), "JOB_ALLOCATE_RAMP_SECONDS": "8"},
         limits={"memory_mb": LIMIT_MB},
     )
     run = job.wait_run(job.trigger()["run_id"])
