@@ -45,12 +45,18 @@ class Usage:
         """What `runs --json` and `status --json` show: the stored figures and the derived percentage."""
         return {**self.as_item(), "peak_memory_percent": self.peak_memory_percent}
 
-    def describe(self) -> str:
-        """`peak 1.2 of 16.0 GiB (7.5 %), CPU avg 12 % peak 98 % of 4 vCPUs, 31 samples`."""
+    def memory_text(self) -> str:
+        """`1.2 GiB of 16.0 GiB machine (7.5 %)`, or `... limit (...)` against the container's own limit."""
         of = "limit" if self.limited else "machine"
+        return (
+            f"{format_bytes(self.peak_memory_bytes)} of {format_bytes(self.memory_limit_bytes)} {of} "
+            f"({self.peak_memory_percent:g} %)"
+        )
+
+    def describe(self) -> str:
+        """`peak 1.2 GiB of 16.0 GiB machine (7.5 %), CPU avg 12 % peak 98 % of 4 vCPUs, 31 samples`."""
         text = (
-            f"peak {format_bytes(self.peak_memory_bytes)} of {format_bytes(self.memory_limit_bytes)} {of} "
-            f"({self.peak_memory_percent:g} %), CPU avg {self.average_cpu_percent:.0f} % "
+            f"peak {self.memory_text()}, CPU avg {self.average_cpu_percent:.0f} % "
             f"peak {self.peak_cpu_percent:.0f} % of {self.vcpus:g} vCPUs, {self.samples} samples"
         )
         return text + (" (then OOM killed)" if self.oom_killed else "")

@@ -483,12 +483,10 @@ class Agent:
             if endpoint is not None:
                 endpoint.close()
         usage = sampler.usage(outcome.oom_killed) if sampler is not None else None
-        if usage is not None:
+        if sampler is not None and usage is not None:
+            spent = round(sampler.cpu_seconds, 4)  # what sampling cost the agent (make bench measures the engine's)
             log.info(
-                "usage measured",
-                extra=fields(
-                    run_id=run.run_id, usage=usage.describe(), sampler_cpu_seconds=round(sampler.cpu_seconds, 4)
-                ),  # type: ignore[union-attr]
+                "usage measured", extra=fields(run_id=run.run_id, usage=usage.describe(), sampler_cpu_seconds=spent)
             )
         final = self._outcome(scene, config, replace(run, usage=usage), outcome)
         if not self.keep_running:
@@ -525,7 +523,7 @@ class Agent:
             return self._finish(scene, run, SUCCEEDED, exit_code=0)
         reason = "out of memory (OOM killed)" if outcome.oom_killed else f"exit code {outcome.exit_code}"
         if outcome.oom_killed and run.usage is not None:
-            reason += f" after a peak of {run.usage.describe().split(', CPU')[0].removeprefix('peak ')}"
+            reason += f" after a peak of {run.usage.memory_text()}"
         return self._finish(scene, run, FAILED, exit_code=outcome.exit_code, reason=reason, cause=EXIT_CODE)
 
     def _interrupted(self, scene: _Scene, config: JobConfig, run: Run, outcome: engine.Outcome) -> Run | None:
