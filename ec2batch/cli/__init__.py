@@ -19,6 +19,7 @@ from . import (
     cost_commands,
     job_commands,
     local_commands,
+    report_commands,
     run_commands,
     schedule_commands,
     timer_commands,
@@ -79,6 +80,7 @@ def _register() -> None:
         job_commands,
         cost_commands,
         local_commands,
+        report_commands,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

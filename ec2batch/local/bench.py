@@ -8,6 +8,8 @@
 4. The reconciler's cost per planner tick, for a job with 1,000 runs and 10 live (`bench_reconciler`).
 5. Shards on AWS Batch (moto's, children as containers on the same engine): SubmitJob -> every child
    started, and -> every child ended, for 1, 4 and 16 shards, beside the single-machine path of 1.
+6. Usage sampling: the agent's and the engine's CPU per sample, and a CPU-bound job with and without it
+   (`bench_sampler`).
 Figures are printed, never asserted: the machine's load changes them. `python -m ec2batch.local.bench 1 2`
 runs only those sections.
 """
@@ -36,6 +38,7 @@ from .ec2 import CONTAINER_PREFIX
 from .stack import Stack
 
 RUNS = 3
+SECTIONS = 6
 MEMORY_JOB_SECONDS = 20
 TIMERS = 50
 SHARD_COUNTS = (1, 4, 16)
@@ -358,10 +361,10 @@ def section_three(stack: Stack, config: Any) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="make bench: ec2batch's figures on the local stack")
     # No `choices`: argparse checks an empty list against them and refuses it (Python 3.11).
-    parser.add_argument("sections", nargs="*", type=int, help="only these sections, 1 to 5 (default: all)")
-    wanted = set(parser.parse_args(argv).sections or range(1, 6))
-    if not wanted <= set(range(1, 6)):
-        parser.error(f"sections are 1 to 5, not {sorted(wanted - set(range(1, 6)))}")
+    parser.add_argument("sections", nargs="*", type=int, help=f"only these sections, 1 to {SECTIONS} (default: all)")
+    wanted = set(parser.parse_args(argv).sections or range(1, SECTIONS + 1))
+    if not wanted <= set(range(1, SECTIONS + 1)):
+        parser.error(f"sections are 1 to {SECTIONS}, not {sorted(wanted - set(range(1, SECTIONS + 1)))}")
     stack = Stack.default(progress=lambda message: None)
     print(f"make bench, {utcnow():%Y-%m-%d %H:%M} UTC, on {machine()}")
     print("bringing the local stack up (warm: seconds)...", flush=True)
@@ -379,6 +382,10 @@ def main(argv: list[str] | None = None) -> None:
         reconciler()
     if 5 in wanted:
         shards(stack, images, single)
+    if 6 in wanted:
+        from .bench_sampler import main as sampling
+
+        sampling(stack, images["runner_image"])
 
 
 if __name__ == "__main__":
