@@ -131,10 +131,11 @@ class LocalJob:
         ]
 
     def agent_lines(self, run_id: str) -> list[str]:
+        """The agent's log records (JSON lines), without the run's metrics line (EMF: `_aws`, no `msg`), which
+        shares the stream but is data for CloudWatch, not a log record."""
         names = self.config.names
-        return [
-            line.message for line in read_stream(self.clients.logs, names.log_group, names.agent_log_stream(run_id))[0]
-        ]
+        lines = read_stream(self.clients.logs, names.log_group, names.agent_log_stream(run_id))[0]
+        return [line.message for line in lines if not line.message.startswith('{"_aws"')]
 
     def inbox(self) -> str:
         """A queue subscribed to the job's topic, like an on-call's e-mail."""
