@@ -37,6 +37,9 @@ locals {
     batch_execution_role           = "${local.base}-batch-execution"
     batch_state_rule               = "${local.base}-batch-state"
     batch_launch_template          = "${local.base}-batch"
+
+    # Jobs that run after other jobs (var.after; events.tf).
+    after_rule = "${local.base}-after"
   }
 
   tag_job     = "ec2batch:job"
