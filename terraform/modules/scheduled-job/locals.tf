@@ -85,6 +85,9 @@ locals {
     }
     shards = var.shards
     batch  = var.batch
+    after  = var.after
+    # The bus of the agent's run events (the launcher's comes from EC2BATCH_EVENT_BUS: the same variable).
+    event_bus = var.event_bus_name
   }
 
   # Each of var.retry.exit_codes (validated: "n" or "lo-hi") as [lo, hi].
