@@ -17,6 +17,7 @@ import click
 from .. import jsonlog
 from . import (
     cost_commands,
+    graph_commands,
     job_commands,
     local_commands,
     run_commands,
@@ -79,6 +80,7 @@ def _register() -> None:
         job_commands,
         cost_commands,
         local_commands,
+        graph_commands,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

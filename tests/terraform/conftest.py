@@ -238,6 +238,8 @@ module "downstream" {
 
   schedule_expression = null
   planner_enabled     = false
+  strategy            = "ephemeral"
+  instance_types      = ["m7i.large"]
   subnet_ids          = var.subnet_ids
   after               = [{ job = "daily-report" }]
 }
