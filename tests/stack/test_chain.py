@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ec2batch.launcher import Launcher
-from ec2batch.ledger import FAILED, SUCCEEDED, Run, iso
+from ec2batch.ledger import FAILED, SUCCEEDED, Run, iso, parse_time
 from ec2batch.run_events import entry
 from tests.stack.conftest import LocalJob
 
@@ -22,6 +22,10 @@ QUICK = {"REPORT_ROWS": "1000"}
 
 def after_runs(job: LocalJob) -> list[Run]:
     return sorted((r for r in job.ledger.list_runs(job.name) if r.trigger == "after"), key=lambda r: r.run_id)
+
+
+def seconds(start: str | None, end: str | None) -> float:
+    return (parse_time(end or "") - parse_time(start or "")).total_seconds()
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float = 150) -> Any:
@@ -66,6 +70,9 @@ def test_one_schedule_fire_runs_the_chain_a_failure_stops_it_and_a_duplicate_sta
     assert third.upstream == (f"{transform.name}/{second.run_id}",)
     assert third.lineage == (extract.name, transform.name)
     assert first.ended_at <= second.triggered_at and second.ended_at <= third.triggered_at  # in order
+    hops = [seconds(first.ended_at, second.triggered_at), seconds(second.ended_at, third.triggered_at)]
+    print(f"chain: upstream end -> downstream trigger {hops[0]:.2f}s, {hops[1]:.2f}s; "
+          f"fire -> last end {seconds(first.triggered_at, third.ended_at):.1f}s")  # fmt: skip
 
     # EventBridge delivers the extract's SUCCEEDED again: nothing starts twice.
     extract.clients.events.put_events(Entries=[entry(first, "default")])
