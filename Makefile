@@ -32,7 +32,7 @@ demo: $(STAMP) ## Bring up the local stack, schedule the example job, watch one 
 	$(BIN)/python -m ec2batch.local.demo
 
 .PHONY: test
-test: test-unit test-terraform test-stack ## Every test: unit (in-process moto), real Terraform on the provider double, the local stack suite
+test: test-unit test-terraform test-browser test-stack ## Every test: unit (in-process moto), real Terraform on the provider double, the report in Chromium, the local stack suite
 
 # ---------------------------------------------------------------- tests and checks
 .PHONY: test-unit
@@ -57,6 +57,13 @@ tf-check: $(CHECKOV) ## terraform fmt -check where a binary exists (TF_VALIDATE=
 .PHONY: test-stack
 test-stack: $(STAMP) ## The local stack suite: real dockerd, registry, moto_server, Packer image (root)
 	$(BIN)/pytest -q tests/stack
+
+.PHONY: test-browser
+test-browser: $(STAMP) ## The HTML report in headless Chromium (installs Debian's chromium if missing); screenshot in .cache/artifacts
+	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser test"; \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
+	$(BIN)/pytest -q tests/browser
+	mkdir -p docs/images && cp .cache/artifacts/report.png docs/images/report.png
 
 .PHONY: test-terraform
 test-terraform: $(STAMP) ## Real Terraform on the hashicorp/aws double: init/validate/plan/apply/destroy of examples/daily-job on moto

@@ -26,6 +26,7 @@ from .errors import TransitionRejected
 from .jsonlog import fields
 from .ledger import FAILED, INTERRUPTED, SUCCEEDED, TIMED_OUT, Attempt, Ledger, Run, iso, parse_time
 from .notify import notify
+from .usage import Usage
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ def end_attempt(
     ended_at: datetime,
     exit_code: int | None = None,
     cost: dict[str, Any] | None = None,
+    usage: Usage | None = None,
     note: str | None = None,
     now: datetime | None = None,
     send_timer: bool = True,
@@ -110,6 +112,8 @@ def end_attempt(
     verdict = decide(config, run, status=status, cause=cause, exit_code=exit_code, now=now or ended_at)
     cost = cost or {}
     run_totals = totals(run, cost)
+    if usage is not None:  # the run keeps the usage of its last attempt that measured one (ec2batch.usage)
+        run_totals["usage"] = usage
     repaired = {"repaired": (*run.repaired, note)} if note else {}
     if verdict.retry_at is not None:
         ended = _ended_attempt(run, status, cause, reason, ended_at, exit_code, cost)

@@ -53,6 +53,10 @@ class Clients:
         return self._client("logs")
 
     @cached_property
+    def cloudwatch(self) -> Any:
+        return self._client("cloudwatch")
+
+    @cached_property
     def ecr(self) -> Any:
         return self._client("ecr")
 

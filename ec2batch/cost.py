@@ -40,11 +40,14 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
         "m7i.xlarge": 0.2016,
         "m7i.2xlarge": 0.4032,
         "m7i.4xlarge": 0.8064,
+        "c7i.large": 0.08925,
         "c7i.xlarge": 0.1785,
         "c7i.2xlarge": 0.357,
         "c7i.4xlarge": 0.714,
         "r5.2xlarge": 0.504,
         "r6i.2xlarge": 0.504,
+        "r7i.large": 0.1323,
+        "r7i.xlarge": 0.2646,
         "r7i.2xlarge": 0.5292,
         "r7i.4xlarge": 1.0584,
         "ebs_gp3_gb_month": 0.08,
@@ -62,11 +65,14 @@ DEFAULT_PRICES: dict[str, dict[str, float]] = {
         "m7i.xlarge": 0.2318,
         "m7i.2xlarge": 0.4637,
         "m7i.4xlarge": 0.9274,
+        "c7i.large": 0.10185,
         "c7i.xlarge": 0.2037,
         "c7i.2xlarge": 0.4074,
         "c7i.4xlarge": 0.8148,
         "r5.2xlarge": 0.608,
         "r6i.2xlarge": 0.608,
+        "r7i.large": 0.1596,
+        "r7i.xlarge": 0.3192,
         "r7i.2xlarge": 0.6384,
         "r7i.4xlarge": 1.2768,
         "ebs_gp3_gb_month": 0.0952,
@@ -93,11 +99,14 @@ DEFAULT_SPOT_PRICES: dict[str, dict[str, float]] = {
         "m7i.xlarge": 0.0806,
         "m7i.2xlarge": 0.1613,
         "m7i.4xlarge": 0.3226,
+        "c7i.large": 0.0375,
         "c7i.xlarge": 0.075,
         "c7i.2xlarge": 0.1499,
         "c7i.4xlarge": 0.2999,
         "r5.2xlarge": 0.1663,
         "r6i.2xlarge": 0.1814,
+        "r7i.large": 0.0503,
+        "r7i.xlarge": 0.1005,
         "r7i.2xlarge": 0.2011,
         "r7i.4xlarge": 0.4022,
     },
@@ -114,15 +123,46 @@ DEFAULT_SPOT_PRICES: dict[str, dict[str, float]] = {
         "m7i.xlarge": 0.0927,
         "m7i.2xlarge": 0.1855,
         "m7i.4xlarge": 0.371,
+        "c7i.large": 0.0428,
         "c7i.xlarge": 0.0856,
         "c7i.2xlarge": 0.1711,
         "c7i.4xlarge": 0.3422,
         "r5.2xlarge": 0.2006,
         "r6i.2xlarge": 0.2189,
+        "r7i.large": 0.0606,
+        "r7i.xlarge": 0.1213,
         "r7i.2xlarge": 0.2426,
         "r7i.4xlarge": 0.4852,
     },
 }
+# The instance catalogue: what each priced type is, (vCPUs, memory in GiB), from EC2's instance type pages.
+# The right-sizing hint (ec2batch.rightsizing) and the memory alarm's suggestion (terraform, through
+# instance_catalogue.json, `catalogue_document`) read the types from here and their prices from the table above.
+INSTANCE_SIZES: dict[str, tuple[int, float]] = {
+    "t3.micro": (2, 1),
+    "t3.small": (2, 2),
+    "t3.medium": (2, 4),
+    "t3.large": (2, 8),
+    "m6i.large": (2, 8),
+    "m6i.xlarge": (4, 16),
+    "m6i.2xlarge": (8, 32),
+    "m6i.4xlarge": (16, 64),
+    "m7i.large": (2, 8),
+    "m7i.xlarge": (4, 16),
+    "m7i.2xlarge": (8, 32),
+    "m7i.4xlarge": (16, 64),
+    "c7i.large": (2, 4),
+    "c7i.xlarge": (4, 8),
+    "c7i.2xlarge": (8, 16),
+    "c7i.4xlarge": (16, 32),
+    "r5.2xlarge": (8, 64),
+    "r6i.2xlarge": (8, 64),
+    "r7i.large": (2, 16),
+    "r7i.xlarge": (4, 32),
+    "r7i.2xlarge": (8, 64),
+    "r7i.4xlarge": (16, 128),
+}
+
 # One table, as a price file writes it: "<type>/spot" beside "<type>".
 for _region, _spot in DEFAULT_SPOT_PRICES.items():
     DEFAULT_PRICES[_region].update({f"{name}{SPOT_SUFFIX}": usd for name, usd in _spot.items()})
@@ -130,6 +170,16 @@ for _region, _spot in DEFAULT_SPOT_PRICES.items():
 
 class PriceError(Ec2BatchError):
     pass
+
+
+@dataclass(frozen=True)
+class InstanceSize:
+    """One entry of the catalogue: an instance type's size and its price per hour in one region and market."""
+
+    name: str
+    vcpus: int
+    memory_gib: float
+    hourly: float
 
 
 @dataclass(frozen=True)
@@ -159,6 +209,16 @@ class PriceTable:
                 f'(--prices FILE, {{"{region}": {{"{key}": 0.123}}}})'
             ) from None
 
+    def catalogue(self, region: str, market: str = "on-demand") -> dict[str, InstanceSize]:
+        """Every type with a known size and a price here (a price file's extra types have no size: left out)."""
+        out: dict[str, InstanceSize] = {}
+        for name, (vcpus, memory) in INSTANCE_SIZES.items():
+            try:
+                out[name] = InstanceSize(name, vcpus, memory, self.hourly(region, name, market))
+            except PriceError:
+                continue
+        return out
+
     def gb_month(self, region: str) -> float:
         return self.prices.get(region, {}).get("ebs_gp3_gb_month", DEFAULT_PRICES["us-east-1"]["ebs_gp3_gb_month"])
 
@@ -184,6 +244,17 @@ def _read_price_file(path: Path) -> dict[str, dict[str, float]]:
             if isinstance(usd, bool) or not isinstance(usd, int | float) or not 0 <= usd < 1e6:
                 raise PriceError(f"price file {path}: {region}.{name}: must be a price in USD, got {usd!r}")
     return {region: {name: float(usd) for name, usd in values.items()} for region, values in doc.items()}
+
+
+def catalogue_document() -> dict[str, Any]:
+    """terraform/modules/scheduled-job/instance_catalogue.json: the sizes and on-demand prices per region."""
+    return {
+        "sizes": {name: {"vcpus": v, "memory_gib": m} for name, (v, m) in INSTANCE_SIZES.items()},
+        "prices": {
+            region: {name: usd for name, usd in prices.items() if name in INSTANCE_SIZES}
+            for region, prices in DEFAULT_PRICES.items()
+        },
+    }
 
 
 def billed_seconds(started: datetime, ended: datetime) -> int:

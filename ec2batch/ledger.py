@@ -27,6 +27,7 @@ from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from .errors import TransitionRejected
+from .usage import Usage, usage_from_item
 
 # Statuses, by rank: a run only ever moves to a higher rank. All terminal statuses share the top rank,
 # so a finished run can never be finished again differently.
@@ -181,6 +182,8 @@ class Run:
     env: Mapping[str, str] = field(default_factory=dict)
     billed_seconds: int | None = None
     cost_usd: float | None = None
+    # What the job used of its machine, as the agent sampled it (the last attempt that measured; ec2batch.usage).
+    usage: Usage | None = None
     deadline_at: str | None = None  # after this the launcher stops the machine from outside
     deadline_timer_for: str | None = None  # the deadline_at a timer message has been sent for
     start_timer_sent_at: str | None = None  # a PLANNED run's start timer is in the queue
@@ -266,6 +269,7 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
             data[name] = int(data[name])
     if "cost_usd" in data:
         data["cost_usd"] = float(data["cost_usd"])
+    data["usage"] = usage_from_item(data.get("usage"))  # absent on runs recorded before usage existed
     return Run(**data)
 
 
@@ -762,6 +766,8 @@ def _encode(name: str, value: Any) -> Any:
             {k: _decimal(v) if isinstance(v, float) else v for k, v in a.__dict__.items() if v is not None}
             for a in value
         ]
+    if name == "usage" and isinstance(value, Usage):
+        return {k: _decimal(v) if isinstance(v, float) else v for k, v in value.as_item().items()}
     if name in ("command", "repaired", "upstream", "lineage") and value is not None:
         return list(value)
     if isinstance(value, float):

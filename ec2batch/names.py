@@ -89,6 +89,11 @@ class JobNames:
         return f"{self.base}-runs"
 
     @property
+    def metrics_namespace(self) -> str:
+        # The run metrics the agent publishes (ec2batch.metrics) and the alarms' log metric filters.
+        return f"{PREFIX}/{self.job}"
+
+    @property
     def launch_template(self) -> str:
         return self.base
 

@@ -12,6 +12,9 @@ Knobs (environment variables), used by the tests and handy for trying things out
   JOB_IGNORE_SIGTERM   "1": ignore SIGTERM (to test the kill after the grace period)
   JOB_SHOW_SECRET_HASH name of a variable whose SHA-256 to print (proves a secret arrived, never its value)
   JOB_FAIL_SHARD       exit 3 in the shard with this index (a sharded run with one failing child)
+  JOB_ALLOCATE_MB      hold this many MiB of memory (touched, so resident), allocated 16 MiB at a time
+  JOB_ALLOCATE_SECONDS how long to hold it (default 3), so the agent's samples see it
+  JOB_ALLOCATE_RAMP_SECONDS take this long to allocate it (default: as fast as it goes)
 
 As one shard of N (EC2BATCH_SHARD_INDEX K and EC2BATCH_SHARD_COUNT N, from docs/shards.md's shim and the
 launcher) it says `shard K of N` and reports on its part of the rows only: K, K+N, K+2N, ...
@@ -62,6 +65,24 @@ def print_report(totals: dict[str, float], regions: list[str], rows: int, mine: 
     print(f"partial report written: shard {index} of {count}, {mine} rows, total {total:.2f}", flush=True)
 
 
+def allocate(megabytes: int, hold: float, ramp: float = 0.0) -> None:
+    """Hold `megabytes` MiB resident for `hold` seconds: what the agent's usage figures must find (docs/metrics.md).
+
+    Allocated in steps of 16 MiB, each page written, so the memory is really used (a zeroed bytearray may not be)
+    and a job over its limit is killed partway, with its peak near the limit."""
+    page, step = 4096, 16 * 1024 * 1024
+    chunks: list[bytearray] = []
+    steps = max(1, megabytes * 1024 * 1024 // step)
+    for _ in range(steps):
+        chunk = bytearray(step)
+        chunk[::page] = b"\x01" * (step // page)
+        chunks.append(chunk)
+        time.sleep(ramp / steps if ramp else 0.01)
+    print(f"holding {megabytes} MiB for {hold:g}s", flush=True)
+    time.sleep(hold)
+    chunks.clear()
+
+
 def main() -> int:
     rows = int(os.environ.get("REPORT_ROWS", "200000"))
     index, count = shard()
@@ -84,6 +105,11 @@ def main() -> int:
 
     for i in range(1, lines + 1):
         print(f"line {i} of {lines}", flush=True)
+
+    if os.environ.get("JOB_ALLOCATE_MB"):
+        hold = float(os.environ.get("JOB_ALLOCATE_SECONDS", "3"))
+        ramp = float(os.environ.get("JOB_ALLOCATE_RAMP_SECONDS", "0"))
+        allocate(int(os.environ["JOB_ALLOCATE_MB"]), hold, ramp)
 
     if count > 1:
         print(f"shard {index} of {count}", flush=True)

@@ -50,6 +50,11 @@ class CloudWatchHandler(logging.Handler):
         if record.levelno >= logging.WARNING:
             self.flush()
 
+    def put_raw(self, message: str, timestamp_ms: int) -> None:
+        """A line that is not a log record (an EMF document): sent as it is, with the next batch."""
+        with self.pending_lock:
+            self.pending.append({"timestamp": timestamp_ms, "message": message[: MAX_BYTES - EVENT_OVERHEAD]})
+
     def flush(self) -> None:
         with self.pending_lock:
             events, self.pending = self.pending, []

@@ -14,6 +14,7 @@ another, and a run that has ended is never run again (`BootNotes` tells a restar
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import subprocess
@@ -47,10 +48,12 @@ from ..ledger import (
     parse_time,
     utcnow,
 )
+from ..metrics import emf_document, figures
 from ..names import TAG_ATTEMPT, TAG_JOB, TAG_OUTCOME, TAG_RUN_ID, JobNames, tagged_attempt
 from ..notify import notify
 from ..outcome_tag import OutcomeTag
 from ..run_events import RunEvents
+from ..usage import MIB, Usage
 from . import container as engine
 from .container import describe
 from .credentials import (
@@ -66,6 +69,7 @@ from .credentials import (
 from .cwlogs import CloudWatchHandler
 from .imds import Identity, Imds
 from .interruption import POLL_SECONDS, InterruptionWatcher
+from .sampler import SAMPLE_SECONDS, UsageSampler
 from .secrets import Redactor, resolve_secrets
 
 log = logging.getLogger("ec2batch.agent")
@@ -107,6 +111,8 @@ class Settings:
     job_cgroup_parent: str | None = None
     # How often instance metadata is asked for a Spot interruption notice while the job runs (AWS: every 5 s).
     interruption_poll_seconds: float = POLL_SECONDS
+    # How often the job's container's memory and CPU are sampled (0: not at all).
+    usage_sample_seconds: float = SAMPLE_SECONDS
 
     @classmethod
     def from_environment(cls) -> Settings:
@@ -127,6 +133,7 @@ class Settings:
             job_aws_endpoint_url=env.get("EC2BATCH_JOB_AWS_ENDPOINT_URL") or None,
             job_cgroup_parent=env.get("EC2BATCH_JOB_CGROUP_PARENT") or None,
             interruption_poll_seconds=float(env.get("EC2BATCH_INTERRUPTION_POLL_SECONDS", POLL_SECONDS)),
+            usage_sample_seconds=float(env.get("EC2BATCH_USAGE_SAMPLE_SECONDS", SAMPLE_SECONDS)),
         )
 
 
@@ -211,6 +218,7 @@ class Agent:
         self.notes = BootNotes(settings.runtime_dir)
         self.began = clock()  # billing falls back to this if no run was claimed (the agent's own clock)
         self.tagged_attempt = 1  # the attempt of its run this machine was started for (its ec2batch:attempt tag)
+        self.cloudwatch: CloudWatchHandler | None = None  # the agent's own stream, once its run is claimed
 
     # ---------------------------------------------------------------- entry point
     def run(self) -> int:
@@ -453,11 +461,13 @@ class Agent:
         found = _environment_of(existing) if existing is not None else None
         endpoint, credentials = self._serve_credentials(clients, config, run, found)
         watcher: InterruptionWatcher | None = None
+        sampler: UsageSampler | None = None
         try:
             if existing is None:
                 container, begun = self._start(clients, docker, ledger, config, run, identity, credentials)
             else:
                 container, begun = self._reattach(docker, ledger, config, run, existing)
+            sampler = self._sample(container, config)
             watcher = InterruptionWatcher(
                 self.imds, poll_seconds=self.settings.interruption_poll_seconds, clock=self.clock
             ).start()
@@ -472,15 +482,35 @@ class Agent:
                 interruption=watcher,
             )
         finally:
+            if sampler is not None:
+                sampler.stop()
             if watcher is not None:
                 watcher.close()
             if endpoint is not None:
                 endpoint.close()
-        final = self._outcome(scene, config, run, outcome)
+        usage = sampler.usage(outcome.oom_killed) if sampler is not None else None
+        if sampler is not None and usage is not None:
+            spent = round(sampler.cpu_seconds, 4)  # what sampling cost the agent (make bench measures the engine's)
+            log.info(
+                "usage measured", extra=fields(run_id=run.run_id, usage=usage.describe(), sampler_cpu_seconds=spent)
+            )
+        final = self._outcome(scene, config, replace(run, usage=usage), outcome)
         if not self.keep_running:
             # `docker inspect` of the exited container shows every secret: it does not stay on a reused disk.
             engine.remove_container(container)
         return final
+
+    def _sample(self, container: Any, config: JobConfig) -> UsageSampler | None:
+        if self.settings.usage_sample_seconds <= 0:
+            return None
+        limit = config.limits.memory_mb * MIB if config.limits.memory_mb else None
+        return UsageSampler(
+            container,
+            interval=self.settings.usage_sample_seconds,
+            memory_limit_bytes=limit,
+            cpus=config.limits.cpus,
+            clock=lambda: self.clock().timestamp(),
+        ).start()
 
     def _outcome(self, scene: _Scene, config: JobConfig, run: Run, outcome: engine.Outcome) -> Run | None:
         if outcome.interruption is not None:
@@ -498,6 +528,8 @@ class Agent:
         if outcome.exit_code == 0:
             return self._finish(scene, run, SUCCEEDED, exit_code=0)
         reason = "out of memory (OOM killed)" if outcome.oom_killed else f"exit code {outcome.exit_code}"
+        if outcome.oom_killed and run.usage is not None:
+            reason += f" after a peak of {run.usage.memory_text()}"
         return self._finish(scene, run, FAILED, exit_code=outcome.exit_code, reason=reason, cause=EXIT_CODE)
 
     def _interrupted(self, scene: _Scene, config: JobConfig, run: Run, outcome: engine.Outcome) -> Run | None:
@@ -642,7 +674,19 @@ class Agent:
         current = _quietly(lambda: scene.ledger.get(run.job, run.run_id)) or run
         started = parse_time(current.instance_running_at) if current.instance_running_at else self.began
         cost = run_cost(current, ended, self.region, started=started, market=current.market)
-        return self._record(scene, current, status, ended, cost=cost, **changes)
+        if run.usage is not None:
+            changes["usage"] = run.usage
+        recorded = self._record(scene, current, status, ended, cost=cost, **changes)
+        self._publish_metrics(replace(current, ended_at=iso(ended)), status, run.usage, cost.get("cost_usd"))
+        return recorded
+
+    def _publish_metrics(self, run: Run, status: str, usage: Usage | None, cost_usd: float | None) -> None:
+        """The attempt's figures as one EMF line in the agent's stream: CloudWatch makes them metrics (no call)."""
+        if self.cloudwatch is None:
+            return
+        values = figures(run, status, usage, cost_usd)
+        document = emf_document(run.job, run.run_id, status, values, self.clock())
+        self.cloudwatch.put_raw(json.dumps(document), int(time.time() * 1000))
 
     def _record(
         self,
@@ -710,6 +754,7 @@ class Agent:
             ended_at=ended,
             exit_code=changes.get("exit_code"),
             cost=cost,
+            usage=changes.get("usage"),
             now=self.clock(),
             publish=False,  # the agent publishes after the container is removed (`_run`)
         )
@@ -776,6 +821,7 @@ class Agent:
         handler = CloudWatchHandler(clients.logs, config.names.log_group, config.names.agent_log_stream(run_id))
         handler.setFormatter(JsonFormatter(self.redact))
         logging.getLogger("ec2batch").addHandler(handler)
+        self.cloudwatch = handler
 
     def _flush_logs(self) -> None:
         for handler in logging.getLogger("ec2batch").handlers:

@@ -20,6 +20,7 @@ from . import (
     graph_commands,
     job_commands,
     local_commands,
+    report_commands,
     run_commands,
     schedule_commands,
     timer_commands,
@@ -81,6 +82,7 @@ def _register() -> None:
         cost_commands,
         local_commands,
         graph_commands,
+        report_commands,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

@@ -10,15 +10,18 @@ from typing import Any
 import click
 
 from ..config import load_config
+from ..cost import PriceTable
 from ..errors import Ec2BatchError
 from ..invoke import invoke_launcher
 from ..jobs import find_instances, get_schedule
 from ..launcher.events import TOKEN_REUSED
 from ..ledger import Attempt, Ledger, Run, parse_time, utcnow
 from ..names import JobNames, validate_job_name
+from ..rightsizing import LAST_RUNS, Hint, hint
 from ..runlogs import follow_stream, read_stream
 from ..runview import summary
 from ..shards import summary as shard_summary
+from ..usage import format_bytes
 from .context import Context, friendly_errors
 from .params import RUN_ID, check_overrides, parse_command, parse_env
 
@@ -171,6 +174,8 @@ def _run_json(run: Run) -> dict[str, Any]:
         data["shards"] = [{k: v for k, v in x.__dict__.items() if v is not None} for x in run.shards]
         data["shards_summary"] = shard_summary(run)
     data["duration_seconds"] = run.duration_seconds()
+    if run.usage is not None:
+        data["usage"] = run.usage.as_json()
     return data
 
 
@@ -196,13 +201,21 @@ def runs(ctx: Context, job: str, limit: int, as_json: bool) -> None:
         click.echo(f"no runs of {job} yet")
         return
     click.echo(table(found))
+    click.echo(f"\nright-sizing: {_hint(ctx, found[:LAST_RUNS]).text}")
+
+
+def _hint(ctx: Context, runs: list[Run]) -> Hint:
+    """From the runs given (newest first); a suggestion with its evidence, never acted on."""
+    return hint(runs, PriceTable.load().catalogue(ctx.clients.region))
 
 
 def table(runs: list[Run]) -> str:
     sharded = any(r.shard_count for r in runs)  # the SHARDS column only where a job has shards
+    measured = any(r.usage for r in runs)  # PEAK MEMORY only where runs have usage (older ones have none)
     chained = any(r.upstream for r in runs)  # the UPSTREAM column only where a job runs after others
     header = ("RUN ID", "TRIGGER", "STATUS", "ATTEMPTS", *(("SHARDS",) if sharded else ()), "SCHEDULED")
-    header = (*header, *(("UPSTREAM",) if chained else ()), "STARTED", "DURATION", "EXIT", "REASON")
+    header = (*header, *(("UPSTREAM",) if chained else ()), "STARTED", "DURATION")
+    header = (*header, *(("PEAK MEMORY", "CPU") if measured else ()), "EXIT", "REASON")
     rows = [header]
     for run in runs:
         duration = run.duration_seconds()
@@ -217,12 +230,22 @@ def table(runs: list[Run]) -> str:
                 *((", ".join(run.upstream) or "-",) if chained else ()),
                 _short(run.container_started_at or run.instance_running_at or run.start_requested_at),
                 f"{duration:.0f}s" if duration is not None else "-",
+                *(_usage_cells(run) if measured else ()),
                 str(run.exit_code) if run.exit_code is not None else "-",
                 (run.reason or "")[:60],
             )
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+
+
+def _usage_cells(run: Run) -> tuple[str, str]:
+    """`14.2 GiB 89%` (of the machine, or of the container's limit: `...% of limit`), `avg/peak` CPU."""
+    u = run.usage
+    if u is None:
+        return "-", "-"
+    memory = f"{format_bytes(u.peak_memory_bytes)} {u.peak_memory_percent:.0f}%" + (" of limit" if u.limited else "")
+    return memory + (" OOM" if u.oom_killed else ""), f"{u.average_cpu_percent:.0f}/{u.peak_cpu_percent:.0f}%"
 
 
 def _attempt_line(a: Attempt) -> str:
@@ -254,7 +277,9 @@ def status(ctx: Context, job: str, as_json: bool) -> None:
     clients = ctx.clients
     config = load_config(clients.ssm, job)
     ledger = ledger_for(ctx, job)
-    latest = ledger.list_runs(job, limit=1)
+    recent = ledger.list_runs(job, limit=LAST_RUNS)  # the hint's evidence; the newest is the latest run
+    latest = recent[:1]
+    advice = _hint(ctx, recent)
     schedule = get_schedule(clients.scheduler, job)
     instances = find_instances(clients.ec2, job)
     info = {
@@ -272,9 +297,12 @@ def status(ctx: Context, job: str, as_json: bool) -> None:
         "latest_attempts": [_attempt_line(a) for a in latest[0].all_attempts()] if latest else [],
         "shards": config.shards,
         "latest_shards": shard_summary(latest[0]) if latest and latest[0].shard_count else None,
+        "latest_usage": latest[0].usage.describe() if latest and latest[0].usage else None,
+        "right_sizing": advice.text,
     }
     if as_json:
-        click.echo(json.dumps(info, indent=1))
+        usage = latest[0].usage.as_json() if latest and latest[0].usage else None
+        click.echo(json.dumps({**info, "latest_usage": usage, "right_sizing": advice.as_json()}, indent=1))
         return
     for key, value in info.items():
         if isinstance(value, list):

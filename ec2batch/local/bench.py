@@ -7,6 +7,8 @@
 4. The reconciler's cost per planner tick, for a job with 1,000 runs and 10 live (`bench_reconciler`).
 5. Shards on AWS Batch (moto's, children as containers on the same engine): SubmitJob -> every child
    started, and -> every child ended, for 1, 4 and 16 shards, beside the single-machine path of 1.
+6. Usage sampling: the agent's and the engine's CPU per sample, and a CPU-bound job with and without it
+   (`bench_sampler`).
 Figures are printed, never asserted: the machine's load changes them.
 """
 
@@ -202,6 +204,9 @@ def main() -> None:
 
     reconciler()
     shards(stack, images, statistics.median(o[0] for o in ours))
+    from .bench_sampler import main as sampling
+
+    sampling(stack, images["runner_image"])
 
 
 if __name__ == "__main__":

@@ -248,6 +248,8 @@ class Ec2Emulator:
                     "EC2BATCH_CREDENTIALS_REFRESH_SECONDS=20",
                     # `ec2batch local interrupt` may give a warning far shorter than AWS's 120 s.
                     "EC2BATCH_INTERRUPTION_POLL_SECONDS=1",
+                    # Test jobs run seconds, not hours: several samples each (AWS: every 5 s).
+                    "EC2BATCH_USAGE_SAMPLE_SECONDS=0.5",
                     *(f"{k}={v}" for k, v in DUMMY_CREDENTIALS.items()),
                 ]
             )

@@ -1,4 +1,5 @@
-"""The local stack's emulator process: EC2 <-> containers, schedules, SQS -> launcher, Batch events -> launcher.
+"""The local stack's emulator process: EC2 <-> containers, schedules, SQS -> launcher, Batch events -> launcher,
+EMF log lines -> CloudWatch metrics.
 
 Started detached by `ec2batch local up`; writes `run/emulators.ready` once every loop runs.
 """
@@ -15,6 +16,7 @@ from .. import jsonlog
 from ..launcher import Launcher
 from .batch_events import BatchEvents
 from .ec2 import Ec2Emulator
+from .emf_extractor import EmfExtractor
 from .paths import StackPaths
 from .scheduler_emulator import SchedulerEmulator
 from .sqs import SqsPoller
@@ -39,6 +41,7 @@ def main() -> None:
         SchedulerEmulator(clients, launcher.handle).run_forever,
         SqsPoller(clients, launcher.handle).run_forever,
         BatchEvents(clients, launcher.handle).run_forever,
+        EmfExtractor(clients).run_forever,  # CloudWatch Logs' metric extraction, which moto lacks
     ]
     threads = [threading.Thread(target=loop, args=(stop,), daemon=True) for loop in loops]
     for thread in threads:

@@ -576,6 +576,25 @@ def test_metric_alarm(aws: MotoAws) -> None:
     destroy(aws, "aws_cloudwatch_metric_alarm", alarm)
 
 
+def test_dashboard(aws: MotoAws) -> None:
+    cw = aws.client("cloudwatch")
+    body = {
+        "widgets": [
+            {"type": "metric", "properties": {"metrics": [["ec2batch/nightly", "RunDuration", "job", "nightly"]]}}
+        ]
+    }
+    board = lifecycle(
+        aws, "aws_cloudwatch_dashboard", {"dashboard_name": "ec2batch-nightly", "dashboard_body": json.dumps(body)}
+    )
+    assert board["dashboard_arn"] == cw.get_dashboard(DashboardName="ec2batch-nightly")["DashboardArn"]
+    changed = {"widgets": [*body["widgets"], {"type": "text", "properties": {"markdown": "by hand"}}]}
+    cw.put_dashboard(DashboardName="ec2batch-nightly", DashboardBody=json.dumps(changed))
+    assert json.loads(res("aws_cloudwatch_dashboard").read(aws, board)["dashboard_body"]) == changed
+    board = update(aws, "aws_cloudwatch_dashboard", board, dashboard_body=json.dumps(body))
+    assert json.loads(cw.get_dashboard(DashboardName="ec2batch-nightly")["DashboardBody"]) == body
+    destroy(aws, "aws_cloudwatch_dashboard", board)
+
+
 def test_event_rule_and_target(aws: MotoAws) -> None:
     events = aws.client("events")
     queue_arn = aws.client("sqs").get_queue_attributes(

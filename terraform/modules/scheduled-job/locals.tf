@@ -11,6 +11,7 @@ locals {
     log_group          = "/ec2batch/${var.job_name}"
     ecr_repository     = "ec2batch/${var.job_name}"
     ledger_table       = "${local.base}-runs"
+    metrics_namespace  = "ec2batch/${var.job_name}"
     launch_template    = local.base
     launcher_function  = "${local.base}-launcher"
     launcher_log_group = "/aws/lambda/${local.base}-launcher"

@@ -72,3 +72,8 @@ output "batch_job_definition_arn" {
   description = "The AWS Batch job definition of the job's shards, its current revision (shards > 1), or null."
   value       = try(aws_batch_job_definition.this[0].arn, null)
 }
+
+output "dashboard_name" {
+  description = "The job's CloudWatch dashboard (run metrics, docs/metrics.md)."
+  value       = aws_cloudwatch_dashboard.this.dashboard_name
+}

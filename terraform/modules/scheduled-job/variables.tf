@@ -600,3 +600,14 @@ variable "event_bus_name" {
     error_message = "event_bus_name must be an event bus name (letters, digits, '.', '-', '_'; 1 to 256 characters)."
   }
 }
+
+variable "memory_alarm_threshold_percent" {
+  description = "The memory alarm fires when a run's peak memory exceeds this share (%) of its machine's memory, or of limits.memory_mb when set; its notification names an instance type that would fit."
+  type        = number
+  default     = 85
+
+  validation {
+    condition     = var.memory_alarm_threshold_percent > 0 && var.memory_alarm_threshold_percent <= 100
+    error_message = "memory_alarm_threshold_percent must be more than 0 and at most 100."
+  }
+}

@@ -76,6 +76,7 @@ class FakeContainer:
         self.fail_start: Exception | None = None
         self.options: dict[str, Any] = {}
         self.client = engine
+        self.id = f"{abs(hash(name)):064x}"[:64]
         self.signals: list[tuple[str, datetime]] = []  # each signal, and when (the fake clock)
         self.on_sigterm: float | None = engine.on_sigterm
         self.files: dict[str, bytes] = {}
@@ -84,7 +85,12 @@ class FakeContainer:
     def attrs(self) -> dict[str, Any]:
         started = self.started.strftime("%Y-%m-%dT%H:%M:%S.%f") + "123Z" if self.started else "0001-01-01T00:00:00Z"
         return {
-            "State": {"Status": self.status, "StartedAt": started, "OOMKilled": False, "ExitCode": self.exit_code},
+            "State": {
+                "Status": self.status,
+                "StartedAt": started,
+                "OOMKilled": self.engine.oom_killed and self.status == "exited",
+                "ExitCode": self.exit_code,
+            },
             "Config": {"Env": [f"{k}={v}" for k, v in self.env.items()]},
         }
 
@@ -257,6 +263,31 @@ class FakeImages:
         self.pulled.append(f"{repository}:{tag}")
 
 
+class FakeApi:
+    """The low-level client's `stats`: what a running container uses, in Docker's JSON (cgroup v1's shape)."""
+
+    def __init__(self, engine: FakeDocker) -> None:
+        self.engine = engine
+
+    def stats(self, container_id: str, stream: bool = True, one_shot: bool | None = None) -> dict[str, Any]:
+        self.engine.check()
+        self.engine.stats_calls += 1
+        container = next(c for c in self.engine.all if c.id == container_id)
+        container._settle()
+        if container.status != "running" or container.started is None:
+            return {"memory_stats": {}, "cpu_stats": {}}
+        busy = (self.engine.clock.now() - container.started).total_seconds() * self.engine.busy_cores
+        return {
+            "memory_stats": {
+                "usage": self.engine.memory_bytes,
+                "max_usage": self.engine.memory_bytes,
+                "limit": self.engine.memory_total,
+                "stats": {"total_inactive_file": 0},
+            },
+            "cpu_stats": {"cpu_usage": {"total_usage": int(busy * 1e9)}, "online_cpus": self.engine.cpus},
+        }
+
+
 class FakeDocker:
     """One engine; `runtime` and `exit_code` apply to the containers it starts."""
 
@@ -275,6 +306,14 @@ class FakeDocker:
         self.images = FakeImages(self)
         self.volumes = FakeVolumes(self)
         self.wait_hook: Any = None
+        # What a running container uses (the `stats` answers): memory in bytes, busy vCPUs of `cpus`.
+        self.api = FakeApi(self)
+        self.stats_calls = 0
+        self.memory_bytes = 512 * 1024**2
+        self.memory_total = 8 * 1024**3
+        self.cpus = 2
+        self.busy_cores = 1.0
+        self.oom_killed = False  # the kernel killed the containers' jobs for memory (State.OOMKilled)
 
     def ping(self) -> bool:
         self.check()
