@@ -83,3 +83,13 @@ def test_both_roles_publish_only_ec2batch_events_only_to_the_jobs_bus() -> None:
         put_events("launcher", bus="another-bus"),
     ]
     assert len(cov.uncovered(denied, roles, WHERE)) == len(denied)
+
+
+def test_the_launcher_and_the_agent_publish_to_the_same_bus(applied: dict[str, Any], aws: Any) -> None:
+    # One variable, two carriers: the launcher's environment and the config document the agent reads.
+    for module_address, job in (("module.daily_report.", "daily-report"), ("module.downstream.", DOWNSTREAM)):
+        launcher = one(applied, "aws_lambda_function", module_address)
+        parameter = f"/ec2batch/{job}/config"
+        document = aws("ssm").get_parameter(Name=parameter, WithDecryption=True)["Parameter"]["Value"]
+        bus = launcher["environment"][0]["variables"]["EC2BATCH_EVENT_BUS"]
+        assert bus == parse_config(json.loads(document)).event_bus == "default"

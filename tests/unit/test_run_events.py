@@ -149,3 +149,14 @@ def test_the_documented_example_events_follow_the_schema_one_for_every_status() 
         jsonschema.validate(event["detail"], DETAIL_SCHEMA, format_checker=jsonschema.FormatChecker())
     assert sorted(e["detail"]["status"] for e in examples) == sorted(STATUSES)
     assert json.loads(re.search(r"```json\n(\{\n  \"\$schema\".*?)\n```", DOCS.read_text(), re.S)[1]) == DETAIL_SCHEMA
+
+
+def test_the_lambdas_launcher_publishes_to_the_bus_its_environment_names(
+    aws: Clients, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from ec2batch.launcher import Launcher
+
+    monkeypatch.setenv("EC2BATCH_EVENT_BUS", "batch-events")
+    assert Launcher.from_environment(aws).ledger("extract").events.bus == "batch-events"  # type: ignore[union-attr]
+    monkeypatch.delenv("EC2BATCH_EVENT_BUS")
+    assert Launcher.from_environment(aws).ledger("extract").events.bus == "default"  # type: ignore[union-attr]
