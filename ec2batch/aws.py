@@ -77,5 +77,9 @@ class Clients:
         return self._client("batch")
 
     @cached_property
+    def events(self) -> Any:
+        return self._client("events")
+
+    @cached_property
     def sts(self) -> Any:
         return self._client("sts")

@@ -37,6 +37,11 @@ FARGATE_MEMORY = {
     8.0: tuple(range(16384, 61441, 4096)),
     16.0: tuple(range(32768, 122881, 8192)),
 }
+# What an `after` entry may wait for: a run's ending (SKIPPED is no run of the job, so nothing to follow).
+AFTER_STATUSES = ("SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED")
+MAX_AFTER = 5  # upstream jobs of one job: an EventBridge pattern's list, kept short enough to read
+# EventBridge's event bus names (CreateEventBus): letters, digits and . - _ (no / : a partner bus is not ours).
+_EVENT_BUS = re.compile(r"^[A-Za-z0-9._-]{1,256}$")
 MAX_RUNTIME_LIMIT = 14 * 24 * 3600  # two weeks: longer than any batch job we want to keep paying for
 ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")  # also checks run overrides
 _INSTANCE_TYPE = re.compile(r"^[a-z][a-z0-9-]*\.[a-z0-9]+$")
@@ -70,6 +75,14 @@ class Limits:
 class Notifications:
     topic_arn: str | None = None
     on: tuple[str, ...] = ("FAILED", "TIMED_OUT")
+
+
+@dataclass(frozen=True)
+class After:
+    """The job runs after `job`'s runs that end with `status` (docs/events.md: with several, after all of them)."""
+
+    job: str
+    status: str = "SUCCEEDED"
 
 
 @dataclass(frozen=True)
@@ -140,6 +153,9 @@ class JobConfig:
     # 1: the run has its own machine. More: an AWS Batch array job of this many children (docs/shards.md).
     shards: int = 1
     batch: BatchSettings = field(default_factory=BatchSettings)
+    # The jobs this one runs after (EventBridge: their run state change events start it) and the bus they use.
+    after: tuple[After, ...] = ()
+    event_bus: str = "default"
 
     @property
     def names(self) -> JobNames:
@@ -161,6 +177,7 @@ class JobConfig:
         doc["limits"] = {k: v for k, v in asdict(self.limits).items() if v is not None}
         doc["retry"] = self.retry.to_document()
         doc["batch"] = asdict(self.batch)
+        doc["after"] = [asdict(a) for a in self.after]
         return doc
 
 
@@ -279,6 +296,8 @@ def parse_config(doc: Any) -> JobConfig:
         c.fail("config.command", "is required with shards above 1: the job definition wraps it to pass the shard index")
     if shards == 1 and batch != BatchSettings():
         c.fail("config.batch", "only applies with shards above 1 (a run of one shard has its own machine)")
+    after = _after(c, doc.get("after"), job)
+    event_bus = c.string(doc.get("event_bus", "default"), "config.event_bus", pattern=_EVENT_BUS, hint="a bus name")
     debug = doc.get("keep_running_for_debug", False)
     if not isinstance(debug, bool):
         c.fail("config.keep_running_for_debug", f"must be true or false, got {debug!r}")
@@ -308,7 +327,35 @@ def parse_config(doc: Any) -> JobConfig:
         retry=retry,
         shards=shards or 1,
         batch=batch,
+        after=after,
+        event_bus=event_bus or "default",
     )
+
+
+def _after(c: _Checker, value: Any, job: str | None) -> tuple[After, ...]:
+    """Each entry on its own; an upstream that does not exist and cycles need every job (ec2batch.dependencies)."""
+    if value is None:
+        return ()
+    if not isinstance(value, list) or len(value) > MAX_AFTER:
+        c.fail("config.after", f'must be a list of at most {MAX_AFTER} objects like {{"job": "extract"}}')
+        return ()
+    found: list[After] = []
+    for i, raw in enumerate(value):
+        path = f"config.after[{i}]"
+        if not isinstance(raw, Mapping):
+            c.fail(path, f'must be an object like {{"job": "extract", "status": "SUCCEEDED"}}, got {raw!r}')
+            continue
+        entry = c.obj(raw, path)
+        c.unknown_keys(entry, {"job", "status"}, path)
+        upstream = c.string(entry.get("job"), f"{path}.job", pattern=re.compile(JOB_NAME_PATTERN), hint="a job name")
+        status = c.choice(entry.get("status", "SUCCEEDED"), f"{path}.status", AFTER_STATUSES)
+        if upstream is not None and upstream == job:
+            c.fail(f"{path}.job", f"{upstream!r} is this job: a job cannot run after itself")
+        elif upstream is not None and any(a.job == upstream for a in found):
+            c.fail(f"{path}.job", f"{upstream!r} is listed twice; a job follows another for one status")
+        elif upstream is not None and status is not None:
+            found.append(After(upstream, status))
+    return tuple(found)
 
 
 def _batch(c: _Checker, value: Any) -> BatchSettings:

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -37,7 +37,7 @@ TERMINAL = (SUCCEEDED, FAILED, TIMED_OUT, SKIPPED, CANCELLED)
 RANK = {PLANNED: 0, PENDING: 1, STARTING: 2, RUNNING: 3, **{s: 4 for s in TERMINAL}}
 STATUSES = tuple(RANK)
 
-TRIGGERS = ("schedule", "manual", "at", "boot")
+TRIGGERS = ("schedule", "manual", "at", "boot", "after")
 SLOT_KEY = "~active"
 TOKEN_PREFIX = "~token#"
 INSTANCE_PREFIX = "~instance#"
@@ -82,7 +82,7 @@ def new_run_id(trigger: str, at: datetime, token: str | None = None) -> str:
 
 # Every run id has one of the two shapes above (time stamp, then the trigger); anything else, such as the
 # bookkeeping keys `~active` or `~token#...`, is not a run. Commands and timer messages check ids with it.
-RUN_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}\.[0-9]{3}Z-(?:schedule|(?:manual|at|boot)-[0-9a-f]{8})\Z")
+RUN_ID_PATTERN = re.compile(r"^[0-9]{8}T[0-9]{6}\.[0-9]{3}Z-(?:schedule|(?:manual|at|boot|after)-[0-9a-f]{8})\Z")
 
 
 def token_key(token: str) -> str:
@@ -192,6 +192,10 @@ class Run:
     notify_claim_until: str | None = None  # someone is publishing it
     repaired: tuple[str, ...] = ()  # what the reconciler did to this run, one line each
     updated_at: str | None = None
+    previous_status: str | None = None  # the status the last status-changing write moved it from
+    upstream: tuple[str, ...] = ()  # an `after` run: the upstream runs it follows, "<job>/<run id>"
+    lineage: tuple[str, ...] = ()  # an `after` run: every job upstream of it in its chain
+    with_downstream: bool = False  # a manual run asked its job's downstream jobs to follow it
 
     @property
     def terminal(self) -> bool:
@@ -237,7 +241,7 @@ def run_to_item(run: Run) -> dict[str, Any]:
     item: dict[str, Any] = {}
     for f in fields(run):
         value = getattr(run, f.name)
-        if value is None or value == () or value == {}:
+        if value is None or value == () or value == {} or value is False:
             continue
         item[f.name] = _encode(f.name, value)
     return {k: _ser.serialize(v) for k, v in item.items()}
@@ -256,7 +260,8 @@ def run_from_item(item: Mapping[str, Any]) -> Run:
         Attempt(**_floats(_ints(a, "number", "exit_code", "billed_seconds"), "cost_usd")) for a in attempts
     )
     data["shards"] = tuple(Shard(**_ints(x, "index", "exit_code", "attempts")) for x in data.get("shards", []))
-    data["repaired"] = tuple(data.get("repaired", []))
+    for name in ("repaired", "upstream", "lineage"):
+        data[name] = tuple(data.get(name, []))
     if "command" in data:
         data["command"] = tuple(data["command"])
     for name in ("exit_code", "billed_seconds", "attempt", "shard_count"):
@@ -294,10 +299,19 @@ class CreateOutcome:
 class Ledger:
     """All reads and writes of the run ledger. `dynamodb` is a low-level boto3 client."""
 
-    def __init__(self, dynamodb: Any, table: str, clock: Callable[[], datetime] = utcnow) -> None:
+    def __init__(
+        self, dynamodb: Any, table: str, clock: Callable[[], datetime] = utcnow, events: Publisher | None = None
+    ) -> None:
         self.db = dynamodb
         self.table = table
         self.clock = clock
+        # Told of every status-changing write once it has succeeded (ec2batch.run_events.RunEvents); never raises.
+        self.events = events
+
+    def _published(self, run: Run) -> Run:
+        if self.events is not None:
+            self.events.publish(run)
+        return run
 
     # ---------------------------------------------------------------- reads
     def get(self, job: str, run_id: str) -> Run | None:
@@ -373,7 +387,7 @@ class Ledger:
                 items.append({"Update": self._slot_take(run, stale)})
             try:
                 self.db.transact_write_items(TransactItems=items)
-                return CreateOutcome("created", run)
+                return CreateOutcome("created", self._published(run))
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
@@ -418,7 +432,7 @@ class Ledger:
             if token and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
                 return CreateOutcome("duplicate", self._run_for_token(run.job, token))
             return CreateOutcome("duplicate", self.require(run.job, run.run_id))
-        return CreateOutcome(kind, run, active_run_id=holder)
+        return CreateOutcome(kind, self._published(run), active_run_id=holder)
 
     def claim_slot(self, job: str, run_id: str, slot: str = SLOT_KEY) -> str | None:
         """Take a slot (the job's, or an instance's) for an existing run; returns the live holder's run id if
@@ -483,14 +497,14 @@ class Ledger:
         run = self._update(
             job,
             run_id,
-            {"status": status, **changes},
+            {"previous_status": FROM_STATUS, "status": status, **changes},
             condition=condition,
             condition_values=values,
             rejected=f"run {run_id} cannot move to {status}" + (f" for attempt {attempt}" if attempt else ""),
         )
         if status in TERMINAL:
             self.release_slot(job, run_id)
-        return run
+        return self._published(run)
 
     def update_fields(
         self, job: str, run_id: str, *, unless_terminal: bool = True, attempt: int | None = None, **changes: Any
@@ -527,6 +541,7 @@ class Ledger:
         condition = "#status IN (" + ", ".join(values) + ") AND " + _attempt_guard(run.attempt, values)
         at = iso(retry_at)
         changes: dict[str, Any] = {
+            "previous_status": FROM_STATUS,
             "status": PENDING,
             "attempt": run.attempt + 1,
             "attempts": (*run.attempts, ended),
@@ -536,13 +551,15 @@ class Ledger:
             **totals,
             **{name: None for name in ATTEMPT_FIELDS},
         }
-        return self._update(
-            run.job,
-            run.run_id,
-            changes,
-            condition=condition,
-            condition_values=values,
-            rejected=f"run {run.run_id}'s attempt {run.attempt} cannot be retried",
+        return self._published(
+            self._update(
+                run.job,
+                run.run_id,
+                changes,
+                condition=condition,
+                condition_values=values,
+                rejected=f"run {run.run_id}'s attempt {run.attempt} cannot be retried",
+            )
         )
 
     def take_start_lease(self, job: str, run_id: str, *, force: bool = False) -> Run | None:
@@ -636,10 +653,14 @@ class Ledger:
             if value is None:
                 removes.append(f"#f{i}")
                 continue
+            if value is FROM_STATUS:
+                # Every operand of an update expression reads the item as it was before the update.
+                sets.append(f"#f{i} = #status")
+                continue
             values[f":v{i}"] = _ser.serialize(_encode(name, value))
             sets.append(f"#f{i} = :v{i}")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
-        for unused in [n for n in ("#status", "#attempt") if n not in condition]:
+        for unused in [n for n in ("#status", "#attempt") if n not in condition + expression]:
             del names[unused]  # DynamoDB rejects names the expressions do not use
         try:
             response = self.db.update_item(
@@ -701,6 +722,15 @@ class Ledger:
         return self.require(job, target)
 
 
+class Publisher(Protocol):
+    """Whoever is told of a run's status changes (ec2batch.run_events.RunEvents)."""
+
+    def publish(self, run: Run) -> bool: ...
+
+
+# In a write's changes: "the status the item has before this write" (Ledger._update copies it in the same write).
+FROM_STATUS: Any = object()
+
 # What belongs to one attempt: cleared when the run moves on to the next.
 ATTEMPT_FIELDS = (
     "instance_id",
@@ -738,7 +768,7 @@ def _encode(name: str, value: Any) -> Any:
         ]
     if name == "usage" and isinstance(value, Usage):
         return {k: _decimal(v) if isinstance(v, float) else v for k, v in value.as_item().items()}
-    if name in ("command", "repaired") and value is not None:
+    if name in ("command", "repaired", "upstream", "lineage") and value is not None:
         return list(value)
     if isinstance(value, float):
         return _decimal(value)

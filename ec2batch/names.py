@@ -198,6 +198,11 @@ class JobNames:
         # EventBridge: the queue's "Batch Job State Change" events to the launcher.
         return f"{self.base}-batch-state"
 
+    @property
+    def after_rule(self) -> str:
+        # EventBridge: the run state change events of the jobs this one runs after (`after`), to its launcher.
+        return f"{self.base}-after"
+
     def batch_log_stream_prefix(self) -> str:
         """awslogs-stream-prefix of the job definition: a shard's stream is <prefix>/default/<task id>."""
         return "shards"

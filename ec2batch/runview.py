@@ -10,6 +10,8 @@ def summary(run: Run) -> str:
     lines = [f"run {run.run_id} {run.status}" + (f" (exit {run.exit_code})" if run.exit_code is not None else "")]
     if run.reason:
         lines.append(f"  reason: {run.reason}")
+    if run.upstream:
+        lines.append(f"  after: {', '.join(run.upstream)}")
     steps = [
         ("triggered", run.triggered_at),
         ("instance running", run.instance_running_at),

@@ -187,7 +187,7 @@ def calls(aws: Clients) -> Counter[str]:
     def count(model: Any, **_: Any) -> None:
         counter[f"{model.service_model.service_name}.{model.name}"] += 1
 
-    for service in ("ec2", "dynamodb", "ssm", "sns"):
+    for service in ("ec2", "dynamodb", "ssm", "sns", "events"):
         getattr(aws, service).meta.events.register("before-call", count)
     return counter
 

@@ -52,6 +52,7 @@ from ..metrics import emf_document, figures
 from ..names import TAG_ATTEMPT, TAG_JOB, TAG_OUTCOME, TAG_RUN_ID, JobNames, tagged_attempt
 from ..notify import notify
 from ..outcome_tag import OutcomeTag
+from ..run_events import RunEvents
 from ..usage import MIB, Usage
 from . import container as engine
 from .container import describe
@@ -260,7 +261,11 @@ class Agent:
                 "instance has no ec2batch:job tag: nothing to run", extra=fields(instance_id=identity.instance_id)
             )
             return 1
-        scene = _Scene(clients, Ledger(clients.dynamodb, JobNames(job).ledger_table, clock=self.clock), job, identity)
+        # Run events go to the default bus until the config (which may name another) has been read.
+        ledger = Ledger(
+            clients.dynamodb, JobNames(job).ledger_table, clock=self.clock, events=RunEvents(clients.events)
+        )
+        scene = _Scene(clients, ledger, job, identity)
         step = "reading the job config (SSM GetParameter)"
         config: JobConfig | None = None
         try:
@@ -271,6 +276,7 @@ class Agent:
                 self._fail_before_claim(scene, tagged_run, f"bad config: {exc}")
                 return 1
             self.keep_running = config.keep_running_for_debug
+            ledger.events = RunEvents(clients.events, config.event_bus)
             scene = replace(scene, config=config)
             step = "claiming the run (DynamoDB)"
             run = self._claim(scene, config, tagged_run)

@@ -17,6 +17,7 @@ import click
 from .. import jsonlog
 from . import (
     cost_commands,
+    graph_commands,
     job_commands,
     local_commands,
     report_commands,
@@ -80,6 +81,7 @@ def _register() -> None:
         job_commands,
         cost_commands,
         local_commands,
+        graph_commands,
         report_commands,
     ):
         for command in module.COMMANDS:

@@ -45,7 +45,7 @@ def validate(files: tuple[Path, ...]) -> None:
     failed = False
     for path in files:
         try:
-            config = parse_config_text(_read_text(path), source=str(path))
+            config = parse_config_text(read_text(path), source=str(path))
         except ConfigError as exc:
             click.echo(f"{path}: {exc}", err=True)
             failed = True
@@ -58,7 +58,7 @@ def validate(files: tuple[Path, ...]) -> None:
         raise SystemExit(2)
 
 
-def _read_text(path: Path) -> str:
+def read_text(path: Path) -> str:
     """The file as UTF-8 (what SSM and Terraform's jsonencode hold); anything else is named, not a traceback."""
     data = path.read_bytes()
     try:

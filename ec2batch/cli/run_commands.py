@@ -59,6 +59,11 @@ def ledger_for(ctx: Context, job: str) -> Ledger:
 @click.option(
     "--timeout", type=click.IntRange(1), default=None, help="With --wait: give up waiting after this many seconds."
 )
+@click.option(
+    "--with-downstream",
+    is_flag=True,
+    help="Let the jobs that run after JOB follow this run (`ec2batch graph`); without it they do not.",
+)
 @json_option
 @pass_ctx
 @friendly_errors
@@ -71,6 +76,7 @@ def run_now(
     wait: bool,
     follow: bool,
     timeout: int | None,
+    with_downstream: bool,
     as_json: bool,
 ) -> None:
     """Trigger a run of JOB now, through the job's launcher (the schedule's own path).
@@ -78,6 +84,7 @@ def run_now(
     \b
     Example:
       ec2batch run-now daily-report --env REPORT_DAY=2026-11-23 --follow
+      ec2batch run-now extract --with-downstream   # transform and report follow it, as after a schedule
     """
     overrides = parse_env(env)
     argv = parse_command(command)
@@ -90,6 +97,8 @@ def run_now(
         event["env"] = overrides
     if argv:
         event["command"] = list(argv)
+    if with_downstream:
+        event["with_downstream"] = True
     result = invoke_launcher(ctx.clients, job, event)
     if own_token and result.get("outcome") == "duplicate":
         result = _first_attempt(result)
@@ -203,8 +212,10 @@ def _hint(ctx: Context, runs: list[Run]) -> Hint:
 def table(runs: list[Run]) -> str:
     sharded = any(r.shard_count for r in runs)  # the SHARDS column only where a job has shards
     measured = any(r.usage for r in runs)  # PEAK MEMORY only where runs have usage (older ones have none)
+    chained = any(r.upstream for r in runs)  # the UPSTREAM column only where a job runs after others
     header = ("RUN ID", "TRIGGER", "STATUS", "ATTEMPTS", *(("SHARDS",) if sharded else ()), "SCHEDULED")
-    header = (*header, "STARTED", "DURATION", *(("PEAK MEMORY", "CPU") if measured else ()), "EXIT", "REASON")
+    header = (*header, *(("UPSTREAM",) if chained else ()), "STARTED", "DURATION")
+    header = (*header, *(("PEAK MEMORY", "CPU") if measured else ()), "EXIT", "REASON")
     rows = [header]
     for run in runs:
         duration = run.duration_seconds()
@@ -216,6 +227,7 @@ def table(runs: list[Run]) -> str:
                 _attempts_cell(run),
                 *((shard_summary(run) if run.shard_count else "-",) if sharded else ()),
                 _short(run.scheduled_at),
+                *((", ".join(run.upstream) or "-",) if chained else ()),
                 _short(run.container_started_at or run.instance_running_at or run.start_requested_at),
                 f"{duration:.0f}s" if duration is not None else "-",
                 *(_usage_cells(run) if measured else ()),

@@ -42,7 +42,18 @@ from ..ledger import (
 )
 from ..names import JobNames
 from ..notify import notify
-from .events import TOKEN_REUSED, BatchChange, ManualRun, PlanRequest, ScheduleFire, TimerFire, parse_event
+from ..run_events import DEFAULT_BUS, RunEvents
+from . import after
+from .events import (
+    TOKEN_REUSED,
+    BatchChange,
+    ManualRun,
+    PlanRequest,
+    ScheduleFire,
+    TimerFire,
+    UpstreamEnded,
+    parse_event,
+)
 from .final_check import fire
 from .machines import InstanceBusy, Machines, NoMachine, Placement
 from .port import Result
@@ -62,12 +73,15 @@ class Launcher:
         clock: Callable[[], datetime] = utcnow,
         machines: Machines | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        event_bus: str = DEFAULT_BUS,
     ) -> None:
         self.clients = clients
         self.only_job = only_job
         self.clock = clock
         self.sleep = sleep
         self.machines = machines or Machines(clients.ec2)
+        # One publisher for every ledger this launcher writes: its count of failed publications is the process's.
+        self.run_events = RunEvents(clients.events, event_bus)
 
     @classmethod
     def from_environment(cls, clients: Clients | None = None) -> Launcher:
@@ -78,10 +92,12 @@ class Launcher:
             clients,
             only_job=os.environ.get("EC2BATCH_JOB") or None,
             machines=Machines(clients.ec2, stopping_wait_seconds=wait),
+            # Terraform sets it from the same variable as the config's `event_bus` (the agent's bus).
+            event_bus=os.environ.get("EC2BATCH_EVENT_BUS") or DEFAULT_BUS,
         )
 
     def ledger(self, job: str) -> Ledger:
-        return Ledger(self.clients.dynamodb, JobNames(job).ledger_table, clock=self.clock)
+        return Ledger(self.clients.dynamodb, JobNames(job).ledger_table, clock=self.clock, events=self.run_events)
 
     # ---------------------------------------------------------------- dispatch
     def handle(self, event: Any) -> dict[str, Any] | list[dict[str, Any]]:
@@ -97,6 +113,8 @@ class Launcher:
             return self.on_plan(parsed)
         if isinstance(parsed, BatchChange):
             return self.on_batch_change(parsed).as_dict()
+        if isinstance(parsed, UpstreamEnded):
+            return self.on_upstream_ended(parsed).as_dict()
         raise EventError(f"unhandled event {parsed!r}")  # pragma: no cover - parse_event covers every shape
 
     def _check_job(self, job: str) -> None:
@@ -142,6 +160,7 @@ class Launcher:
             command=request.command,
             env=dict(request.env),
             start_lease_until=self.lease_until(),
+            with_downstream=request.with_downstream,
         )
         result = self._trigger(config, run, token=request.token)
         if result.outcome == "duplicate" and request.token:
@@ -167,7 +186,31 @@ class Launcher:
         updated = shards.refresh(self.clients, load_config(self.clients.ssm, change.job), ledger, run, self.clock())
         return Result(change.job, change.run_id, updated.status, "recorded", reason=shards.summary(updated))
 
-    def on_timers(self, fired: list[TimerFire]) -> dict[str, Any]:
+    def on_upstream_ended(self, ended: UpstreamEnded) -> Result:
+        """A run of one of this job's upstream jobs ended: record it, and run this job if all of them are there."""
+        config = load_config(self.clients.ssm, ended.job)
+        upstream = f"{ended.upstream_job}/{ended.run_id}"
+        refused = after.refusal(config, ended)
+        if refused:
+            log.error("upstream event refused", extra=fields(job=ended.job, upstream=upstream, reason=refused))
+            return Result(ended.job, "", "", "nothing", reason=refused)
+        ledger = self.ledger(ended.job)
+        after.record_arrival(ledger, config, ended)
+        decision = after.decide(config, after.arrivals(ledger, ended.job), self.clock(), self.lease_until())
+        if decision.run is None:
+            log.info("downstream waits", extra=fields(job=ended.job, upstream=upstream, reason=decision.waiting))
+            return Result(ended.job, "", "", "waiting", reason=decision.waiting)
+        result = self._trigger(config, decision.run, token=None)
+        after.consume(ledger, ended.job, decision.used, decision.run.run_id)
+        log.info(
+            "downstream run triggered",
+            extra=fields(
+                job=ended.job, run_id=result.run_id, upstream=list(decision.run.upstream), outcome=result.outcome
+            ),
+        )
+        return result
+
+    def on_timers(self, fired: list[TimerFire | UpstreamEnded]) -> dict[str, Any]:
         """An SQS batch: each message on its own, failures reported per message so only they come back."""
         results, failures = [], []
         for timer in fired:
@@ -178,8 +221,10 @@ class Launcher:
                 failures.append({"itemIdentifier": timer.message_id})
         return {"batchItemFailures": failures, "results": results}
 
-    def on_timer(self, timer: TimerFire) -> Result:
+    def on_timer(self, timer: TimerFire | UpstreamEnded) -> Result:
         self._check_job(timer.job)
+        if isinstance(timer, UpstreamEnded):
+            return self.on_upstream_ended(timer)
         return fire(self, timer)
 
     # ---------------------------------------------------------------- the common path

@@ -7,6 +7,9 @@ Shapes (tests/events/*.json has one of each):
 - manual run (`ec2batch run-now`): {"action": "run", "job": ..., "command": [...], "env": {...}, "token": ...}
 - plan (the 15-minute planner schedule): {"action": "plan", "job": ...}
 - SQS timer messages (exact-time starts and deadlines): {"Records": [{"eventSource": "aws:sqs", "body": ...}]}
+- a run of an upstream job ended (the downstream job's EventBridge rule, `ec2batch.dependencies`): {"action":
+  "after", "job": <the downstream job>, "event": <the "ec2batch Run State Change" event as EventBridge sent it>};
+  directly from the rule on AWS, in an SQS record's body on the local stack
 - AWS Batch's state change of a sharded run's job (the EventBridge rule on the job's queue sends the event as
   is): {"source": "aws.batch", "detail-type": "Batch Job State Change", "detail": {"jobName": ..., "jobId": ...,
   "jobQueue": "arn:...:job-queue/ec2batch-<job>", "status": ...}}
@@ -22,8 +25,9 @@ from typing import Any
 
 from ..config import ENV_NAME
 from ..errors import EventError
-from ..ledger import RUN_ID_PATTERN
+from ..ledger import RUN_ID_PATTERN, TERMINAL, iso
 from ..names import InvalidJobName, validate_job_name
+from ..run_events import DETAIL_TYPE, DETAIL_VERSION, SOURCE
 from ..timeutil import parse_iso
 
 TIMER_KINDS = ("start", "deadline", "retry")
@@ -46,6 +50,7 @@ class ManualRun:
     command: tuple[str, ...] | None = None
     env: Mapping[str, str] = field(default_factory=dict)
     token: str | None = None
+    with_downstream: bool = False
 
     def differs_from(self, run: Any) -> bool:
         """Did the run this request's token found get other overrides than this request asks for?"""
@@ -78,10 +83,25 @@ class TimerFire:
     message_id: str | None = None
 
 
-Event = ScheduleFire | ManualRun | PlanRequest | BatchChange
+@dataclass(frozen=True)
+class UpstreamEnded:
+    """A run of an upstream job ended: the downstream job `job` may now run (launcher/after.py decides)."""
+
+    job: str  # the downstream job, whose launcher this is
+    upstream_job: str
+    run_id: str
+    status: str
+    ended_at: str
+    event_id: str
+    lineage: tuple[str, ...] = ()
+    chained: bool = True
+    message_id: str | None = None  # delivered in an SQS record (the local stack)
 
 
-def parse_event(event: Any) -> Event | list[TimerFire]:
+Event = ScheduleFire | ManualRun | PlanRequest | BatchChange | UpstreamEnded
+
+
+def parse_event(event: Any) -> Event | list[TimerFire | UpstreamEnded]:
     if not isinstance(event, Mapping):
         raise EventError(f"launcher event must be a JSON object, got {type(event).__name__}")
     if "Records" in event:
@@ -97,18 +117,24 @@ def parse_event(event: Any) -> Event | list[TimerFire]:
             execution_id=event.get("execution_id"),
         )
     if action == "run":
-        _only(event, {"action", "job", "command", "env", "token"})
+        _only(event, {"action", "job", "command", "env", "token", "with_downstream"})
+        with_downstream = event.get("with_downstream", False)
+        if not isinstance(with_downstream, bool):
+            raise EventError(f"with_downstream: must be true or false, got {with_downstream!r}")
         return ManualRun(
             job=_job(event),
             command=_command(event.get("command")),
             env=_env(event.get("env")),
             token=_token(event.get("token")),
+            with_downstream=with_downstream,
         )
+    if action == "after":
+        return upstream_ended(event)
     if action == "plan":
         _only(event, {"action", "job"})
         return PlanRequest(job=_job(event))
     raise EventError(
-        f"unknown launcher event (action={action!r}): expected action schedule, run or plan, or SQS Records"
+        f"unknown launcher event (action={action!r}): expected action schedule, run, plan or after, or SQS Records"
     )
 
 
@@ -138,7 +164,42 @@ def timer_body(job: str, run_id: str, kind: str, due: datetime) -> str:
     return json.dumps({"job": job, "run_id": run_id, "kind": kind, "due": due.isoformat()})
 
 
-def _timer(record: Any, index: int) -> TimerFire:
+def upstream_ended(event: Mapping[str, Any], message_id: str | None = None) -> UpstreamEnded:
+    """The `after` action: the downstream job, and the upstream's run state change event inside it."""
+    _only(event, {"action", "job", "event"})
+    inner = event.get("event")
+    if not isinstance(inner, Mapping) or inner.get("source") != SOURCE or inner.get("detail-type") != DETAIL_TYPE:
+        raise EventError(f"after event: event must be EventBridge's {SOURCE!r} {DETAIL_TYPE!r} event")
+    detail = inner.get("detail")
+    if not isinstance(detail, Mapping):
+        raise EventError("after event: event.detail must be an object")
+    if detail.get("version") != DETAIL_VERSION:
+        raise EventError(
+            f"event.detail.version: {detail.get('version')!r}; this launcher reads version {DETAIL_VERSION}"
+        )
+    run_id = detail.get("run_id")
+    if not isinstance(run_id, str) or not RUN_ID_PATTERN.match(run_id):
+        raise EventError(f"event.detail.run_id: {run_id!r} is not a run id")
+    status = detail.get("status")
+    if status not in TERMINAL:
+        raise EventError(f"event.detail.status: {status!r} is not a run's ending (the rule sends only endings)")
+    lineage = detail.get("lineage", [])
+    if not isinstance(lineage, list) or not all(isinstance(j, str) for j in lineage):
+        raise EventError("event.detail.lineage: must be a list of job names")
+    return UpstreamEnded(
+        job=_job(event),
+        upstream_job=_job({"job": detail.get("job")}),
+        run_id=run_id,
+        status=str(status),
+        ended_at=iso(_time(detail.get("event_time"), "event.detail.event_time")),
+        event_id=str(detail.get("event_id", "")),
+        lineage=tuple(lineage),
+        chained=detail.get("downstream") is True,
+        message_id=message_id,
+    )
+
+
+def _timer(record: Any, index: int) -> TimerFire | UpstreamEnded:
     where = f"Records[{index}]"
     if not isinstance(record, Mapping) or record.get("eventSource") != "aws:sqs":
         raise EventError(f"{where}: only SQS records are accepted (eventSource aws:sqs)")
@@ -148,6 +209,8 @@ def _timer(record: Any, index: int) -> TimerFire:
         raise EventError(f"{where}.body: not JSON ({exc.msg})") from exc
     if not isinstance(body, Mapping):
         raise EventError(f"{where}.body: must be a JSON object")
+    if body.get("action") == "after":  # the local stack's downstream rule sends to the job's queue
+        return upstream_ended(body, message_id=record.get("messageId"))
     kind = body.get("kind")
     if kind not in TIMER_KINDS:
         raise EventError(f"{where}.body.kind: {kind!r} is not one of {', '.join(TIMER_KINDS)}")

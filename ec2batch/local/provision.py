@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
-from .. import batch
+from .. import batch, dependencies
 from ..aws import Clients
 from ..config import JobConfig, store_config
 from ..ledger import table_definition
@@ -51,10 +51,43 @@ def provision_job(clients: Clients, config: JobConfig, *, image_id: str, subnet_
     queue_arn = definition_arn = None
     if config.shards > 1:
         queue_arn, definition_arn = provision_batch(clients, config, security_group_id, subnet_id)
+    if config.after:
+        put_after_rule(clients, config, queue_url)
     store_config(clients.ssm, config)
     return Provisioned(
         config.job, template_id, security_group_id, topic_arn, queue_url, repository_uri, queue_arn, definition_arn
     )
+
+
+def put_after_rule(clients: Clients, config: JobConfig, queue_url: str) -> str:
+    """The downstream job's rule as Terraform makes it (events.tf): same name, pattern and target input.
+
+    Its target is the job's timer queue, which the local stack's SQS poller hands to the launcher; on AWS the
+    target is the launcher function itself (the queue is under a KMS key EventBridge cannot use).
+    """
+    names = config.names
+    rule_arn = clients.events.put_rule(
+        Name=names.after_rule,
+        EventPattern=dependencies.rule_pattern_json(config),
+        EventBusName=config.event_bus,
+        State="ENABLED",
+        Tags=_tag_list(names.tags()),
+    )["RuleArn"]
+    queue_arn = clients.sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    clients.events.put_targets(
+        Rule=names.after_rule,
+        EventBusName=config.event_bus,
+        Targets=[
+            {
+                "Id": "launcher",
+                "Arn": queue_arn,
+                "InputTransformer": {"InputTemplate": dependencies.target_input(config.job)},
+            }
+        ],
+    )
+    return str(rule_arn)
 
 
 def _tag_list(tags: dict[str, str]) -> list[dict[str, str]]:

@@ -228,6 +228,28 @@ output "sharded_names" {
 }
 """
 
+# A job that runs after the example's (issue 15): its rule, target and permission are planned, applied and destroyed.
+DOWNSTREAM_JOB = """\
+module "downstream" {
+  source = "../../modules/scheduled-job"
+
+  job_name     = "daily-summary"
+  launcher_zip = "${path.root}/../../../dist/launcher.zip"
+
+  schedule_expression = null
+  planner_enabled     = false
+  strategy            = "ephemeral"
+  instance_types      = ["m7i.large"]
+  subnet_ids          = var.subnet_ids
+  after               = [{ job = "daily-report" }]
+}
+
+output "downstream_names" {
+  description = "Every AWS name of the downstream job."
+  value       = module.downstream.names
+}
+"""
+
 
 def _provider_override(tmp: Path) -> None:
     example = tmp / EXAMPLE
@@ -242,6 +264,7 @@ def _provider_override(tmp: Path) -> None:
     # A second job with shards (issue 14), so that the AWS Batch resources are planned, applied and destroyed too:
     # EC2 compute, Spot then on-demand (both compute environments), beside the example's own job.
     (example / "test_sharded_job.tf").write_text(SHARDED_JOB)
+    (example / "test_downstream_job.tf").write_text(DOWNSTREAM_JOB)
     (example / "provider_override.tf").write_text(
         'provider "aws" {\n'
         '  access_key                  = "test"\n'

@@ -288,6 +288,16 @@ def requests(
         return _ssm(call, where)
     if service == "batch":
         return _batch(call, where)
+    if service == "events" and op == "PutEvents":
+        # One request per entry, on its bus, with the entry's source and detail type as condition keys.
+        return [
+            Request(
+                "events:PutEvents",
+                where.arn("events", f"event-bus/{e.get('EventBusName') or 'default'}"),
+                {"events:source": [e["Source"]], "events:detail-type": [e["DetailType"]]},
+            )
+            for e in p["Entries"]
+        ]
     if service == "sns" and op == "Publish":
         return [Request("sns:Publish", p["TopicArn"], {})]
     if service == "ecr" and op == "GetAuthorizationToken":

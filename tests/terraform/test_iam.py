@@ -53,6 +53,7 @@ VALUES = {
     "aws_ssm_parameter.config.arn": arn("ssm", f"parameter/ec2batch/{JOB}/config"),
     "aws_dynamodb_table.ledger.arn": arn("dynamodb", f"table/{BASE}-runs"),
     "aws_sns_topic.this.arn": arn("sns", BASE),
+    "local.event_bus_arn": arn("events", "event-bus/default"),
     "aws_sqs_queue.timers.arn": arn("sqs", f"{BASE}-timers"),
     "aws_sqs_queue.dead_letters.arn": arn("sqs", f"{BASE}-dlq"),
     "aws_lambda_function.launcher.arn": arn("lambda", f"function:{BASE}-launcher"),

@@ -272,3 +272,56 @@ def test_runs_status_and_cost_show_each_attempt_of_a_retried_run(aws, cli) -> No
     assert [a["cost_usd"] for a in row["attempts"]] == [0.0034, 0.008]
     text = cli("cost", job.name).output
     assert "  attempt 1 on-demand" in text and "  attempt 2 on-demand" in text
+
+
+def test_graph_prints_the_chain_upstream_first_and_refuses_a_cycle_naming_it(aws, cli, tmp_path) -> None:
+    from ec2batch.config import parse_config, store_config
+
+    for job, after in (("report", "transform"), ("extract", None), ("transform", "extract")):
+        doc = {"job": job, "image": "img", "instance_types": ["m7i.large"], "after": [{"job": after}] if after else []}
+        store_config(aws.ssm, parse_config(doc), tags=False)
+
+    text = cli("graph").output.splitlines()
+    assert [line.split()[0] for line in text] == ["extract", "transform", "report"]
+    assert text[1].split() == ["transform", "after", "extract", "SUCCEEDED", "->", "report"]
+    graph = json.loads(cli("graph", "--json").output)
+    assert graph["jobs"][0] == {"job": "extract", "after": [], "downstream": ["transform"]}
+
+    looped = tmp_path / "extract.json"
+    looped.write_text(json.dumps({"job": "extract", "image": "img", "after": [{"job": "report"}]}))
+    result = CliRunner().invoke(main, ["graph", "--file", str(looped)])
+    assert result.exit_code == 2
+    assert "a cycle: extract -> transform -> report -> extract" in result.output
+
+    typo = tmp_path / "report.json"
+    typo.write_text(json.dumps({"job": "report", "image": "img", "after": [{"job": "transfrom"}]}))
+    result = CliRunner().invoke(main, ["graph", "--file", str(typo)])
+    assert result.exit_code == 2
+    assert "report: config.after[0].job: 'transfrom' is not a known job" in result.output
+
+
+def test_run_now_with_downstream_asks_the_launcher_to_chain(job: Job, cli) -> None:
+    result = json.loads(cli("run-now", job.name, "--with-downstream", "--json").output)
+    run = Ledger(job.clients.dynamodb, job.config.names.ledger_table).require(job.name, result["run_id"])
+    assert run.with_downstream is True
+    plain = json.loads(cli("run-now", job.name, "--json").output)
+    assert (
+        Ledger(job.clients.dynamodb, job.config.names.ledger_table).require(job.name, plain["run_id"]).with_downstream
+        is False
+    )
+
+
+def test_runs_shows_the_upstream_of_an_after_run(job: Job, cli) -> None:
+    from ec2batch.ledger import Run
+
+    ledger = Ledger(job.clients.dynamodb, job.config.names.ledger_table)
+    upstream = "extract/20261124T020000.000Z-schedule"
+    ledger.create_run(
+        Run(job.name, "20261124T023140.007Z-after-a0c36709", "PENDING", "after", "2026-11-24T02:31:41.220Z",
+            upstream=(upstream,), lineage=("extract",)),
+        exclusive=False,
+    )  # fmt: skip
+    table = cli("runs", job.name).output
+    assert "UPSTREAM" in table.splitlines()[0] and upstream in table
+    [listed] = json.loads(cli("runs", job.name, "--json").output)
+    assert (listed["upstream"], listed["lineage"]) == ([upstream], ["extract"])

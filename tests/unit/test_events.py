@@ -113,3 +113,23 @@ def test_a_nested_value_in_a_deployed_config_is_a_config_error_naming_it(job: Jo
     assert items(job) == []
     store_config(job.clients.ssm, job.config)  # and a good config reads again
     assert load_config(job.clients.ssm, job.name) == job.config
+
+
+def test_the_after_event_is_parsed_directly_and_in_an_sqs_record() -> None:
+    import json as _json
+
+    from ec2batch.launcher.events import UpstreamEnded, parse_event
+    from tests.conftest import load_event
+
+    event = load_event("after")
+    direct = parse_event(event)
+    assert isinstance(direct, UpstreamEnded)
+    assert (direct.job, direct.upstream_job, direct.status, direct.lineage) == (
+        "report",
+        "transform",
+        "SUCCEEDED",
+        ("extract",),
+    )
+    assert direct.ended_at == "2026-11-24T02:49:12.930Z" and direct.chained
+    [queued] = parse_event({"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": _json.dumps(event)}]})
+    assert queued == UpstreamEnded(**{**direct.__dict__, "message_id": "m1"})

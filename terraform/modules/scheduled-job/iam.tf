@@ -84,6 +84,18 @@ data "aws_iam_policy_document" "instance" {
   }
 
   statement {
+    sid       = "PublishRunEventsToTheBus"
+    actions   = ["events:PutEvents"]
+    resources = [local.event_bus_arn]
+    # Only ec2batch's own events: the role cannot pose as another source on a bus others' rules listen to.
+    condition {
+      test     = "StringEquals"
+      variable = "events:source"
+      values   = ["ec2batch"]
+    }
+  }
+
+  statement {
     sid = "ReadOwnTags"
     # DescribeTags has no resource-level permissions: AWS requires "*"; it only reads tags.
     actions   = ["ec2:DescribeTags"]
@@ -314,6 +326,18 @@ data "aws_iam_policy_document" "launcher" {
     sid       = "PublishToThisTopic"
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.this.arn]
+  }
+
+  statement {
+    sid       = "PublishRunEventsToTheBus"
+    actions   = ["events:PutEvents"]
+    resources = [local.event_bus_arn]
+    # Only ec2batch's own events: the role cannot pose as another source on a bus others' rules listen to.
+    condition {
+      test     = "StringEquals"
+      variable = "events:source"
+      values   = ["ec2batch"]
+    }
   }
 
   statement {

@@ -32,6 +32,7 @@ resource "aws_lambda_function" "launcher" {
     variables = {
       EC2BATCH_JOB                   = var.job_name
       EC2BATCH_STOPPING_WAIT_SECONDS = "120"
+      EC2BATCH_EVENT_BUS             = var.event_bus_name
     }
   }
 

@@ -38,6 +38,9 @@ locals {
     batch_execution_role           = "${local.base}-batch-execution"
     batch_state_rule               = "${local.base}-batch-state"
     batch_launch_template          = "${local.base}-batch"
+
+    # Jobs that run after other jobs (var.after; events.tf).
+    after_rule = "${local.base}-after"
   }
 
   tag_job     = "ec2batch:job"
@@ -83,6 +86,9 @@ locals {
     }
     shards = var.shards
     batch  = var.batch
+    after  = var.after
+    # The bus of the agent's run events (the launcher's comes from EC2BATCH_EVENT_BUS: the same variable).
+    event_bus = var.event_bus_name
   }
 
   # Each of var.retry.exit_codes (validated: "n" or "lo-hi") as [lo, hi].

@@ -554,6 +554,53 @@ variable "tags" {
   default     = {}
 }
 
+variable "after" {
+  description = "The jobs this one runs after (docs/events.md): each { job, status } with status SUCCEEDED (default), FAILED, TIMED_OUT or CANCELLED. With several, it runs once each has a matching run since its own last such run. At most 5; an unknown job or a cycle across jobs is refused by `ec2batch graph` (this module sees only its own job). Default: none."
+  type = list(object({
+    job    = string
+    status = optional(string, "SUCCEEDED")
+  }))
+  default  = []
+  nullable = false
+
+  validation {
+    condition     = length(var.after) <= 5
+    error_message = "after may list at most 5 jobs."
+  }
+
+  validation {
+    condition     = alltrue([for a in var.after : can(regex("^[a-z][a-z0-9-]{1,30}$", a.job))])
+    error_message = "after[*].job must be job names (lowercase letters, digits and '-', 2 to 31 characters, starting with a letter)."
+  }
+
+  validation {
+    condition     = alltrue([for a in var.after : a.job != var.job_name])
+    error_message = "after must not list the job itself: a job cannot run after itself."
+  }
+
+  validation {
+    condition     = length(distinct([for a in var.after : a.job])) == length(var.after)
+    error_message = "after must list each job once."
+  }
+
+  validation {
+    condition     = alltrue([for a in var.after : contains(["SUCCEEDED", "FAILED", "TIMED_OUT", "CANCELLED"], a.status)])
+    error_message = "after[*].status must be SUCCEEDED, FAILED, TIMED_OUT or CANCELLED."
+  }
+}
+
+variable "event_bus_name" {
+  description = "The EventBridge bus the job's run state change events go to, and its after rule listens on (docs/events.md). Default: the account's default bus."
+  type        = string
+  default     = "default"
+  nullable    = false
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9._-]{1,256}$", var.event_bus_name))
+    error_message = "event_bus_name must be an event bus name (letters, digits, '.', '-', '_'; 1 to 256 characters)."
+  }
+}
+
 variable "memory_alarm_threshold_percent" {
   description = "The memory alarm fires when a run's peak memory exceeds this share (%) of its machine's memory, or of limits.memory_mb when set; its notification names an instance type that would fit."
   type        = number
