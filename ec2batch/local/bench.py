@@ -215,7 +215,7 @@ def launcher_calls(stack: Stack, job: str) -> tuple[dict[str, float], list[float
     def count(model: Any, **_: Any) -> None:
         counter[f"{model.service_model.service_name}.{model.name}"] += 1
 
-    for service in ("ec2", "dynamodb", "ssm", "sns", "sqs"):
+    for service in ("ec2", "dynamodb", "ssm", "sns", "sqs", "events"):
         getattr(counted, service).meta.events.register("before-call", count)
     launcher = Launcher(counted)
     ledger = Ledger(polling.dynamodb, f"ec2batch-{job}-runs")
