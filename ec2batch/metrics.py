@@ -2,7 +2,7 @@
 
 The agent writes one EMF line into its own log stream when an attempt ends; CloudWatch Logs extracts
 the metrics from it, so publishing them costs no API call and no permission beyond the log stream the
-agent writes already (decision 39). The local stack has no such extraction in moto: its emulator process
+agent writes already (decision 40). The local stack has no such extraction in moto: its emulator process
 reads the same lines and puts the same metrics into moto's CloudWatch (`metric_data_from_emf`).
 
 `METRICS` is the one list of what is published: the dashboard and the alarm in Terraform may name only
