@@ -91,7 +91,7 @@ def locals_(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 def policy_documents(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    found = {}
+    found, sources = {}, {}
     for block in doc.get("data", []):
         for name, body in block.get("aws_iam_policy_document", {}).items():
             statements = body.get("statement", [])
@@ -99,7 +99,12 @@ def policy_documents(doc: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
             for dynamic in body.get("dynamic", []):
                 statements.append(one(one(dynamic["statement"])["content"]))
             found[name] = statements
-    return found
+            sources[name] = [
+                re.sub(r"^\$\{data\.aws_iam_policy_document\.(\w+)\.json\}$", r"\1", source)
+                for source in body.get("source_policy_documents", [])
+            ]
+    # A document's source_policy_documents come first in it, as the provider renders them.
+    return {name: [s for source in sources[name] for s in found[source]] + found[name] for name in found}
 
 
 @pytest.mark.parametrize("path", sorted(TERRAFORM.rglob("*.tf")), ids=lambda p: str(p.relative_to(TERRAFORM)))

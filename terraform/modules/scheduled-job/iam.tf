@@ -42,8 +42,26 @@ data "aws_iam_policy_document" "pull_this_image" {
   }
 }
 
+# Run state change events (ec2batch.run_events): the agent and the launcher both publish them.
+data "aws_iam_policy_document" "publish_run_events" {
+  statement {
+    sid       = "PublishRunEventsToTheBus"
+    actions   = ["events:PutEvents"]
+    resources = [local.event_bus_arn]
+    # Only ec2batch's own events: the role cannot pose as another source on a bus others' rules listen to.
+    condition {
+      test     = "StringEquals"
+      variable = "events:source"
+      values   = ["ec2batch"]
+    }
+  }
+}
+
 data "aws_iam_policy_document" "instance" {
-  source_policy_documents = [data.aws_iam_policy_document.pull_this_image.json]
+  source_policy_documents = [
+    data.aws_iam_policy_document.pull_this_image.json,
+    data.aws_iam_policy_document.publish_run_events.json,
+  ]
 
   statement {
     sid       = "WriteThisLogGroup"
@@ -81,18 +99,6 @@ data "aws_iam_policy_document" "instance" {
     sid       = "PublishToThisTopic"
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.this.arn]
-  }
-
-  statement {
-    sid       = "PublishRunEventsToTheBus"
-    actions   = ["events:PutEvents"]
-    resources = [local.event_bus_arn]
-    # Only ec2batch's own events: the role cannot pose as another source on a bus others' rules listen to.
-    condition {
-      test     = "StringEquals"
-      variable = "events:source"
-      values   = ["ec2batch"]
-    }
   }
 
   statement {
@@ -173,6 +179,8 @@ resource "aws_iam_role" "launcher" {
 }
 
 data "aws_iam_policy_document" "launcher" {
+  source_policy_documents = [data.aws_iam_policy_document.publish_run_events.json]
+
   statement {
     sid       = "StartStopOnlyThisJobsInstances"
     actions   = ["ec2:StartInstances", "ec2:StopInstances", "ec2:TerminateInstances"]
@@ -326,18 +334,6 @@ data "aws_iam_policy_document" "launcher" {
     sid       = "PublishToThisTopic"
     actions   = ["sns:Publish"]
     resources = [aws_sns_topic.this.arn]
-  }
-
-  statement {
-    sid       = "PublishRunEventsToTheBus"
-    actions   = ["events:PutEvents"]
-    resources = [local.event_bus_arn]
-    # Only ec2batch's own events: the role cannot pose as another source on a bus others' rules listen to.
-    condition {
-      test     = "StringEquals"
-      variable = "events:source"
-      values   = ["ec2batch"]
-    }
   }
 
   statement {
