@@ -63,6 +63,9 @@ test-browser: $(STAMP) ## The HTML report in headless Chromium (installs Debian'
 	@command -v chromium >/dev/null || { echo "installing Debian's chromium for the browser test"; \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium; }
 	$(BIN)/pytest -q tests/browser
+
+.PHONY: docs-screenshot
+docs-screenshot: test-browser ## Refresh docs/images/report.png from the browser test's screenshot (a test run leaves the checkout as it was)
 	mkdir -p docs/images && cp .cache/artifacts/report.png docs/images/report.png
 
 .PHONY: test-terraform
