@@ -52,9 +52,9 @@ def messages(url: str, sqs: Any, settle: float = 3.0) -> list[dict[str, Any]]:
 def test_one_schedule_fire_runs_the_chain_a_failure_stops_it_and_a_duplicate_starts_nothing(
     deploy: Callable[..., LocalJob],
 ) -> None:
-    extract = deploy("chain-extract", env=QUICK)
-    transform = deploy("chain-transform", env=QUICK, after=[{"job": "chain-extract"}])
-    report = deploy("chain-report", env=QUICK, after=[{"job": "chain-transform", "status": "SUCCEEDED"}])
+    extract = deploy("t-chain-extract", env=QUICK)
+    transform = deploy("t-chain-transform", env=QUICK, after=[{"job": "t-chain-extract"}])
+    report = deploy("t-chain-report", env=QUICK, after=[{"job": "t-chain-transform", "status": "SUCCEEDED"}])
     transform_inbox, report_inbox = transform.inbox(), report.inbox()
 
     # One schedule fire of the first job, as EventBridge Scheduler sends it.
@@ -80,7 +80,7 @@ def test_one_schedule_fire_runs_the_chain_a_failure_stops_it_and_a_duplicate_sta
     assert len(after_runs(transform)) == 1
 
     # The second job now fails: the third does not run, and the failure is notified once (by the second job).
-    deploy("chain-transform", env={**QUICK, "JOB_EXIT_CODE": "3"}, after=[{"job": "chain-extract"}])
+    deploy("t-chain-transform", env={**QUICK, "JOB_EXIT_CODE": "3"}, after=[{"job": "t-chain-extract"}])
     fired = Launcher(extract.clients).handle(
         {"action": "schedule", "job": extract.name, "scheduled_time": iso(datetime.now(UTC))}
     )
