@@ -145,9 +145,11 @@ def test_a_real_ec2batch_process_reports_bad_input_on_one_line(tmp_path: Path) -
         (["run-at", "daily-report", "--in", "99999999999999d"], "'--in'"),
         (["cancel", "daily-report", "~active"], "RUN_ID"),
         (["validate", config_file(tmp_path, instance_types=["m7i.large", ["m6i.large"]])], "config.instance_types[1]"),
+        (["report", "daily-report", "--since", "yesterday", "--html", str(tmp_path / "report.html")], "'--since'"),
     ):
         done = subprocess.run([str(exe), *args], capture_output=True, text=True, env=env, timeout=60)
         assert done.returncode == 2, done
         assert done.stdout == ""
         lines = done.stderr.strip().splitlines()
         assert len(lines) == 1 and named in lines[0], done.stderr
+    assert not (tmp_path / "report.html").exists()  # refused before anything is written
