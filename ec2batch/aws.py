@@ -1,6 +1,10 @@
-"""boto3 clients, created once per process and passed to whoever needs them.
+"""AWS clients, created once per process and passed to whoever needs them.
 
-`AWS_ENDPOINT_URL` (honoured by boto3 itself) points every client at the local stack's moto_server.
+`AWS_ENDPOINT_URL` (honoured by botocore itself) points every client at the local stack's moto_server.
+Without a session given, clients come from a plain botocore session: importing boto3 costs about 50 ms
+(its `compat` module imports s3transfer's transfer manager) at every boot of the job's machine and every
+cold start of the launcher, and nothing here needs boto3's resources. The CLI and the tests pass a
+`boto3.Session` (profiles, moto), which works the same.
 """
 
 from __future__ import annotations
@@ -8,7 +12,7 @@ from __future__ import annotations
 from functools import cached_property
 from typing import Any
 
-import boto3
+import botocore.session
 from botocore.config import Config
 
 # Standard retry mode backs off on throttling and transient errors; EC2 throttles bursts of calls.
@@ -18,15 +22,26 @@ _CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeou
 class Clients:
     """One client per service, made on first use and kept. Tests pass a session bound to moto."""
 
-    def __init__(self, session: boto3.Session | None = None, region: str | None = None) -> None:
-        self.session = session or boto3.Session(region_name=region)
+    def __init__(self, session: Any = None, region: str | None = None) -> None:
+        # A boto3.Session, or a botocore Session (botocore's has `create_client`, boto3's `client`).
+        self.session = session if session is not None else botocore.session.get_session()
+        self._region = region
 
     @property
     def region(self) -> str:
-        return self.session.region_name or "us-east-1"
+        given = self._region or getattr(self.session, "region_name", None)
+        if given is None and hasattr(self.session, "get_config_variable"):
+            given = self.session.get_config_variable("region")
+        return given or "us-east-1"
+
+    def client(self, service: str, config: Config | None = None) -> Any:
+        """A new client of `service` (the cached ones below are the usual way in)."""
+        if hasattr(self.session, "create_client"):
+            return self.session.create_client(service, region_name=self.region, config=config or _CONFIG)
+        return self.session.client(service, config=config or _CONFIG)
 
     def _client(self, service: str) -> Any:
-        return self.session.client(service, config=_CONFIG)
+        return self.client(service)
 
     @cached_property
     def ec2(self) -> Any:

@@ -38,7 +38,7 @@ class LauncherError(Ec2BatchError):
 
 def invoke_client(clients: Clients) -> Any:
     """A Lambda client for Invoke only (one per process: the CLI invokes once)."""
-    return clients.session.client("lambda", config=INVOKE_CONFIG)
+    return clients.client("lambda", INVOKE_CONFIG)
 
 
 def invoke_launcher(clients: Clients, job: str, event: dict[str, Any], client: Any = None) -> Any:

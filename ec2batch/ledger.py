@@ -23,9 +23,9 @@ from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from .attribute_values import deserialize, serialize
 from .errors import TransitionRejected
 from .usage import Usage, usage_from_item
 
@@ -48,9 +48,6 @@ START_LEASE_SECONDS = 200
 # Whoever publishes a run's notification claims it first for this long; a publisher that dies lets the
 # reconciler publish after it.
 NOTIFY_CLAIM_SECONDS = 300
-
-_ser = TypeSerializer()
-_de = TypeDeserializer()
 
 
 def utcnow() -> datetime:
@@ -244,11 +241,11 @@ def run_to_item(run: Run) -> dict[str, Any]:
         if value is None or value == () or value == {} or value is False:
             continue
         item[f.name] = _encode(f.name, value)
-    return {k: _ser.serialize(v) for k, v in item.items()}
+    return {k: serialize(v) for k, v in item.items()}
 
 
 def run_from_item(item: Mapping[str, Any]) -> Run:
-    raw = {k: _de.deserialize(v) for k, v in item.items()}
+    raw = {k: deserialize(v) for k, v in item.items()}
     known = {f.name for f in fields(Run)}
     data = {k: v for k, v in raw.items() if k in known}
     attempts = data.get("attempts", [])
@@ -646,7 +643,7 @@ class Ledger:
         writer = _random.token_hex(8)
         changes = {**changes, "updated_at": iso(self.clock()), "writer": writer}
         names = {"#status": "status", "#attempt": "attempt"}
-        values: dict[str, Any] = {k: _ser.serialize(v) for k, v in condition_values.items()}
+        values: dict[str, Any] = {k: serialize(v) for k, v in condition_values.items()}
         sets, removes = [], []
         for i, (name, value) in enumerate(changes.items()):
             names[f"#f{i}"] = name
@@ -657,7 +654,7 @@ class Ledger:
                 # Every operand of an update expression reads the item as it was before the update.
                 sets.append(f"#f{i} = #status")
                 continue
-            values[f":v{i}"] = _ser.serialize(_encode(name, value))
+            values[f":v{i}"] = serialize(_encode(name, value))
             sets.append(f"#f{i} = :v{i}")
         expression = "SET " + ", ".join(sets) + (" REMOVE " + ", ".join(removes) if removes else "")
         for unused in [n for n in ("#status", "#attempt") if n not in condition + expression]:

@@ -197,7 +197,7 @@ def provision_batch(
     """The compute environment(s), the job queue and the job definition, from `ec2batch.batch`; returns the
     queue's and the definition's ARNs. Compute environments and the queue are kept when they exist (their
     settings change through Terraform); the definition gets a new revision, as Terraform registers one."""
-    iam, api = clients.session.client("iam"), clients.session.client("batch")
+    iam, api = clients.client("iam"), clients.client("batch")
     names = config.names
     service_role = _ensure_role(iam, *BATCH_SERVICE_ROLE)
     execution_role = _ensure_role(iam, names.batch_execution_role, "/", ASSUME["ecs-tasks"])
