@@ -40,10 +40,16 @@ class TransitionRejected(Ec2BatchError):
 
 
 def describe_error(exc: BaseException) -> str:
-    """One line naming the error: `ErrorCode: message` for an AWS error, `Type: message` otherwise."""
+    """One line naming the error: `ErrorCode: message` for an AWS error, Docker's own explanation for an engine
+    error, `Type: message` otherwise."""
     response = getattr(exc, "response", None)
     error = response.get("Error", {}) if isinstance(response, dict) else {}
     if error.get("Code"):
         return f"{error['Code']}: {error.get('Message', '')}".strip()
+    # docker.errors.APIError: its `explanation` is the engine's message (told apart without importing docker,
+    # which the agent imports in the background at boot).
+    explanation = getattr(exc, "explanation", None)
+    if explanation and isinstance(explanation, str):
+        return f"{type(exc).__name__}: {explanation}"
     text = str(exc).strip()
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,4 +1,9 @@
-"""Everything the agent asks of the Docker engine, through the Docker SDK."""
+"""Everything the agent asks of the Docker engine, through the Docker SDK.
+
+The SDK (with `requests`) is imported where it is first needed, not with this module: the agent imports it
+in the background at boot, while its AWS calls wait on the network (`Agent.run`), so the ~40 ms it takes are
+not spent before the run is claimed (decision 53).
+"""
 
 from __future__ import annotations
 
@@ -11,12 +16,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
-
-import docker
-import docker.errors
-from docker.auth import resolve_repository_name
-from docker.types import LogConfig
-from docker.utils import parse_repository_tag
 
 from ..config import JobConfig
 from ..errors import Ec2BatchError, describe_error
@@ -53,6 +52,12 @@ class Outcome:
     interruption: Notice | None = None  # the job was stopped for this Spot interruption notice
 
 
+def import_sdk() -> None:
+    """Load the Docker SDK (the background warm-up at boot calls this; everything below imports it itself)."""
+    import docker.errors
+    import docker.types  # noqa: F401
+
+
 def wait_for_engine(make_client: Callable[[], Any], timeout: float, sleep: Callable[[float], None] = time.sleep) -> Any:
     """dockerd may still be starting when the agent does (the unit orders after it, but ready ≠ started)."""
     deadline = time.monotonic() + timeout
@@ -69,6 +74,9 @@ def wait_for_engine(make_client: Callable[[], Any], timeout: float, sleep: Calla
 
 
 def registry_of(image: str) -> str:
+    from docker.auth import resolve_repository_name
+    from docker.utils import parse_repository_tag
+
     return resolve_repository_name(parse_repository_tag(image)[0])[0]
 
 
@@ -81,6 +89,9 @@ def ecr_auth(ecr: Any) -> dict[str, str]:
 
 def local_digest(client: Any, image: str) -> str | None:
     """The repo digest of the image already on disk (reuse keeps its cache between runs)."""
+    import docker.errors
+    from docker.utils import parse_repository_tag
+
     try:
         found = client.images.get(image)
     except docker.errors.ImageNotFound:
@@ -102,6 +113,9 @@ def pull(
     sleep: Callable[[float], None] = time.sleep,
 ) -> tuple[str, bool]:
     """Make sure `image` is on disk at the registry's current digest; returns (digest, pulled)."""
+    import docker.errors
+    from docker.utils import parse_repository_tag
+
     last = ""
     for attempt in range(1, attempts + 1):
         try:
@@ -168,6 +182,8 @@ def start_container(
     cgroup_parent: str | None = None,
     attempt: int = 1,
 ) -> Any:
+    from docker.types import LogConfig
+
     log_options = {
         "awslogs-region": region,
         "awslogs-group": config.names.log_group,
@@ -260,7 +276,9 @@ def wait_with_deadline(
                 container.stop(timeout=grace_seconds)
                 result = container.wait(timeout=grace_seconds + 30)
             except Exception as exc:
-                raise EngineError(f"engine: could not stop the container at max runtime: {describe(exc)}") from exc
+                raise EngineError(
+                    f"engine: could not stop the container at max runtime: {describe_error(exc)}"
+                ) from exc
             timed_out = True
             break
         asked = min(remaining, poll)
@@ -280,11 +298,11 @@ def wait_with_deadline(
             if trouble > reconnect_attempts:
                 raise EngineError(
                     f"engine: the Docker engine stopped answering while the job ran "
-                    f"({reconnect_attempts} reconnect attempts, {reconnect_delay:g}s apart): {describe(exc)}"
+                    f"({reconnect_attempts} reconnect attempts, {reconnect_delay:g}s apart): {describe_error(exc)}"
                 ) from exc
             log.warning(
                 "the Docker engine did not answer: trying again",
-                extra=fields(container=container.name, attempt=trouble, error=describe(exc)),
+                extra=fields(container=container.name, attempt=trouble, error=describe_error(exc)),
             )
             sleep(reconnect_delay)
     state = _final_state(container)
@@ -330,7 +348,9 @@ def stop_for_interruption(container: Any, notice: Notice, deadline: datetime, no
             _signal(container, "SIGKILL")
             result = container.wait(timeout=30)
     except Exception as exc:
-        raise EngineError(f"engine: could not stop the job for a Spot interruption notice: {describe(exc)}") from exc
+        raise EngineError(
+            f"engine: could not stop the job for a Spot interruption notice: {describe_error(exc)}"
+        ) from exc
     state = _final_state(container)
     return Outcome(
         exit_code=result.get("StatusCode"),
@@ -352,12 +372,14 @@ def _drop_notice(container: Any, notice: Notice) -> None:
         container.put_archive(RUN_DIR, archive.getvalue())
     except Exception as exc:  # the SIGTERM still tells the job; the file is the detail
         log.warning(
-            "could not write the interruption file", extra=fields(container=container.name, error=describe(exc))
+            "could not write the interruption file", extra=fields(container=container.name, error=describe_error(exc))
         )
 
 
 def _signal(container: Any, name: str) -> bool:
     """Send a signal; False if the job had exited already (409), which is what the signal was for."""
+    import docker.errors
+
     try:
         container.kill(signal=name)
     except docker.errors.APIError as exc:
@@ -385,15 +407,8 @@ def _final_state(container: Any) -> dict[str, Any]:
         container.reload()
         return dict(container.attrs.get("State") or {})
     except Exception as exc:
-        log.warning("could not read the container's final state", extra=fields(error=describe(exc)))
+        log.warning("could not read the container's final state", extra=fields(error=describe_error(exc)))
         return {}
-
-
-def describe(exc: BaseException) -> str:
-    """`describe_error`, and Docker's own explanation for an engine error."""
-    if isinstance(exc, docker.errors.APIError) and exc.explanation and not isinstance(exc.response, dict):
-        return f"{type(exc).__name__}: {exc.explanation}"
-    return describe_error(exc)
 
 
 def ensure_started(container: Any) -> bool:
@@ -409,7 +424,7 @@ def ensure_started(container: Any) -> bool:
         container.start()
     except Exception as exc:
         raise EngineError(
-            f"container: could not start {container.name} (created, never started): {describe(exc)}"
+            f"container: could not start {container.name} (created, never started): {describe_error(exc)}"
         ) from exc
     container.reload()
     return True
@@ -421,25 +436,31 @@ def remove_container(container: Any) -> None:
         container.remove(force=True)
     except Exception as exc:
         # The next run's start removes it (remove_old_containers); nothing to fail the run over.
-        log.warning("could not remove the run's container", extra=fields(container=container.name, error=describe(exc)))
+        log.warning(
+            "could not remove the run's container", extra=fields(container=container.name, error=describe_error(exc))
+        )
         return
     _remove_run_volume(container.client, container.name)
 
 
 def _remove_run_volume(client: Any, name: str) -> None:
+    import docker.errors
+
     try:
         client.volumes.get(run_volume_name(name)).remove(force=True)
     except docker.errors.NotFound:
         return  # a container from before the run volume existed
     except Exception as exc:
         log.warning(
-            "could not remove the run's volume", extra=fields(volume=run_volume_name(name), error=describe(exc))
+            "could not remove the run's volume", extra=fields(volume=run_volume_name(name), error=describe_error(exc))
         )
 
 
 def remove_old_containers(client: Any, job: str, keep_run_id: str, keep_attempt: int = 1) -> None:
     """Containers of earlier runs and attempts (kept for `docker logs` on a debug box, or left by an agent that
     died) would fill a reused disk."""
+    import docker.errors
+
     for old in client.containers.list(all=True, filters={"label": f"{LABEL_JOB}={job}", "status": "exited"}):
         if (old.labels.get(LABEL_RUN_ID), _attempt_of(old)) != (keep_run_id, keep_attempt):
             try:

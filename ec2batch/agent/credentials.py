@@ -23,9 +23,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import urlsplit
 
-from ..errors import Ec2BatchError
+from ..errors import Ec2BatchError, describe_error
 from ..jsonlog import fields
-from .container import describe
 
 log = logging.getLogger(__name__)
 
@@ -101,10 +100,10 @@ class JobCredentials:
                 except Exception as exc:
                     if served is not None and served.expiration - now > timedelta(seconds=MIN_REMAINING_SECONDS):
                         # STS hiccup: what we have still has minutes left, and the next request tries again.
-                        log.warning("could not refresh the job's credentials", extra=fields(error=describe(exc)))
+                        log.warning("could not refresh the job's credentials", extra=fields(error=describe_error(exc)))
                         return served
                     raise CredentialsError(
-                        f"credentials: could not assume the job role {self.role_arn}: {describe(exc)}"
+                        f"credentials: could not assume the job role {self.role_arn}: {describe_error(exc)}"
                     ) from exc
                 self._current = served
             return served

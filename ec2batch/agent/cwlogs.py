@@ -34,7 +34,10 @@ def batches(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 class CloudWatchHandler(logging.Handler):
-    def __init__(self, logs: Any, group: str, stream: str) -> None:
+    """Keeps lines from its creation; sends them once `connect` has given it a client (made off the path to the
+    job's start: a Logs client costs ~10 ms), and from then on in batches, at once for a warning."""
+
+    def __init__(self, group: str, stream: str, logs: Any | None = None) -> None:
         super().__init__()
         self.logs = logs
         self.group = group
@@ -55,7 +58,17 @@ class CloudWatchHandler(logging.Handler):
         with self.pending_lock:
             self.pending.append({"timestamp": timestamp_ms, "message": message[: MAX_BYTES - EVENT_OVERHEAD]})
 
+    @property
+    def connected(self) -> bool:
+        return self.logs is not None
+
+    def connect(self, logs: Any) -> None:
+        self.logs = logs
+        self.flush()
+
     def flush(self) -> None:
+        if self.logs is None:
+            return  # kept until `connect`
         with self.pending_lock:
             events, self.pending = self.pending, []
         if not events:

@@ -14,12 +14,14 @@ another, and a run that has ended is never run again (`BootNotes` tells a restar
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import subprocess
 import time
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,7 +33,7 @@ from ..attempts import EXIT_CODE, INTERRUPTION, TIMEOUT
 from ..aws import Clients
 from ..config import JobConfig, load_config
 from ..cost import run_cost
-from ..errors import Ec2BatchError, TransitionRejected
+from ..errors import Ec2BatchError, TransitionRejected, describe_error
 from ..jsonlog import JsonFormatter, fields
 from ..ledger import (
     FAILED,
@@ -55,7 +57,6 @@ from ..outcome_tag import OutcomeTag
 from ..run_events import RunEvents
 from ..usage import MIB, Usage
 from . import container as engine
-from .container import describe
 from .credentials import (
     REFRESH_AFTER_SECONDS,
     TOKEN_VARIABLE,
@@ -72,7 +73,7 @@ from .interruption import POLL_SECONDS, InterruptionWatcher
 from .sampler import SAMPLE_SECONDS, UsageSampler
 from .secrets import Redactor, resolve_secrets
 from .service_models import use_lean_models
-from .startup import StartupTimings, process_started_at, release_memory
+from .startup import StartupTimings, in_background, process_started_at, release_memory
 
 log = logging.getLogger("ec2batch.agent")
 
@@ -226,6 +227,11 @@ class Agent:
         self.tagged_attempt = 1  # the attempt of its run this machine was started for (its ec2batch:attempt tag)
         self.timings = StartupTimings(process_started_at())
         self.cloudwatch: CloudWatchHandler | None = None  # the agent's own stream, once its run is claimed
+        # Begun before they are needed, in the background (`in_background`): the engine (with the Docker SDK's
+        # import) from the start, the job's image (ECR login, registry check or pull) once the config is read.
+        self._engine: Future[Any] | None = None
+        self._image: Future[tuple[str, bool]] | None = None
+        self._logs_client: Callable[[], Any] | None = None
 
     # ---------------------------------------------------------------- entry point
     def run(self) -> int:
@@ -234,7 +240,7 @@ class Agent:
         try:
             code = self._run()
         except Exception as exc:
-            log.exception("agent failed", extra=fields(error=self.redact(describe(exc))))
+            log.exception("agent failed", extra=fields(error=self.redact(describe_error(exc))))
         finally:
             self.power_off()
         return code
@@ -250,6 +256,9 @@ class Agent:
     # ---------------------------------------------------------------- the run
     def _run(self) -> int:
         self.timings.mark("imports and set-up")
+        # The SDK's import and the engine's first answer take ~50 ms of CPU; the AWS calls below leave the CPU
+        # idle while they wait on the network, and this uses it.
+        self._engine = in_background("engine", engine.wait_for_engine, self.make_docker, self.settings.engine_timeout)
         identity = self.imds.identity()  # without it nothing can be recorded anywhere: power off
         self.timings.mark("identity (IMDS)")
         self.region = identity.region
@@ -278,18 +287,21 @@ class Agent:
             self.keep_running = config.keep_running_for_debug
             ledger.events = RunEvents(clients.events, config.event_bus)
             scene = replace(scene, config=config)
+            # The image does not depend on the claim: its ECR login and registry check (or pull) run meanwhile.
+            self._image = in_background("image", self._prepare_image, clients.ecr, config.image)
             step = "claiming the run (DynamoDB)"
             run = self._claim(scene, config, tagged_run)
             self.timings.mark("claim (DynamoDB)")
         except Exception as exc:
             # AccessDenied, throttling beyond botocore's retries, a network fault: the run still gets an end.
-            failed = self._fail_before_claim(scene, tagged_run, f"{step}: {describe(exc)}")
+            failed = self._fail_before_claim(scene, tagged_run, f"{step}: {describe_error(exc)}")
             if failed is not None and config is not None:
                 notify(clients.sns, config, failed, scene.ledger)
             return 1
         if run is None:
             return 0
         self._attach_cloudwatch(clients, config, run.run_id)
+        self.timings.mark("agent's log stream")
         log.info(
             "run claimed",
             extra=fields(
@@ -298,13 +310,13 @@ class Agent:
                 instance_id=identity.instance_id,
                 # When this process was exec'd, before its imports: `make bench` splits boot from start-up with it.
                 agent_started_at=_iso_or_none(self.timings.started),
-                startup_seconds=self.timings.steps,
+                startup_seconds=self.timings.take(),
             ),
         )
         try:
             final = self._execute(clients, scene.ledger, config, run, identity)
         except Exception as exc:
-            reason = self.redact(str(exc) if isinstance(exc, Ec2BatchError) else describe(exc))
+            reason = self.redact(str(exc) if isinstance(exc, Ec2BatchError) else describe_error(exc))
             # An unexpected error keeps its traceback in the log (redacted by the formatter); ours are one line.
             unexpected = not isinstance(exc, Ec2BatchError)
             log.error("run failed", exc_info=unexpected, extra=fields(run_id=run.run_id, reason=reason))
@@ -326,7 +338,7 @@ class Agent:
                 )
                 break
             except Exception as exc:
-                log.warning("DescribeTags failed", extra=fields(attempt=attempt + 1, error=describe(exc)))
+                log.warning("DescribeTags failed", extra=fields(attempt=attempt + 1, error=describe_error(exc)))
                 if attempt == 0 and (job := self._metadata_tag(TAG_JOB)) is not None:
                     log.info("tags read from instance metadata instead", extra=fields(job=job))
                     number = tagged_attempt({TAG_ATTEMPT: self._metadata_tag(TAG_ATTEMPT) or "1"})
@@ -342,7 +354,7 @@ class Agent:
         try:
             return self.imds.tag(key)
         except Exception as exc:  # metadata out of reach too: DescribeTags is retried instead
-            log.warning("instance metadata has no tags for us", extra=fields(key=key, error=describe(exc)))
+            log.warning("instance metadata has no tags for us", extra=fields(key=key, error=describe_error(exc)))
             return None
 
     # ---------------------------------------------------------------- which run this boot is for
@@ -472,16 +484,34 @@ class Agent:
                 Resources=[scene.identity.instance_id], Tags=[{"Key": TAG_RUN_ID, "Value": run_id}]
             )
         except Exception as exc:
-            log.warning("could not tag the machine with its boot run", extra=fields(run_id=run_id, error=describe(exc)))
+            log.warning(
+                "could not tag the machine with its boot run", extra=fields(run_id=run_id, error=describe_error(exc))
+            )
 
     # ---------------------------------------------------------------- the job
+    def _docker(self) -> Any:
+        """The engine's client, once it has answered (begun at the agent's start)."""
+        if self._engine is None:
+            self._engine = in_background(
+                "engine", engine.wait_for_engine, self.make_docker, self.settings.engine_timeout
+            )
+        return self._engine.result()
+
+    def _prepare_image(self, ecr: Any, image: str) -> tuple[str, bool]:
+        """The job's image on disk at the registry's current digest: (digest, pulled)."""
+        auth = engine.ecr_auth(ecr)
+        return engine.pull(self._docker(), image, auth)
+
     def _execute(self, clients: Clients, ledger: Ledger, config: JobConfig, run: Run, identity: Identity) -> Run | None:
-        docker = engine.wait_for_engine(self.make_docker, self.settings.engine_timeout)
+        docker = self._docker()
+        self.timings.mark("engine (ping)")
         existing = engine.find_run_container(docker, run.run_id, run.attempt)
+        self.timings.mark("own container? (list)")
         scene = _Scene(clients, ledger, config.job, identity, config)
         # A restarted agent serves the address and token its run's container was given.
         found = _environment_of(existing) if existing is not None else None
         endpoint, credentials = self._serve_credentials(clients, config, run, found)
+        self.timings.mark("job credentials (STS)")
         watcher: InterruptionWatcher | None = None
         sampler: UsageSampler | None = None
         try:
@@ -581,9 +611,13 @@ class Agent:
         credentials: dict[str, str],
     ) -> tuple[Any, datetime]:
         engine.remove_old_containers(docker, config.job, run.run_id, run.attempt)
-        auth = engine.ecr_auth(clients.ecr)
-        digest, pulled = engine.pull(docker, config.image, auth)
+        self.timings.mark("old containers (list)")
+        if self._image is None:  # not begun during the claim (a caller that did not go through `_run`)
+            self._image = in_background("image", self._prepare_image, clients.ecr, config.image)
+        digest, pulled = self._image.result()
+        self.timings.mark("image (ECR login, registry, inspect)")
         secrets = resolve_secrets(clients.ssm, clients.secretsmanager, config.secrets)
+        self.timings.mark("secrets")
         self.redact.add(secrets)
         environment = {
             **config.env,
@@ -608,9 +642,17 @@ class Agent:
             cgroup_parent=self.settings.job_cgroup_parent,
             attempt=run.attempt,
         )
+        self.timings.mark("docker run")
+        self._connect_logs(clients)  # after the start: its client is not made on the way to the job's first line
         log.info(
             "container started",
-            extra=fields(run_id=run.run_id, container=container.name, digest=digest, pulled=pulled),
+            extra=fields(
+                run_id=run.run_id,
+                container=container.name,
+                digest=digest,
+                pulled=pulled,
+                start_seconds=self.timings.take(),  # claim -> container started, step by step (`make bench`)
+            ),
         )
         begun = engine.started_at(container) or self.clock()
         ledger.update_fields(
@@ -740,7 +782,9 @@ class Agent:
                 delay = delays[attempt - 1] if attempt <= len(delays) else None
                 log.warning(
                     "could not record the outcome",
-                    extra=fields(run_id=run.run_id, attempt=attempt, error=self.redact(describe(exc)), retry_in=delay),
+                    extra=fields(
+                        run_id=run.run_id, attempt=attempt, error=self.redact(describe_error(exc)), retry_in=delay
+                    ),
                 )
                 if delay is None:
                     break
@@ -812,7 +856,7 @@ class Agent:
         except Exception as exc:
             log.error(
                 "outcome lost: neither the ledger nor the instance's tags could be written",
-                extra=fields(run_id=run_id, status=status, error=self.redact(describe(exc))),
+                extra=fields(run_id=run_id, status=status, error=self.redact(describe_error(exc))),
             )
             return
         log.warning(
@@ -841,12 +885,22 @@ class Agent:
 
     # ---------------------------------------------------------------- logs
     def _attach_cloudwatch(self, clients: Clients, config: JobConfig, run_id: str) -> None:
-        handler = CloudWatchHandler(clients.logs, config.names.log_group, config.names.agent_log_stream(run_id))
+        """The agent's stream: lines are kept from now on, and sent once `_connect_logs` has made the client."""
+        handler = CloudWatchHandler(config.names.log_group, config.names.agent_log_stream(run_id))
         handler.setFormatter(JsonFormatter(self.redact))
         logging.getLogger("ec2batch").addHandler(handler)
         self.cloudwatch = handler
+        self._logs_client = lambda: clients.logs
+
+    def _connect_logs(self, clients: Clients) -> None:
+        # Made here, on the agent's main thread: botocore's sessions make clients one thread at a time.
+        if self.cloudwatch is not None and not self.cloudwatch.connected:
+            self.cloudwatch.connect(clients.logs)
 
     def _flush_logs(self) -> None:
+        if self.cloudwatch is not None and not self.cloudwatch.connected and self._logs_client is not None:
+            with contextlib.suppress(Exception):  # no client, no CloudWatch: the journal still has every line
+                self.cloudwatch.connect(self._logs_client())
         for handler in logging.getLogger("ec2batch").handlers:
             handler.flush()
 

@@ -20,8 +20,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import docker.errors
-
 from ..jsonlog import fields
 from ..usage import Usage
 
@@ -131,6 +129,8 @@ class UsageSampler:
         self.record(stats, self.clock())
 
     def _stats(self) -> dict[str, Any]:
+        import docker.errors  # loaded by the time a container runs; not at the agent's import (container.py)
+
         api = self.container.client.api
         try:
             return dict(api.stats(self.container.id, stream=False, one_shot=True))

@@ -7,13 +7,19 @@ import contextlib
 import ctypes
 import gc
 import os
+import threading
 import time
+from collections.abc import Callable
+from concurrent.futures import Future
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, TypeVar
 
 import botocore
 
 from ..ledger import utcnow
+
+T = TypeVar("T")
 
 
 def process_started_at(stat: Path = Path("/proc/self/stat")) -> datetime | None:
@@ -43,6 +49,11 @@ class StartupTimings:
             self.steps[step] = round((now - self._last).total_seconds(), 3)
         self._last = now
 
+    def take(self) -> dict[str, float]:
+        """The steps marked so far, for a log line; the next steps start a new set (from the last mark)."""
+        steps, self.steps = self.steps, {}
+        return steps
+
 
 def release_memory() -> None:
     """Collect start-up's garbage and return the heap pages it freed to the system (glibc keeps them mapped
@@ -54,3 +65,22 @@ def release_memory() -> None:
     gc.collect()
     with contextlib.suppress(OSError, AttributeError):  # not glibc: nothing to trim with
         ctypes.CDLL(None).malloc_trim(0)
+
+
+def in_background(name: str, function: Callable[..., T], *args: Any) -> Future[T]:
+    """Run `function(*args)` in a daemon thread; its result, or its error, comes out of the future.
+
+    Daemon, not a ThreadPoolExecutor's: a step begun early (an image pull) must never hold up the power-off of
+    a machine whose run ended without it (an executor's threads are joined at the interpreter's exit)."""
+    future: Future[T] = Future()
+
+    def work() -> None:
+        if not future.set_running_or_notify_cancel():
+            return
+        try:
+            future.set_result(function(*args))
+        except BaseException as exc:  # handed to whoever asks for the result, as if they had made the call
+            future.set_exception(exc)
+
+    threading.Thread(target=work, name=f"ec2batch-{name}", daemon=True).start()
+    return future

@@ -73,6 +73,7 @@ class Timeline:
     exited: datetime  # the job's exit: its recorded end
     stopped: datetime  # the instance reached `stopped`
     agent_steps: dict[str, float]  # agent start -> claim, step by step (its own record)
+    start_steps: dict[str, float]  # claim -> container started, step by step (its own record)
 
     def steps(self) -> dict[str, float | None]:
         points = [
@@ -110,13 +111,15 @@ def through_ec2batch(stack: Stack, job: str, env: dict[str, str] | None = None) 
             break
         time.sleep(0.05)
     lines, _ = read_stream(clients.logs, f"/ec2batch/{job}", f"{run_id}/job")
-    claimed = _claim_line(clients, job, run_id)
+    claimed = _agent_line(clients, job, run_id, "run claimed")
+    started = _agent_line(clients, job, run_id, "container started")
     return Timeline(
         triggered=began,
         launcher_done=launched,
         instance_booted=_instance_started(stack, run.instance_id or ""),
         agent_started=_time(claimed.get("agent_started_at")),
         agent_steps=claimed.get("startup_seconds") or {},
+        start_steps=started.get("start_seconds") or {},
         claimed=_time(run.instance_running_at),
         container_started=_time(run.container_started_at),
         first_line=datetime.fromtimestamp(lines[0].timestamp_ms / 1000, tz=began.tzinfo),
@@ -136,12 +139,13 @@ def _instance_started(stack: Stack, instance_id: str) -> datetime | None:
     return parse_docker_time(attrs["State"]["StartedAt"])
 
 
-def _claim_line(clients: Any, job: str, run_id: str) -> dict[str, Any]:
-    """The agent's "run claimed" line: when its process started, and what each start-up step took."""
+def _agent_line(clients: Any, job: str, run_id: str, message: str) -> dict[str, Any]:
+    """One of the agent's lines: "run claimed" (when its process started, what each start-up step took) or
+    "container started" (what each step from the claim to the job's container took)."""
     lines, _ = read_stream(clients.logs, f"/ec2batch/{job}", f"{run_id}/agent")
     for line in lines:
         record = json.loads(line.message) if line.message.startswith("{") else {}
-        if record.get("msg") == "run claimed":
+        if record.get("msg") == message:
             return record
     return {}
 
@@ -156,10 +160,12 @@ def breakdown(timelines: list[Timeline]) -> None:
                 per_step.setdefault(label, []).append(seconds)
     for label, values in per_step.items():
         print(f"     {label:<46} {statistics.median(values):7.3f} s")
-        if label.startswith("agent started"):
-            for step in timelines[0].agent_steps:
-                seconds = [t.agent_steps[step] for t in timelines if step in t.agent_steps]
-                print(f"       {step:<44} {statistics.median(seconds):7.3f} s")
+        parts = {"agent started": "agent_steps", "run claimed": "start_steps"}
+        for prefix, attribute in parts.items():
+            if label.startswith(prefix):
+                for step in getattr(timelines[0], attribute):
+                    seconds = [getattr(t, attribute)[step] for t in timelines if step in getattr(t, attribute)]
+                    print(f"       {step:<44} {statistics.median(seconds):7.3f} s")
 
 
 def agent_memory(stack: Stack, job: str = "bench") -> None:
@@ -263,7 +269,7 @@ def shards_latency(stack: Stack, config: Any, size: int) -> tuple[float, float]:
     """SubmitJob -> every child RUNNING (or past it), and -> every child ended, polled 10 times a second.
 
     1 shard is a plain job (an array job has 2 to 10,000 children)."""
-    api = stack.clients().session.client("batch")
+    api = stack.clients().client("batch")
     names = config.names
     array = {"arrayProperties": {"size": size}} if size > 1 else {}
     began = time.perf_counter()
