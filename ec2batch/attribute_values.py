@@ -3,7 +3,7 @@
 
 Why not boto3's: importing `boto3.dynamodb.types` imports the `boto3` package, whose `compat` module imports
 s3transfer's transfer manager: about 50 ms of every boot of the job's machine, for two small functions the
-agent needs before it can claim its run (docs/decisions.md, row 53). boto3's stay the reference: a property
+agent needs before it can claim its run (docs/decisions.md, row 54). boto3's stay the reference: a property
 test (tests/unit/test_attribute_values.py) checks these give exactly what boto3's give, value for value.
 """
 

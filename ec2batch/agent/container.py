@@ -2,7 +2,7 @@
 
 The SDK (with `requests`) is imported where it is first needed, not with this module: the agent imports it
 in the background at boot, while its AWS calls wait on the network (`Agent.run`), so the ~40 ms it takes are
-not spent before the run is claimed (decision 53).
+not spent before the run is claimed (decision 54).
 """
 
 from __future__ import annotations

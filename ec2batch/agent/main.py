@@ -66,6 +66,7 @@ from .credentials import (
     JobCredentials,
     from_container_environment,
     new_token,
+    session_name,
 )
 from .cwlogs import CloudWatchHandler
 from .imds import Identity, Imds
@@ -232,6 +233,7 @@ class Agent:
         self._engine: Future[Any] | None = None
         self._image: Future[tuple[str, bool]] | None = None
         self._logs_client: Callable[[], Any] | None = None
+        self._role: JobCredentials | None = None  # the job role's credentials, asked for during the claim
 
     # ---------------------------------------------------------------- entry point
     def run(self) -> int:
@@ -289,6 +291,10 @@ class Agent:
             scene = replace(scene, config=config)
             # The image does not depend on the claim: its ECR login and registry check (or pull) run meanwhile.
             self._image = in_background("image", self._prepare_image, clients.ecr, config.image)
+            if config.job_role_arn and tagged_run:
+                # The job role's first credentials, for the run the tag names (the claim nearly always keeps it).
+                self._role = self._job_credentials(clients, config, tagged_run)
+                in_background("job-role", self._role.current)
             step = "claiming the run (DynamoDB)"
             run = self._claim(scene, config, tagged_run)
             self.timings.mark("claim (DynamoDB)")
@@ -368,10 +374,19 @@ class Agent:
         ledger, identity = scene.ledger, scene.identity
         if self.notes.boot_run:
             return self._resume_boot_run(scene.ledger, config, self.notes.boot_run, scene.identity)
-        run = ledger.get(config.job, run_id) if run_id else None
         seen_before = bool(run_id) and self.notes.seen(run_id)  # type: ignore[arg-type]
-        if run_id:
+        if run_id and not seen_before:
+            # The usual boot: one conditional write claims the run; only a refusal is looked into, with the item
+            # as the refusal read it back (saves the read before the write: one round trip on every boot).
             self.notes.note_seen(run_id)
+            try:
+                return self._claim_write(ledger, config, run_id, self.tagged_attempt, identity)
+            except TransitionRejected as exc:
+                run = exc.current if isinstance(exc.current, Run) else None
+        else:
+            run = ledger.get(config.job, run_id) if run_id else None
+            if run_id:
+                self.notes.note_seen(run_id)
         if run is None:
             why = (
                 f"booted with no run waiting (tag points at {run_id}, which the ledger does not have)"
@@ -397,14 +412,7 @@ class Agent:
             )
             return None
         try:
-            return ledger.transition(
-                config.job,
-                run.run_id,
-                RUNNING,
-                attempt=run.attempt,
-                instance_id=identity.instance_id,
-                instance_type=identity.instance_type,
-            )
+            return self._claim_write(ledger, config, run.run_id, run.attempt, identity)
         except TransitionRejected as exc:
             current = ledger.get(config.job, run.run_id)
             if current and current.status == RUNNING and current.instance_id == identity.instance_id:
@@ -414,6 +422,18 @@ class Agent:
                 extra=fields(run_id=run.run_id, status=current.status if current else None, error=str(exc)),
             )
             return None
+
+    @staticmethod
+    def _claim_write(ledger: Ledger, config: JobConfig, run_id: str, attempt: int, identity: Identity) -> Run:
+        """RUNNING on this machine, if the run is still waiting (PLANNED..STARTING) on that attempt."""
+        return ledger.transition(
+            config.job,
+            run_id,
+            RUNNING,
+            attempt=attempt,
+            instance_id=identity.instance_id,
+            instance_type=identity.instance_type,
+        )
 
     def _ended(self, scene: _Scene, config: JobConfig, run: Run, seen_before: bool) -> Run | None:
         """The tag names a run that has ended. Only a machine started again later (by hand) is a `boot` run."""
@@ -489,6 +509,17 @@ class Agent:
             )
 
     # ---------------------------------------------------------------- the job
+    def _job_credentials(self, clients: Clients, config: JobConfig, run_id: str) -> JobCredentials:
+        assert config.job_role_arn is not None
+        return JobCredentials(
+            clients.sts,
+            config.job_role_arn,
+            run_id,
+            clock=self.clock,
+            refresh_after=self.settings.credentials_refresh_seconds,
+            on_new=lambda served: self.redact.add({"key": served.secret_access_key, "token": served.token}),
+        )
+
     def _docker(self) -> Any:
         """The engine's client, once it has answered (begun at the agent's start)."""
         if self._engine is None:
@@ -686,15 +717,12 @@ class Agent:
         """
         if config.job_role_arn is None:
             return None, {}
-        source = JobCredentials(
-            clients.sts,
-            config.job_role_arn,
-            run.run_id,
-            clock=self.clock,
-            refresh_after=self.settings.credentials_refresh_seconds,
-            on_new=lambda served: self.redact.add({"key": served.secret_access_key, "token": served.token}),
-        )
-        source.current()  # a role the machine may not assume fails the run now, naming the role
+        source = self._role
+        if source is None or source.session_name != session_name(run.run_id):
+            source = self._job_credentials(clients, config, run.run_id)
+        # A role the machine may not assume fails the run now, naming the role (the early try's answer, if it
+        # worked; if it failed, this asks STS again and raises).
+        source.current()
         previous = from_container_environment(found) if found else None
         token = previous[1] if previous else new_token()
         self.redact.add({"token": token})

@@ -111,7 +111,7 @@ def test_an_aws_error_on_the_config_fails_the_tagged_run_naming_the_step_and_pow
 def test_a_claim_that_fails_is_recorded_and_notified(job: Job, tmp_path) -> None:
     run = launch(job)
     machine = machine_for(job, run, tmp_path)
-    inject_error(job.clients.dynamodb, "GetItem", ["ProvisionedThroughputExceededException"])
+    inject_error(job.clients.dynamodb, "UpdateItem", ["ProvisionedThroughputExceededException"])
 
     machine.boot()
 

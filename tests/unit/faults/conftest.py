@@ -40,7 +40,9 @@ def _aws_here() -> Iterator[Clients]:
 
 @cache
 def call_sites(name: str) -> tuple[str, ...]:
-    """Play the scenario without faults and list the call sites it reaches, in order of first use."""
+    """Play the scenario without faults and list the call sites it reaches, sorted: the agent makes some calls
+    from background threads (its image is prepared while it claims the run), so the order of first use varies
+    from one play to the next, and pytest-xdist's workers must collect the same cases."""
     scenario = SCENARIOS[name]
     with _aws_here() as aws, tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
         world = stage(scenario, aws, Path(tmp))
@@ -53,7 +55,7 @@ def call_sites(name: str) -> tuple[str, ...]:
         finally:
             MOTO.interceptor = None
             silence_agent_logs()
-        return tuple(recorder.sites)
+        return tuple(sorted(recorder.sites))
 
 
 @cache
