@@ -22,6 +22,8 @@ import os
 import platform
 import random
 import statistics
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass
@@ -95,9 +97,9 @@ def _time(text: str | None) -> datetime | None:
     return parse_time(text) if text else None
 
 
-def through_ec2batch(stack: Stack, job: str, env: dict[str, str] | None = None) -> Timeline:
+def through_ec2batch(stack: Stack, job: str, launcher: Launcher, env: dict[str, str] | None = None) -> Timeline:
+    """One run, handed to a launcher that has served one before (a warm Lambda: its clients are made)."""
     clients = stack.clients()
-    launcher = Launcher(clients)
     ledger = Ledger(clients.dynamodb, f"ec2batch-{job}-runs")
     began = utcnow()
     run_id = launcher.handle({"action": "run", "job": job, **({"env": env} if env else {})})["run_id"]
@@ -331,8 +333,10 @@ def machine() -> str:
 def section_one(stack: Stack, images: dict[str, Any]) -> float:
     print(f"\n1. trigger -> first log line, job exit -> machine stopped (median of {RUNS})")
     bare = [floor(stack, images["runner_image"]) for _ in range(RUNS)]
-    through_ec2batch(stack, "bench")  # the first run may launch the reusable instance; the next ones start it
-    timelines = [through_ec2batch(stack, "bench") for _ in range(RUNS)]
+    # One launcher for every run, as one warm Lambda serves them; its cold start is measured on its own below.
+    launcher = Launcher(stack.clients())
+    through_ec2batch(stack, "bench", launcher)  # the first may launch the reusable instance; the next start it
+    timelines = [through_ec2batch(stack, "bench", launcher) for _ in range(RUNS)]
     ours = [((t.first_line - t.triggered).total_seconds(), (t.stopped - t.exited).total_seconds()) for t in timelines]
     for index, label in enumerate(("trigger -> first log line", "job exit -> instance stopped")):
         floor_s = statistics.median(b[index] for b in bare)
@@ -342,8 +346,35 @@ def section_one(stack: Stack, images: dict[str, Any]) -> float:
         if index == 0:
             print(f"   our overhead to the first line (ec2batch - bare docker run): {ours_s - floor_s:.3f} s")
     breakdown(timelines)
+    cold = [launcher_cold_start(stack) for _ in range(RUNS)]
+    imports, made = statistics.median(c[0] for c in cold), statistics.median(c[1] for c in cold)
+    print(
+        f"   a cold launcher (a new process) first spends: importing its handler {imports:.3f} s, making its "
+        f"clients {made:.3f} s (on AWS, plus Lambda's own start of the runtime)"
+    )
     agent_memory(stack)
     return statistics.median(o[0] for o in ours)
+
+
+COLD_START = """
+import time
+began = time.perf_counter()
+import ec2batch.launcher as module
+imported = time.perf_counter()
+launcher = module._launcher()
+clients = launcher.clients
+clients.ssm, clients.dynamodb, clients.ec2
+print(imported - began, time.perf_counter() - imported)
+"""
+
+
+def launcher_cold_start(stack: Stack) -> tuple[float, float]:
+    """What a cold launcher does before its first event: import its handler, make the reuse path's clients."""
+    env = {**os.environ, **stack.env(), "EC2BATCH_JOB": "bench", "AWS_DEFAULT_REGION": stack.clients().region}
+    output = subprocess.run(
+        [sys.executable, "-c", COLD_START], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    return float(output[0]), float(output[1])
 
 
 def section_two(stack: Stack) -> None:
