@@ -647,7 +647,9 @@ class Agent:
             self._image = in_background("image", self._prepare_image, clients.ecr, config.image)
         digest, pulled = self._image.result()
         self.timings.mark("image (ECR login, registry, inspect)")
-        secrets = resolve_secrets(clients.ssm, clients.secretsmanager, config.secrets)
+        # Secrets Manager's client only for a job that has secrets there: it costs ~5 ms on the way to the start.
+        secretsmanager = clients.secretsmanager if any(r.source != "ssm" for r in config.secrets.values()) else None
+        secrets = resolve_secrets(clients.ssm, secretsmanager, config.secrets)
         self.timings.mark("secrets")
         self.redact.add(secrets)
         environment = {

@@ -18,7 +18,8 @@ class SecretError(Ec2BatchError):
     pass
 
 
-def resolve_secrets(ssm: Any, secretsmanager: Any, secrets: Mapping[str, SecretRef]) -> dict[str, str]:
+def resolve_secrets(ssm: Any, secretsmanager: Any | None, secrets: Mapping[str, SecretRef]) -> dict[str, str]:
+    """Each secret's value; `secretsmanager` may be None for secrets that are all in SSM."""
     values: dict[str, str] = {}
     for name, ref in secrets.items():
         where = f"{ref.source} {ref.name}" + (f" (key {ref.key})" if ref.key else "")
@@ -32,9 +33,10 @@ def resolve_secrets(ssm: Any, secretsmanager: Any, secrets: Mapping[str, SecretR
     return values
 
 
-def _fetch(ssm: Any, secretsmanager: Any, ref: SecretRef) -> str:
+def _fetch(ssm: Any, secretsmanager: Any | None, ref: SecretRef) -> str:
     if ref.source == "ssm":
         return ssm.get_parameter(Name=ref.name, WithDecryption=True)["Parameter"]["Value"]
+    assert secretsmanager is not None, "a Secrets Manager secret needs its client"
     secret = secretsmanager.get_secret_value(SecretId=ref.name)
     text = secret.get("SecretString")
     if text is None:
