@@ -30,7 +30,7 @@ AGENT_OPERATIONS = {
 
 
 # Every service the agent makes a client for (tests/unit/agent/test_service_models.py checks its code).
-AGENT_SERVICES = ("dynamodb", "ec2", "ecr", "events", "logs", "secretsmanager", "sns", "sqs", "ssm", "sts")
+AGENT_SERVICES = ("dynamodb", "ec2", "ecr", "logs", "secretsmanager", "sns", "sqs", "ssm", "sts")
 
 
 class AgentLoader(Loader):
