@@ -2,8 +2,9 @@
 rule as moto's EventBridge matches it, and the launcher's decision with one and several upstream jobs.
 
 The chain runs as on the local stack: an upstream run's status changes are records on its ledger's stream, which
-the launcher publishes to moto's EventBridge (the stream's mapping: `tests.conftest.Outbox`), the downstream's rule (made by `ec2batch.local.provision`, as Terraform makes it) puts the matching
-ones in the downstream's timer queue, and the launcher gets them as SQS records."""
+the launcher publishes to moto's EventBridge (the stream's mapping: `tests.conftest.Outbox`), the downstream's
+rule (made by `ec2batch.local.provision`, as Terraform makes it) puts the matching ones in the downstream's timer
+queue, and the launcher gets them as SQS records."""
 
 from __future__ import annotations
 

@@ -56,9 +56,7 @@ def test_first_scheduled_run_launches_the_reusable_instance_tagged_with_its_run(
     assert [(a.action, a.instance_type, a.error) for a in run.placements] == [("launch", "m7i.large", None)]
 
 
-def test_next_run_starts_the_stopped_instance_in_six_aws_calls_and_no_put_events(
-    job: Job, calls: Counter[str]
-) -> None:
+def test_next_run_starts_the_stopped_instance_in_six_aws_calls_and_no_put_events(job: Job, calls: Counter[str]) -> None:
     first = launcher_at(job).handle(load_event("schedule"))
     finish(job, first["run_id"])
     outbox = Outbox(job.clients)  # the ledger stream's mapping, from here on
