@@ -133,8 +133,8 @@ def _dynamodb(call: Call, where: Where) -> list[Request]:
         return [Request(f"dynamodb:{op}", p["StreamArn"], {})]
     if op == "GetRecords":  # the iterator stands for its stream: the caller names it in `context`
         return [Request("dynamodb:GetRecords", call.context["stream_arn"], {})]
-    if op == "ListStreams":  # as the mapping authorizes it: on the stream it reads
-        return [Request("dynamodb:ListStreams", call.context["stream_arn"], {})]
+    if op == "ListStreams":  # no resource-level permissions
+        return [Request("dynamodb:ListStreams", "*", {})]
     raise KeyError(op)
 
 

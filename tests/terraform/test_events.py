@@ -90,7 +90,7 @@ OTHER_STREAM = WHERE.arn("dynamodb", "table/ec2batch-another-job-runs/stream/202
 def read_stream(role: str, stream: str = STREAM) -> list[cov.Call]:
     """The calls the event source mapping makes as the function's role to read a stream."""
     return [
-        cov.Call(role, "dynamodb", "ListStreams", {"TableName": "ec2batch-daily-report-runs"}, {"stream_arn": stream}),
+        cov.Call(role, "dynamodb", "ListStreams", {"TableName": "ec2batch-daily-report-runs"}),
         cov.Call(role, "dynamodb", "DescribeStream", {"StreamArn": stream}),
         cov.Call(
             role, "dynamodb", "GetShardIterator", {"StreamArn": stream, "ShardId": "s", "ShardIteratorType": "LATEST"}
@@ -103,8 +103,8 @@ def test_the_launcher_reads_its_own_ledgers_stream_and_nothing_else_does() -> No
     documents = policy_documents(module())
     roles = {name: rules.statements(render(documents[name])) for name in ("instance", "launcher")}
     assert cov.uncovered(read_stream("launcher"), roles, WHERE) == []
-    denied = read_stream("launcher", OTHER_STREAM) + read_stream("instance")
-    assert len(cov.uncovered(denied, roles, WHERE)) == len(denied)
+    denied = read_stream("launcher", OTHER_STREAM)[1:] + read_stream("instance")
+    assert len(cov.uncovered(denied, roles, WHERE)) == len(denied)  # ListStreams reads no record: "*" (iam.tf)
 
 
 def test_the_ledger_streams_its_items_to_the_launcher_as_docs_events_md_says(applied: dict[str, Any], aws: Any) -> None:

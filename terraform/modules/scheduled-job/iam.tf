@@ -351,8 +351,16 @@ data "aws_iam_policy_document" "launcher" {
   statement {
     # The ledger stream's event source mapping reads it as this role (lambda.tf): only this table's stream.
     sid       = "ReadTheLedgerStream"
-    actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:ListStreams"]
+    actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
     resources = [aws_dynamodb_table.ledger.stream_arn]
+  }
+
+  statement {
+    sid = "ListStreams"
+    # ListStreams has no resource-level permissions: AWS requires "*" here. It returns stream ARNs and names,
+    # never a record; reading one needs the statement above.
+    actions   = ["dynamodb:ListStreams"]
+    resources = ["*"]
   }
 
   statement {
