@@ -5,6 +5,7 @@ quirks, and how a failed batch comes back."""
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 import pytest
@@ -144,9 +145,10 @@ def test_a_failed_batch_comes_back_from_the_record_it_names_then_is_dropped_afte
 
     ledger.create_run(run(ids(3)[0]), exclusive=False)
     launcher.answer = RuntimeError("the launcher crashed")
-    for _ in range(streams.MAXIMUM_RETRY_ATTEMPTS + 1):
-        clock.now += streams.MAX_PAUSE_SECONDS
-        poller.step()
+    with caplog.at_level(logging.ERROR, logger="ec2batch.local.streams"):
+        for _ in range(streams.MAXIMUM_RETRY_ATTEMPTS + 1):
+            clock.now += streams.MAX_PAUSE_SECONDS
+            poller.step()
     assert "stream batch dropped after its retries" in caplog.text
     launcher.answer = None
     ledger.create_run(run(ids(4)[0]), exclusive=False)
