@@ -10,6 +10,8 @@ keys start with `~` (after every digit, so they never show up in a time-ordered 
   runs under `allow` never both place themselves on it).
 Every conditional update carries a writer token and reads back on a condition failure (`_update`), so a
 write AWS applied whose response was lost is still our success, never "someone else's".
+No writer announces its writes: the table's stream (`STREAM_SPECIFICATION`) does, and the launcher publishes
+each status change from it as a run event (`ec2batch.run_events`).
 """
 
 from __future__ import annotations

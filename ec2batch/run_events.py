@@ -167,7 +167,7 @@ class RunEvents:
 
         On the first call with a failed entry it stops: `retry_from` is the sequence number of the earliest
         record whose event did not go, so the mapping delivers that record and every later one again (the
-        ones that went are sent twice: same `event_id`). Never raises.
+        ones that went are sent twice: same `event_id`). A failure to publish is never raised.
         """
         pending = [(change, run) for change in changes if (run := changed_run(change)) is not None]
         sent = 0
