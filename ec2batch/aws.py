@@ -52,6 +52,10 @@ class Clients:
         return self._client("dynamodb")
 
     @cached_property
+    def dynamodbstreams(self) -> Any:
+        return self._client("dynamodbstreams")
+
+    @cached_property
     def ssm(self) -> Any:
         return self._client("ssm")
 

@@ -10,6 +10,8 @@ keys start with `~` (after every digit, so they never show up in a time-ordered 
   runs under `allow` never both place themselves on it).
 Every conditional update carries a writer token and reads back on a condition failure (`_update`), so a
 write AWS applied whose response was lost is still our success, never "someone else's".
+No writer announces its writes: the table's stream (`STREAM_SPECIFICATION`) does, and the launcher publishes
+each status change from it as a run event (`ec2batch.run_events`).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from botocore.exceptions import ClientError
 
@@ -296,19 +298,10 @@ class CreateOutcome:
 class Ledger:
     """All reads and writes of the run ledger. `dynamodb` is a low-level boto3 client."""
 
-    def __init__(
-        self, dynamodb: Any, table: str, clock: Callable[[], datetime] = utcnow, events: Publisher | None = None
-    ) -> None:
+    def __init__(self, dynamodb: Any, table: str, clock: Callable[[], datetime] = utcnow) -> None:
         self.db = dynamodb
         self.table = table
         self.clock = clock
-        # Told of every status-changing write once it has succeeded (ec2batch.run_events.RunEvents); never raises.
-        self.events = events
-
-    def _published(self, run: Run) -> Run:
-        if self.events is not None:
-            self.events.publish(run)
-        return run
 
     # ---------------------------------------------------------------- reads
     def get(self, job: str, run_id: str) -> Run | None:
@@ -384,7 +377,7 @@ class Ledger:
                 items.append({"Update": self._slot_take(run, stale)})
             try:
                 self.db.transact_write_items(TransactItems=items)
-                return CreateOutcome("created", self._published(run))
+                return CreateOutcome("created", run)
             except ClientError as exc:
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
@@ -429,7 +422,7 @@ class Ledger:
             if token and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
                 return CreateOutcome("duplicate", self._run_for_token(run.job, token))
             return CreateOutcome("duplicate", self.require(run.job, run.run_id))
-        return CreateOutcome(kind, self._published(run), active_run_id=holder)
+        return CreateOutcome(kind, run, active_run_id=holder)
 
     def claim_slot(self, job: str, run_id: str, slot: str = SLOT_KEY) -> str | None:
         """Take a slot (the job's, or an instance's) for an existing run; returns the live holder's run id if
@@ -501,7 +494,7 @@ class Ledger:
         )
         if status in TERMINAL:
             self.release_slot(job, run_id)
-        return self._published(run)
+        return run
 
     def update_fields(
         self, job: str, run_id: str, *, unless_terminal: bool = True, attempt: int | None = None, **changes: Any
@@ -548,15 +541,13 @@ class Ledger:
             **totals,
             **{name: None for name in ATTEMPT_FIELDS},
         }
-        return self._published(
-            self._update(
-                run.job,
-                run.run_id,
-                changes,
-                condition=condition,
-                condition_values=values,
-                rejected=f"run {run.run_id}'s attempt {run.attempt} cannot be retried",
-            )
+        return self._update(
+            run.job,
+            run.run_id,
+            changes,
+            condition=condition,
+            condition_values=values,
+            rejected=f"run {run.run_id}'s attempt {run.attempt} cannot be retried",
         )
 
     def take_start_lease(self, job: str, run_id: str, *, force: bool = False) -> Run | None:
@@ -719,12 +710,6 @@ class Ledger:
         return self.require(job, target)
 
 
-class Publisher(Protocol):
-    """Whoever is told of a run's status changes (ec2batch.run_events.RunEvents)."""
-
-    def publish(self, run: Run) -> bool: ...
-
-
 # In a write's changes: "the status the item has before this write" (Ledger._update copies it in the same write).
 FROM_STATUS: Any = object()
 
@@ -772,9 +757,16 @@ def _encode(name: str, value: Any) -> Any:
     return value
 
 
+# The table's stream, from which the launcher publishes run events (ec2batch.run_events): every write's item
+# before and after, so a status change and the status it left are both in the record. Terraform's
+# aws_dynamodb_table sets the same (stream_enabled, stream_view_type; tests/terraform/test_parity.py compares).
+STREAM_SPECIFICATION = {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
 def table_definition(table: str) -> dict[str, Any]:
     """CreateTable arguments; Terraform's aws_dynamodb_table in the module mirrors these."""
     return {
+        "StreamSpecification": dict(STREAM_SPECIFICATION),
         "TableName": table,
         "KeySchema": [{"AttributeName": "job", "KeyType": "HASH"}, {"AttributeName": "run_id", "KeyType": "RANGE"}],
         "AttributeDefinitions": [

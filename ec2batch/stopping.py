@@ -18,7 +18,6 @@ from .errors import Ec2BatchError, TransitionRejected
 from .jsonlog import fields
 from .ledger import CANCELLED, Ledger, Run
 from .names import LIFECYCLE_EPHEMERAL, TAG_LIFECYCLE, TAG_RUN_ID, tagged_attempt
-from .run_events import RunEvents
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ def cancel_run(clients: Clients, config: JobConfig, run_id: str, reason: str = "
     failed: an instance still `pending` cannot be stopped), and the agent of a cancelled run powers off on its
     own; the reconciler stops what is left.
     """
-    ledger = Ledger(clients.dynamodb, config.names.ledger_table, events=RunEvents(clients.events, config.event_bus))
+    ledger = Ledger(clients.dynamodb, config.names.ledger_table)
     run = ledger.require(config.job, run_id)
     if run.terminal and run.status != CANCELLED:
         raise CancelError(f"run {run_id} already ended: {run.status}")

@@ -23,7 +23,6 @@ from .errors import Ec2BatchError, TransitionRejected
 from .jsonlog import fields
 from .ledger import PLANNED, TERMINAL, Ledger, Run, iso, new_run_id, utcnow
 from .names import JobNames
-from .run_events import RunEvents
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +96,7 @@ def plan_run(
     due = due.replace(microsecond=0)
     if due <= now - timedelta(seconds=config.starting_deadline_seconds):
         raise TimerError(f"{iso(due)} is more than the starting deadline ({config.starting_deadline_seconds}s) ago")
-    ledger = Ledger(clients.dynamodb, config.names.ledger_table, events=RunEvents(clients.events, config.event_bus))
+    ledger = Ledger(clients.dynamodb, config.names.ledger_table)
     run = Run(
         job=config.job,
         run_id=new_run_id("at", due),

@@ -179,6 +179,35 @@ def job(aws: Clients) -> Job:
     return make_job(aws)
 
 
+class Outbox:
+    """The ledger streams' event source mapping in a test: hands every stream record written since it was made
+    (and every record of a table made after it) to a launcher, which publishes the run events in them, as
+    Terraform's mapping does on AWS and `ec2batch.local.streams` on the local stack."""
+
+    def __init__(self, clients: Clients, launcher: Any = None) -> None:
+        from ec2batch.launcher import Launcher
+        from ec2batch.local.streams import StreamPoller
+
+        self.launcher = launcher or Launcher(clients, event_bus="default")
+        self.poller = StreamPoller(clients, self.launcher.handle, interval=0)
+        self.poller.discover(at_start=True)  # the mapping's LATEST: only what is written from now on
+
+    def drain(self) -> int:
+        """Hand on every record there is (a failed batch stays for the next drain); returns how many went."""
+        self.poller.discover()
+        total = 0
+        while True:
+            handed = sum(self.poller.poll(shard) for shard in list(self.poller.shards.values()))
+            total += handed
+            if not handed or any(shard.failures for shard in self.poller.shards.values()):
+                return total
+
+
+@pytest.fixture
+def outbox(aws: Clients) -> Outbox:
+    return Outbox(aws)
+
+
 @pytest.fixture
 def calls(aws: Clients) -> Counter[str]:
     """Counts every AWS API call made through the shared clients, as `service.Operation`."""

@@ -54,7 +54,6 @@ from ..metrics import emf_document, figures
 from ..names import TAG_ATTEMPT, TAG_JOB, TAG_OUTCOME, TAG_RUN_ID, JobNames, tagged_attempt
 from ..notify import notify
 from ..outcome_tag import OutcomeTag
-from ..run_events import RunEvents
 from ..usage import MIB, Usage
 from . import container as engine
 from .credentials import (
@@ -272,10 +271,8 @@ class Agent:
                 "instance has no ec2batch:job tag: nothing to run", extra=fields(instance_id=identity.instance_id)
             )
             return 1
-        # Run events go to the default bus until the config (which may name another) has been read.
-        ledger = Ledger(
-            clients.dynamodb, JobNames(job).ledger_table, clock=self.clock, events=RunEvents(clients.events)
-        )
+        # No run events from here: the launcher publishes them from the ledger's stream (ec2batch.run_events).
+        ledger = Ledger(clients.dynamodb, JobNames(job).ledger_table, clock=self.clock)
         scene = _Scene(clients, ledger, job, identity)
         step = "reading the job config (SSM GetParameter)"
         config: JobConfig | None = None
@@ -287,7 +284,6 @@ class Agent:
                 self._fail_before_claim(scene, tagged_run, f"bad config: {exc}")
                 return 1
             self.keep_running = config.keep_running_for_debug
-            ledger.events = RunEvents(clients.events, config.event_bus)
             scene = replace(scene, config=config)
             # The image does not depend on the claim: its ECR login and registry check (or pull) run meanwhile.
             self._image = in_background("image", self._prepare_image, clients.ecr, config.image)

@@ -10,7 +10,7 @@ compares, so a botocore upgrade that changes them is noticed. Other services kee
 
 The same goes for botocore's endpoint data (`endpoints.json`, 1.2 MB for ~400 services in every partition),
 which the first client of a session parses: 57 ms of every boot. The agent's copy keeps every partition's
-own data and only the entries of the agent's ten services, so their endpoints resolve exactly as before.
+own data and only the entries of the agent's own services, so their endpoints resolve exactly as before.
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ AGENT_OPERATIONS = {
 
 
 # Every service the agent makes a client for (tests/unit/agent/test_service_models.py checks its code).
-AGENT_SERVICES = ("dynamodb", "ec2", "ecr", "events", "logs", "secretsmanager", "sns", "sqs", "ssm", "sts")
+AGENT_SERVICES = ("dynamodb", "ec2", "ecr", "logs", "secretsmanager", "sns", "sqs", "ssm", "sts")
 
 
 class AgentLoader(Loader):

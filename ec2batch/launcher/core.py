@@ -42,11 +42,12 @@ from ..ledger import (
 )
 from ..names import JobNames
 from ..notify import notify
-from ..run_events import DEFAULT_BUS, RunEvents
+from ..run_events import RunEvents
 from . import after
 from .events import (
     TOKEN_REUSED,
     BatchChange,
+    LedgerChanges,
     ManualRun,
     PlanRequest,
     ScheduleFire,
@@ -73,15 +74,19 @@ class Launcher:
         clock: Callable[[], datetime] = utcnow,
         machines: Machines | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        event_bus: str = DEFAULT_BUS,
+        event_bus: str | None = None,
     ) -> None:
         self.clients = clients
         self.only_job = only_job
         self.clock = clock
         self.sleep = sleep
         self.machines = machines or Machines(clients.ec2)
-        # One publisher for every ledger this launcher writes: its count of failed publications is the process's.
-        self.run_events = RunEvents(clients.events, event_bus)
+        # Where the run events of the ledger's stream go: the job's bus. None (the local stack's one launcher
+        # for every job) reads it from each job's config; the Lambda is given its job's in its environment.
+        self.event_bus = event_bus
+        # The stream consumer's publisher, made on the first stream batch: a launcher that only starts runs
+        # never makes an EventBridge client. Its counts are the process's.
+        self._run_events: RunEvents | None = None
 
     @classmethod
     def from_environment(cls, clients: Clients | None = None) -> Launcher:
@@ -92,18 +97,26 @@ class Launcher:
             clients,
             only_job=os.environ.get("EC2BATCH_JOB") or None,
             machines=Machines(clients.ec2, stopping_wait_seconds=wait),
-            # Terraform sets it from the same variable as the config's `event_bus` (the agent's bus).
-            event_bus=os.environ.get("EC2BATCH_EVENT_BUS") or DEFAULT_BUS,
+            # Terraform sets it from var.event_bus_name, the variable it also writes into the config's `event_bus`.
+            event_bus=os.environ.get("EC2BATCH_EVENT_BUS") or None,
         )
 
     def ledger(self, job: str) -> Ledger:
-        return Ledger(self.clients.dynamodb, JobNames(job).ledger_table, clock=self.clock, events=self.run_events)
+        return Ledger(self.clients.dynamodb, JobNames(job).ledger_table, clock=self.clock)
+
+    @property
+    def run_events(self) -> RunEvents:
+        if self._run_events is None:
+            self._run_events = RunEvents(self.clients.events)
+        return self._run_events
 
     # ---------------------------------------------------------------- dispatch
     def handle(self, event: Any) -> dict[str, Any] | list[dict[str, Any]]:
         parsed = parse_event(event)
         if isinstance(parsed, list):
             return self.on_timers(parsed)
+        if isinstance(parsed, LedgerChanges):
+            return self.on_ledger_changes(parsed)
         self._check_job(parsed.job)
         if isinstance(parsed, ScheduleFire):
             return self.on_schedule(parsed).as_dict()
@@ -209,6 +222,21 @@ class Launcher:
             ),
         )
         return result
+
+    def on_ledger_changes(self, batch: LedgerChanges) -> dict[str, Any]:
+        """A batch of the ledger's stream: publish its run events (ec2batch.run_events).
+
+        A failed publication is reported as the batch's first item to deliver again (Terraform's mapping has
+        ReportBatchItemFailures): the mapping retries from that record, the events before it are not resent.
+        """
+        if len(batch.jobs) > 1:  # one table, one job: only a mistaken caller could mix them
+            raise EventError(f"a stream batch holds the records of one job's ledger, got {sorted(batch.jobs)}")
+        job = batch.changes[0].job
+        self._check_job(job)
+        bus = self.event_bus or load_config(self.clients.ssm, job).event_bus
+        outcome = self.run_events.publish(batch.changes, bus)
+        failures = [{"itemIdentifier": outcome.retry_from}] if outcome.retry_from else []
+        return {"batchItemFailures": failures, "published": outcome.published}
 
     def on_timers(self, fired: list[TimerFire | UpstreamEnded]) -> dict[str, Any]:
         """An SQS batch: each message on its own, failures reported per message so only they come back."""

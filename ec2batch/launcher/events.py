@@ -7,6 +7,9 @@ Shapes (tests/events/*.json has one of each):
 - manual run (`ec2batch run-now`): {"action": "run", "job": ..., "command": [...], "env": {...}, "token": ...}
 - plan (the 15-minute planner schedule): {"action": "plan", "job": ...}
 - SQS timer messages (exact-time starts and deadlines): {"Records": [{"eventSource": "aws:sqs", "body": ...}]}
+- the ledger table's stream (the run events' outbox, `ec2batch.run_events`), a DynamoDB Streams batch:
+  {"Records": [{"eventSource": "aws:dynamodb", "eventName": "MODIFY", "dynamodb": {"Keys": ..., "OldImage": ...,
+  "NewImage": ..., "SequenceNumber": ...}, "eventSourceARN": ...}]}
 - a run of an upstream job ended (the downstream job's EventBridge rule, `ec2batch.dependencies`): {"action":
   "after", "job": <the downstream job>, "event": <the "ec2batch Run State Change" event as EventBridge sent it>};
   directly from the rule on AWS, in an SQS record's body on the local stack
@@ -27,7 +30,7 @@ from ..config import ENV_NAME
 from ..errors import EventError
 from ..ledger import RUN_ID_PATTERN, TERMINAL, iso
 from ..names import InvalidJobName, validate_job_name
-from ..run_events import DETAIL_TYPE, DETAIL_VERSION, SOURCE
+from ..run_events import DETAIL_TYPE, DETAIL_VERSION, SOURCE, LedgerChange
 from ..timeutil import parse_iso
 
 TIMER_KINDS = ("start", "deadline", "retry")
@@ -98,14 +101,29 @@ class UpstreamEnded:
     message_id: str | None = None  # delivered in an SQS record (the local stack)
 
 
-Event = ScheduleFire | ManualRun | PlanRequest | BatchChange | UpstreamEnded
+@dataclass(frozen=True)
+class LedgerChanges:
+    """A batch of the ledger table's stream records, oldest first: publish the run events they hold."""
+
+    changes: tuple[LedgerChange, ...]
+
+    @property
+    def jobs(self) -> set[str]:
+        return {c.job for c in self.changes}
+
+
+Event = ScheduleFire | ManualRun | PlanRequest | BatchChange | UpstreamEnded | LedgerChanges
+STREAM_EVENT_NAMES = ("INSERT", "MODIFY", "REMOVE")
 
 
 def parse_event(event: Any) -> Event | list[TimerFire | UpstreamEnded]:
     if not isinstance(event, Mapping):
         raise EventError(f"launcher event must be a JSON object, got {type(event).__name__}")
     if "Records" in event:
-        return [_timer(record, i) for i, record in enumerate(_list(event["Records"], "Records"))]
+        records = _list(event["Records"], "Records")
+        if isinstance(records[0], Mapping) and records[0].get("eventSource") == "aws:dynamodb":
+            return LedgerChanges(tuple(_ledger_change(record, i) for i, record in enumerate(records)))
+        return [_timer(record, i) for i, record in enumerate(records)]
     if event.get("source") == "aws.batch":
         return _batch_change(event)
     action = event.get("action")
@@ -199,10 +217,45 @@ def upstream_ended(event: Mapping[str, Any], message_id: str | None = None) -> U
     )
 
 
+def _ledger_change(record: Any, index: int) -> LedgerChange:
+    """One DynamoDB Streams record of the ledger table (a batch is all of one source: the mapping's)."""
+    where = f"Records[{index}]"
+    if not isinstance(record, Mapping) or record.get("eventSource") != "aws:dynamodb":
+        raise EventError(f"{where}: a DynamoDB Streams batch holds only eventSource aws:dynamodb records")
+    name = record.get("eventName")
+    if name not in STREAM_EVENT_NAMES:
+        raise EventError(f"{where}.eventName: {name!r} is not one of {', '.join(STREAM_EVENT_NAMES)}")
+    data = record.get("dynamodb")
+    if not isinstance(data, Mapping):
+        raise EventError(f"{where}.dynamodb: must be an object")
+    keys = data.get("Keys")
+    key = keys.get("run_id", {}).get("S") if isinstance(keys, Mapping) else None
+    job = keys.get("job", {}).get("S") if isinstance(keys, Mapping) else None
+    if not isinstance(key, str) or not isinstance(job, str):
+        raise EventError(f"{where}.dynamodb.Keys: must hold the ledger's keys (job, run_id), strings")
+    sequence = data.get("SequenceNumber")
+    if not isinstance(sequence, str) or not sequence:
+        raise EventError(f"{where}.dynamodb.SequenceNumber: must be a string")
+    images = {}
+    for image in ("OldImage", "NewImage"):
+        value = data.get(image)
+        if value is not None and not isinstance(value, Mapping):
+            raise EventError(f"{where}.dynamodb.{image}: must be an object")
+        images[image] = value
+    return LedgerChange(
+        sequence_number=sequence,
+        event_name=str(name),
+        job=_job({"job": job}),
+        key=key,
+        old_image=images["OldImage"],
+        new_image=images["NewImage"],
+    )
+
+
 def _timer(record: Any, index: int) -> TimerFire | UpstreamEnded:
     where = f"Records[{index}]"
     if not isinstance(record, Mapping) or record.get("eventSource") != "aws:sqs":
-        raise EventError(f"{where}: only SQS records are accepted (eventSource aws:sqs)")
+        raise EventError(f"{where}: only SQS records are accepted (eventSource aws:sqs) in a batch of SQS records")
     try:
         body = json.loads(record.get("body", ""))
     except json.JSONDecodeError as exc:

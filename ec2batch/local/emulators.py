@@ -1,5 +1,5 @@
-"""The local stack's emulator process: EC2 <-> containers, schedules, SQS -> launcher, Batch events -> launcher,
-EMF log lines -> CloudWatch metrics.
+"""The local stack's emulator process: EC2 <-> containers, schedules, SQS -> launcher, ledger streams -> launcher
+(run events), Batch events -> launcher, EMF log lines -> CloudWatch metrics.
 
 Started detached by `ec2batch local up`; writes `run/emulators.ready` once every loop runs.
 """
@@ -20,6 +20,7 @@ from .emf_extractor import EmfExtractor
 from .paths import StackPaths
 from .scheduler_emulator import SchedulerEmulator
 from .sqs import SqsPoller
+from .streams import StreamPoller
 
 log = logging.getLogger("ec2batch.local.emulators")
 
@@ -40,6 +41,7 @@ def main() -> None:
         Ec2Emulator(clients, stack.docker(), stack.paths).run_forever,
         SchedulerEmulator(clients, launcher.handle).run_forever,
         SqsPoller(clients, launcher.handle).run_forever,
+        StreamPoller(clients, launcher.handle).run_forever,  # the ledger stream's mapping: run events
         BatchEvents(clients, launcher.handle).run_forever,
         EmfExtractor(clients).run_forever,  # CloudWatch Logs' metric extraction, which moto lacks
     ]

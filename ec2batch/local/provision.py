@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from .. import batch, dependencies
 from ..aws import Clients
 from ..config import JobConfig, store_config
-from ..ledger import table_definition
+from ..ledger import STREAM_SPECIFICATION, table_definition
 from ..names import TAG_JOB, JobNames
 
 DEFAULT_INSTANCE_TYPE = "t3.micro"
@@ -98,7 +98,11 @@ def _ensure_table(dynamodb: Any, names: JobNames, tags: dict[str, str]) -> None:
     try:
         dynamodb.create_table(**table_definition(names.ledger_table), Tags=_tag_list(tags))
     except dynamodb.exceptions.ResourceInUseException:
-        return
+        # A table made before run events came from its stream gets the stream (a second `local up` changes nothing).
+        described = dynamodb.describe_table(TableName=names.ledger_table)["Table"]
+        if described.get("StreamSpecification", {}).get("StreamEnabled"):
+            return
+        dynamodb.update_table(TableName=names.ledger_table, StreamSpecification=dict(STREAM_SPECIFICATION))
 
 
 def _ensure_log_group(logs: Any, name: str, tags: dict[str, str]) -> None:

@@ -129,6 +129,12 @@ def _dynamodb(call: Call, where: Where) -> list[Request]:
             context = {"dynamodb:LeadingKeys": _leading_keys(key)}
             out.append(Request(f"dynamodb:{kinds[kind]}", table(body["TableName"]), context))
         return out
+    if op in ("DescribeStream", "GetShardIterator"):  # the stream's event source mapping, as the function's role
+        return [Request(f"dynamodb:{op}", p["StreamArn"], {})]
+    if op == "GetRecords":  # the iterator stands for its stream: the caller names it in `context`
+        return [Request("dynamodb:GetRecords", call.context["stream_arn"], {})]
+    if op == "ListStreams":  # no resource-level permissions
+        return [Request("dynamodb:ListStreams", "*", {})]
     raise KeyError(op)
 
 

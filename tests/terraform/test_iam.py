@@ -52,6 +52,7 @@ VALUES = {
     "aws_cloudwatch_log_group.launcher.arn": arn("logs", f"log-group:/aws/lambda/{BASE}-launcher"),
     "aws_ssm_parameter.config.arn": arn("ssm", f"parameter/ec2batch/{JOB}/config"),
     "aws_dynamodb_table.ledger.arn": arn("dynamodb", f"table/{BASE}-runs"),
+    "aws_dynamodb_table.ledger.stream_arn": arn("dynamodb", f"table/{BASE}-runs/stream/2026-11-24T02:00:00.000"),
     "aws_sns_topic.this.arn": arn("sns", BASE),
     "local.event_bus_arn": arn("events", "event-bus/default"),
     "aws_sqs_queue.timers.arn": arn("sqs", f"{BASE}-timers"),

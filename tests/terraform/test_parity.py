@@ -97,6 +97,17 @@ def test_the_same_objects_exist_under_the_same_names(sides: Sides) -> None:
             side("scheduler").get_schedule(Name=schedule, GroupName=names["schedule_group"])
 
 
+def test_the_ledger_table_has_the_same_key_schema_and_stream_on_both_sides(sides: Sides) -> None:
+    # The run events are published from the stream: a local table without it would announce nothing.
+    def table(side: Any) -> dict[str, Any]:
+        got = side("dynamodb").describe_table(TableName=sides.names["ledger_table"])["Table"]
+        return {k: got.get(k) for k in ("KeySchema", "StreamSpecification")}
+
+    python = table(lambda s: getattr(sides.python, s))
+    assert table(sides.terraform) == python
+    assert python["StreamSpecification"] == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
 def _tags_of_both(sides: Sides) -> Iterator[tuple[str, dict[str, str], dict[str, str]]]:
     names = sides.names
 

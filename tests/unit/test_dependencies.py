@@ -1,9 +1,10 @@
 """Jobs that run after other jobs: config validation, the graph across jobs (unknown job, cycles), the downstream
 rule as moto's EventBridge matches it, and the launcher's decision with one and several upstream jobs.
 
-The chain runs as on the local stack: an upstream run's status changes go through the Ledger's publisher to moto's
-EventBridge, the downstream's rule (made by `ec2batch.local.provision`, as Terraform makes it) puts the matching
-ones in the downstream's timer queue, and the launcher gets them as SQS records."""
+The chain runs as on the local stack: an upstream run's status changes are records on its ledger's stream, which
+the launcher publishes to moto's EventBridge (the stream's mapping: `tests.conftest.Outbox`), the downstream's
+rule (made by `ec2batch.local.provision`, as Terraform makes it) puts the matching ones in the downstream's timer
+queue, and the launcher gets them as SQS records."""
 
 from __future__ import annotations
 
@@ -24,8 +25,7 @@ from ec2batch.launcher.after import ARRIVAL_PREFIX
 from ec2batch.launcher.machines import Machines
 from ec2batch.ledger import FAILED, RUNNING, STARTING, SUCCEEDED, Ledger, Run
 from ec2batch.local.provision import provision_job
-from ec2batch.run_events import RunEvents
-from tests.conftest import REGION, Job, make_job
+from tests.conftest import REGION, Job, Outbox, make_job
 
 NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 
@@ -97,6 +97,7 @@ class Chain:
         self.aws = aws
         self.jobs: dict[str, Job] = {}
         self.clock = NOW
+        self.outbox = Outbox(aws, self.launcher())
 
     def add(self, name: str, *after: dict[str, str]) -> Job:
         if not self.jobs:
@@ -120,10 +121,10 @@ class Chain:
         return self.jobs[name]
 
     def ledger(self, name: str) -> Ledger:
-        return Ledger(self.aws.dynamodb, self.jobs[name].config.names.ledger_table, events=RunEvents(self.aws.events))
+        return Ledger(self.aws.dynamodb, self.jobs[name].config.names.ledger_table)
 
     def end(self, name: str, status: str, *, trigger: str = "schedule", seconds: int = 0, **fields: Any) -> Run:
-        """A run of `name` from PENDING to `status`, each write publishing its event as the launcher and agent do."""
+        """A run of `name` from PENDING to `status`, as the launcher and the agent write it."""
         self.clock = NOW + timedelta(seconds=seconds)
         run_id = self.clock.strftime("%Y%m%dT%H%M%S.000Z") + ("-schedule" if trigger == "schedule" else "")
         if trigger == "manual":
@@ -137,6 +138,7 @@ class Chain:
 
     def deliveries(self, name: str) -> list[dict[str, Any]]:
         """What the downstream's rule put in its queue, as the SQS event source would hand it to the launcher."""
+        self.outbox.drain()  # the ledgers' streams to EventBridge
         url = self.jobs[name].provisioned.timer_queue_url
         messages = self.aws.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
         for m in messages:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -10,9 +11,9 @@ import pytest
 from ec2batch.config import load_config, store_config
 from ec2batch.errors import ConfigError, EventError
 from ec2batch.launcher import Launcher
-from ec2batch.launcher.events import OVERRIDE_MAX_BYTES, TOKEN_REUSED
+from ec2batch.launcher.events import OVERRIDE_MAX_BYTES, TOKEN_REUSED, parse_event
 from ec2batch.ledger import RUN_ID_PATTERN, Ledger, new_run_id, scheduled_run_id, utcnow
-from tests.conftest import Job
+from tests.conftest import Job, load_event
 
 
 def items(job: Job) -> list[dict[str, Any]]:
@@ -133,3 +134,29 @@ def test_the_after_event_is_parsed_directly_and_in_an_sqs_record() -> None:
     assert direct.ended_at == "2026-11-24T02:49:12.930Z" and direct.chained
     [queued] = parse_event({"Records": [{"eventSource": "aws:sqs", "messageId": "m1", "body": _json.dumps(event)}]})
     assert queued == UpstreamEnded(**{**direct.__dict__, "message_id": "m1"})
+
+
+def test_a_ledger_stream_batch_becomes_the_run_event_of_its_status_change() -> None:
+    from ec2batch.launcher.events import LedgerChanges
+    from ec2batch.run_events import changed_run, detail
+
+    parsed = parse_event(load_event("ledger-stream"))
+    assert isinstance(parsed, LedgerChanges)
+    [change] = parsed.changes
+    run = changed_run(change)
+    assert run is not None
+    got = detail(run)
+    assert (got["status"], got["previous_status"], got["instance_id"]) == ("STARTING", "PENDING", "i-0123456789abcdef0")
+    assert got["event_time"] == "2026-11-24T02:00:05.118Z"
+
+
+@pytest.mark.parametrize(
+    ("record", "message"),
+    [
+        ({"eventSource": "aws:dynamodb", "eventName": "TRUNCATE"}, "Records[0].eventName: 'TRUNCATE' is not one of"),
+        ({"eventSource": "aws:dynamodb", "eventName": "INSERT", "dynamodb": {}}, "Records[0].dynamodb.Keys: must"),
+    ],
+)
+def test_a_malformed_stream_record_is_refused_naming_it(record: dict[str, Any], message: str) -> None:
+    with pytest.raises(EventError, match=re.escape(message)):
+        parse_event({"Records": [record]})

@@ -7,11 +7,12 @@ locals {
   runs_after    = length(var.after) > 0
 }
 
-# ec2batch.run_events logs "run event not published" when PutEvents fails (the run goes on): count them.
+# The launcher's stream consumer (ec2batch.run_events) logs "run event not published" for each entry PutEvents
+# refused (the mapping then retries the batch): count them. Only the launcher publishes; the map keeps the
+# filter's address of the time the machine published too.
 resource "aws_cloudwatch_log_metric_filter" "run_events" {
   for_each = {
     launcher = aws_cloudwatch_log_group.launcher.name
-    machine  = aws_cloudwatch_log_group.job.name
   }
 
   name           = "${local.base}-RunEventsNotPublished-${each.key}"

@@ -42,7 +42,7 @@ data "aws_iam_policy_document" "pull_this_image" {
   }
 }
 
-# Run state change events (ec2batch.run_events): the agent and the launcher both publish them.
+# Run state change events (ec2batch.run_events): only the launcher publishes them, from the ledger's stream.
 data "aws_iam_policy_document" "publish_run_events" {
   statement {
     sid       = "PublishRunEventsToTheBus"
@@ -58,9 +58,9 @@ data "aws_iam_policy_document" "publish_run_events" {
 }
 
 data "aws_iam_policy_document" "instance" {
+  # No events:PutEvents: the machine writes the ledger, and the launcher publishes from its stream.
   source_policy_documents = [
     data.aws_iam_policy_document.pull_this_image.json,
-    data.aws_iam_policy_document.publish_run_events.json,
   ]
 
   statement {
@@ -346,6 +346,21 @@ data "aws_iam_policy_document" "launcher" {
     sid       = "DeadLetters"
     actions   = ["sqs:SendMessage"]
     resources = [aws_sqs_queue.dead_letters.arn]
+  }
+
+  statement {
+    # The ledger stream's event source mapping reads it as this role (lambda.tf): only this table's stream.
+    sid       = "ReadTheLedgerStream"
+    actions   = ["dynamodb:DescribeStream", "dynamodb:GetRecords", "dynamodb:GetShardIterator"]
+    resources = [aws_dynamodb_table.ledger.stream_arn]
+  }
+
+  statement {
+    sid = "ListStreams"
+    # ListStreams has no resource-level permissions: AWS requires "*" here. It returns stream ARNs and names,
+    # never a record; reading one needs the statement above.
+    actions   = ["dynamodb:ListStreams"]
+    resources = ["*"]
   }
 
   statement {

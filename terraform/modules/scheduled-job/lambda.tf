@@ -66,6 +66,50 @@ resource "aws_lambda_function_event_invoke_config" "launcher" {
   }
 }
 
+# The ledger's stream to the launcher, which publishes each status change of a run as a run event
+# (ec2batch.run_events): a transactional outbox, so a writer that dies right after its write loses no event and
+# no writer calls EventBridge itself.
+resource "aws_lambda_event_source_mapping" "ledger_stream" {
+  event_source_arn = aws_dynamodb_table.ledger.stream_arn
+  function_name    = aws_lambda_function.launcher.arn
+  # What is written from now on: the mapping is created with the table, before its first write.
+  starting_position = "LATEST"
+  batch_size        = 100
+  # No waiting to fill a batch: a downstream `after` job starts from these events.
+  maximum_batching_window_in_seconds = 0
+  # The launcher names the first record whose event did not go; the mapping retries from there, so the events
+  # before it are not sent twice (those after it may be: consumers de-duplicate on detail.event_id).
+  function_response_types = ["ReportBatchItemFailures"]
+  # A batch that fails as a whole (a timeout, an error) is halved until the record at fault is alone.
+  bisect_batch_on_function_error = true
+  # A failing batch holds up the job's later events (a shard is read in order), so retries are bounded: ten,
+  # and never past 6 hours (DynamoDB keeps stream records for 24).
+  maximum_retry_attempts        = 10
+  maximum_record_age_in_seconds = 21600
+
+  # Then the batch's description (shard and sequence numbers, not the records) goes to the dead-letter queue,
+  # whose alarm (alarms.tf, dead-letters) fires; a consumer that must not miss a run reconciles with the ledger.
+  destination_config {
+    on_failure {
+      destination_arn = aws_sqs_queue.dead_letters.arn
+    }
+  }
+
+  # Only run items' inserts and updates invoke the function: run ids start with their date (a digit); the
+  # bookkeeping items (`~active`, `~token#...`, `~instance#...`, `~after#...`) and removals never do. Whether the
+  # status changed is the launcher's test (it needs the old and the new image together).
+  filter_criteria {
+    filter {
+      pattern = jsonencode({
+        eventName = ["INSERT", "MODIFY"]
+        dynamodb  = { Keys = { run_id = { S = [for digit in range(10) : { prefix = tostring(digit) }] } } }
+      })
+    }
+  }
+
+  tags = local.tags
+}
+
 ################################################################################
 # Queues: timers (exact-time runs, deadlines) and dead letters
 ################################################################################

@@ -87,7 +87,8 @@ locals {
     shards = var.shards
     batch  = var.batch
     after  = var.after
-    # The bus of the agent's run events (the launcher's comes from EC2BATCH_EVENT_BUS: the same variable).
+    # The job's bus: the launcher publishes there (EC2BATCH_EVENT_BUS, the same variable); the local stack, which
+    # has no Lambda environment, reads it here, and `ec2batch graph` shows it.
     event_bus = var.event_bus_name
   }
 

@@ -87,6 +87,12 @@ resource "aws_dynamodb_table" "ledger" {
 
   deletion_protection_enabled = true
 
+  # The run events' outbox (docs/events.md): every write's item before and after, which the launcher reads
+  # through its event source mapping (lambda.tf) to publish each status change with the status it left.
+  # ec2batch.ledger.STREAM_SPECIFICATION is the local stack's copy (tests/terraform/test_parity.py compares).
+  stream_enabled   = true
+  stream_view_type = "NEW_AND_OLD_IMAGES"
+
   tags = local.tags
 }
 

@@ -590,7 +590,7 @@ variable "after" {
 }
 
 variable "event_bus_name" {
-  description = "The EventBridge bus the job's run state change events go to, and its after rule listens on (docs/events.md). Default: the account's default bus."
+  description = "The EventBridge bus the launcher publishes the job's run state change events to (from the ledger's stream), and its after rule listens on (docs/events.md). Default: the account's default bus."
   type        = string
   default     = "default"
   nullable    = false

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import timedelta
@@ -32,3 +33,28 @@ def test_each_step_is_timed_from_the_one_before() -> None:
     assert 1.9 < timings.steps["imports"] < 10
     assert 0 <= timings.steps["identity"] < 1
     assert list(timings.steps) == ["imports", "identity"]
+
+
+def test_the_agent_makes_no_eventbridge_client_and_its_runs_events_still_come_from_the_ledgers_stream(
+    job, tmp_path: Path
+) -> None:
+    from ec2batch.ledger import RUNNING, SUCCEEDED
+    from tests.conftest import Outbox
+    from tests.unit.agent.conftest import launch, ledger, machine_for
+
+    run = launch(job)
+    outbox = Outbox(job.clients)  # from here on: the agent's writes
+    machine = machine_for(job, run, tmp_path)
+    assert machine.boot() == 0
+    assert ledger(job).require(job.name, run.run_id).status == SUCCEEDED
+    assert "events" not in vars(job.clients)  # no client made (Clients makes each on first use), no PutEvents
+
+    published: list[tuple[str, str]] = []
+    job.clients.events.meta.events.register(
+        "provide-client-params.events.PutEvents",
+        lambda params, **_: published.extend(
+            (json.loads(e["Detail"])["previous_status"], json.loads(e["Detail"])["status"]) for e in params["Entries"]
+        ),
+    )
+    outbox.drain()
+    assert published == [("STARTING", RUNNING), (RUNNING, SUCCEEDED)]

@@ -10,6 +10,8 @@ must have ended. The invariants (`check`) are the same for every scenario and ev
   may then land on the reconciler's own repair, which the next tick repeats);
 - no machine runs: none without a live run, and at the end no run is live;
 - every run whose status the config asks to notify was published;
+- every run's first write and its ending were published as run events (from the ledger's stream), in the
+  documented shape;
 - an outcome is never worse than the truth: a run whose job exited 0 is never recorded TIMED_OUT or FAILED,
   unless a fault on its own path made it fail (then the reason says so).
 """
@@ -23,9 +25,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import jsonschema
+
 from ec2batch import stopping, timers
 from ec2batch.ledger import CANCELLED, FAILED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, Run
 from ec2batch.names import TAG_RUN_ID, tagged_attempt
+from ec2batch.run_events import DETAIL_SCHEMA, event_id
 from tests.conftest import REGION, Job, Killed, make_job
 from tests.unit.agent.fakes import Clock
 
@@ -185,6 +190,8 @@ def stage(scenario: Scenario, aws: Any, tmp: Path) -> World:
     topic = f"arn:aws:sns:{REGION}:123456789012:ec2batch-daily-report"
     job = make_job(aws, **CONFIG, notifications={"topic_arn": topic, "on": NOTIFY_ON}, **scenario.config)
     world = World(job, Clock(T0), tmp, **scenario.world)
+    with world.quiet():
+        world.follow_events()
     if scenario.setup:
         with world.quiet():
             scenario.setup(world)
@@ -221,6 +228,17 @@ def _check(world: World, scenario: Scenario, faulted: str | None) -> list[str]:
     live = job.instances("pending", "running")
     if live:
         problems.append(f"machines still running: {[(i['InstanceId'], _tags(i).get(TAG_RUN_ID)) for i in live]}")
+    world.deliver_stream()  # whatever the mapping still holds (a batch failed at the last step) it delivers
+    events = world.run_events()
+    for detail in events:
+        jsonschema.validate(detail, DETAIL_SCHEMA, format_checker=jsonschema.FormatChecker())
+    announced = {d["event_id"] for d in events}
+    firsts = {d["run_id"] for d in events if d["previous_status"] is None}
+    for run in runs:
+        if event_id(job.name, run.run_id, run.attempt, run.status) not in announced:
+            problems.append(f"run {run.run_id} ended {run.status} (attempt {run.attempt}) but no run event said so")
+        if run.run_id not in firsts:
+            problems.append(f"run {run.run_id}: no run event announced its first status")
     published = {n["run_id"] for n in _all_notifications(job)}
     for run in runs:
         if run.status in job.config.notifications.on and run.run_id not in published:

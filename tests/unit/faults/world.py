@@ -2,7 +2,9 @@
 instance booting its agent (fake Docker engine and instance metadata), power-off, and the planner's tick.
 
 The world only does what AWS and the machine would do by themselves: deliver due SQS messages (and again,
-after the visibility timeout, those whose handling failed), boot an instance's agent when it runs, restart a
+after the visibility timeout, those whose handling failed), hand the ledger stream's new records to the launcher
+(and again, a batch whose handling failed: the stream's event source mapping), deliver the run events EventBridge
+gets to a consumer's queue, boot an instance's agent when it runs, restart a
 killed agent (systemd's Restart=on-failure, three times, then power-off), power the instance off when the
 agent is done, retry a failed asynchronous invocation (Lambda: twice), and tick the planner every 15 minutes.
 Everything else is ec2batch's own code.
@@ -25,7 +27,9 @@ from ec2batch.agent.main import Agent, Settings
 from ec2batch.launcher import Launcher
 from ec2batch.launcher.machines import Machines
 from ec2batch.ledger import Ledger
+from ec2batch.local.streams import StreamPoller
 from ec2batch.names import LIFECYCLE_EPHEMERAL, TAG_ATTEMPT, TAG_LIFECYCLE, TAG_RUN_ID
+from ec2batch.run_events import SOURCE
 from tests.conftest import Job, Killed
 from tests.unit.agent.fakes import Clock, FakeDocker, FakeImds
 
@@ -58,6 +62,19 @@ class World:
     retries: list[Pending] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # what crashed (not Killed: that is the fault itself)
     next_tick: datetime | None = None
+    stream: StreamPoller | None = None  # the ledger stream's event source mapping
+    events_queue: str | None = None  # a consumer's rule on the default bus delivers every run event here
+    _faults: Any = field(default=None, repr=False)  # the fault injector, while the stream is delivered
+
+    def follow_events(self) -> None:
+        """The stage: the ledger stream's mapping (from LATEST) and a consumer of every run event."""
+        self.stream = StreamPoller(self.job.clients, self._invoke_for_stream, interval=0)
+        self.stream.discover(at_start=True)
+        sqs, events = self.job.clients.sqs, self.job.clients.events
+        self.events_queue = sqs.create_queue(QueueName="run-events-consumer")["QueueUrl"]
+        arn = sqs.get_queue_attributes(QueueUrl=self.events_queue, AttributeNames=["QueueArn"])["Attributes"]
+        events.put_rule(Name="run-events-consumer", EventPattern=json.dumps({"source": [SOURCE]}))
+        events.put_targets(Rule="run-events-consumer", Targets=[{"Id": "q", "Arn": arn["QueueArn"]}])
 
     @property
     def ledger(self) -> Ledger:
@@ -65,7 +82,10 @@ class World:
 
     def launcher(self) -> Launcher:
         machines = Machines(self.job.clients.ec2, stopping_wait_seconds=60, sleep=self.clock.sleep)
-        return Launcher(self.job.clients, clock=self.clock.now, machines=machines, sleep=self.clock.sleep)
+        # The Lambda's: its environment names the bus (EC2BATCH_EVENT_BUS), so a stream batch reads no config.
+        return Launcher(
+            self.job.clients, clock=self.clock.now, machines=machines, sleep=self.clock.sleep, event_bus="default"
+        )
 
     # ---------------------------------------------------------------- what people and schedules do
     def invoke(self, event: dict[str, Any], retries: int = len(LAMBDA_RETRIES)) -> dict[str, Any] | None:
@@ -111,6 +131,8 @@ class World:
         from moto.sqs.models import sqs_backends
 
         times = [p.at for p in self.retries]
+        if self.stream is not None and any(shard.failures for shard in self.stream.shards.values()):
+            times.append(self.clock.now() + timedelta(seconds=1))  # the mapping retries a failed batch at once
         if self.next_tick is not None:
             times.append(self.next_tick)
         queue = sqs_backends["123456789012"][self.job.clients.region].queues.get(self.job.config.names.timer_queue)
@@ -127,8 +149,10 @@ class World:
             self.retries.remove(pending)
             self.invoke(pending.event, pending.retries_left)
             self._boot_machines()
+        self.deliver_stream()
         self._deliver_timers()
         self._boot_machines()
+        self.deliver_stream()
         if self.next_tick is None or self.next_tick - self.clock.now() > PLANNER_PERIOD:
             self.next_tick = self.clock.now() + PLANNER_PERIOD  # first look, or the stage moved the clock back
         if self.clock.now() >= self.next_tick:
@@ -158,6 +182,45 @@ class World:
                 with self.quiet():
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
             self._boot_machines()
+
+    def deliver_stream(self) -> None:
+        """The ledger stream's mapping: every new record to the launcher, a failed batch again at the next step."""
+        from tests.conftest import MOTO
+
+        if self.stream is None:
+            return
+        self._faults = MOTO.interceptor
+        with self.quiet():  # the mapping's reads of the stream are AWS's; the launcher's PutEvents are ours
+            self.stream.discover()
+            while sum(self.stream.poll(shard) for shard in list(self.stream.shards.values())):
+                if any(shard.failures for shard in self.stream.shards.values()):
+                    break
+
+    def _invoke_for_stream(self, event: dict[str, Any]) -> Any:
+        from tests.conftest import MOTO
+
+        first = event["Records"][0]["dynamodb"]["SequenceNumber"]
+        MOTO.interceptor, saved = self._faults, MOTO.interceptor  # inside quiet(): the launcher meets the faults
+        try:
+            return self.launcher().handle(event)
+        except Killed:
+            return {"batchItemFailures": [{"itemIdentifier": first}]}  # the invocation failed: Lambda retries it
+        except Exception as exc:
+            self.errors.append(f"stream: {type(exc).__name__}: {exc}")
+            raise
+        finally:
+            MOTO.interceptor = saved
+
+    def run_events(self) -> list[dict[str, Any]]:
+        """Every run event a consumer's rule has received so far (drained from its queue)."""
+        got: list[dict[str, Any]] = []
+        with self.quiet():
+            sqs = self.job.clients.sqs
+            while messages := sqs.receive_message(QueueUrl=self.events_queue, MaxNumberOfMessages=10).get("Messages"):
+                got += [json.loads(m["Body"])["detail"] for m in messages]
+                for m in messages:
+                    sqs.delete_message(QueueUrl=self.events_queue, ReceiptHandle=m["ReceiptHandle"])
+        return got
 
     def _boot_machines(self) -> None:
         for instance in self.instances("running"):
