@@ -63,8 +63,18 @@ class CloudWatchHandler(logging.Handler):
         return self.logs is not None
 
     def connect(self, logs: Any) -> None:
+        """Make the stream and send what was kept. Always from the agent's main thread (after the job's start,
+        or at power-off), so which call makes the stream does not depend on what a background thread logged."""
         self.logs = logs
+        with contextlib.suppress(Exception):  # losing log lines must never stop the run: the next flush tries again
+            self._create_stream()
         self.flush()
+
+    def _create_stream(self) -> None:
+        assert self.logs is not None
+        with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
+            self.logs.create_log_stream(logGroupName=self.group, logStreamName=self.stream)
+        self.created = True
 
     def flush(self) -> None:
         if self.logs is None:
@@ -75,9 +85,7 @@ class CloudWatchHandler(logging.Handler):
             return
         try:
             if not self.created:
-                with contextlib.suppress(self.logs.exceptions.ResourceAlreadyExistsException):
-                    self.logs.create_log_stream(logGroupName=self.group, logStreamName=self.stream)
-                self.created = True
+                self._create_stream()
             for batch in batches(events):
                 self.logs.put_log_events(logGroupName=self.group, logStreamName=self.stream, logEvents=batch)
         except Exception:  # losing log lines must never stop the run or the power-off
