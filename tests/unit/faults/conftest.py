@@ -19,7 +19,7 @@ from ec2batch.aws import Clients
 from tests.conftest import AWS_ENVIRONMENT, AWS_UNSET, FAULTS, MOTO, REGION, Faults, install_moto_as_aws
 
 from .scenarios import SCENARIOS, stage
-from .world import follow_clock, silence_agent_logs
+from .world import silence_agent_logs
 
 
 @contextmanager
@@ -43,8 +43,7 @@ def call_sites(name: str) -> tuple[str, ...]:
     """Play the scenario without faults and list the call sites it reaches, in order of first use."""
     scenario = SCENARIOS[name]
     with _aws_here() as aws, tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
-        world = stage(scenario, aws, Path(tmp))
-        follow_clock(patch, world.clock)
+        world = stage(scenario, aws, Path(tmp), patch)
         recorder = Faults()
         MOTO.interceptor = recorder
         try:

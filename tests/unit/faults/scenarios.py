@@ -23,13 +23,15 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from ec2batch import stopping, timers
 from ec2batch.ledger import CANCELLED, FAILED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, Run
 from ec2batch.names import TAG_RUN_ID, tagged_attempt
 from tests.conftest import REGION, Job, Killed, make_job
 from tests.unit.agent.fakes import Clock
 
-from .world import PLANNER_PERIOD, World, _tags
+from .world import PLANNER_PERIOD, World, _tags, follow_clock
 
 T0 = datetime(2026, 11, 24, 1, 59, 0, tzinfo=UTC)
 SCHEDULED = datetime(2026, 11, 24, 2, 0, 0, tzinfo=UTC)
@@ -181,10 +183,12 @@ SCENARIOS = {
 }
 
 
-def stage(scenario: Scenario, aws: Any, tmp: Path) -> World:
+def stage(scenario: Scenario, aws: Any, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    """The job and the world, AWS on the world's clock (`follow_clock`), and the scenario's setup done."""
     topic = f"arn:aws:sns:{REGION}:123456789012:ec2batch-daily-report"
     job = make_job(aws, **CONFIG, notifications={"topic_arn": topic, "on": NOTIFY_ON}, **scenario.config)
     world = World(job, Clock(T0), tmp, **scenario.world)
+    follow_clock(monkeypatch, world.clock)
     if scenario.setup:
         with world.quiet():
             scenario.setup(world)
