@@ -107,6 +107,21 @@ def _orphaned(world: World) -> None:
         launcher.handle({"action": "run", "job": "daily-report", "token": "user-token-orphan"})
 
 
+def _start_recorded_then_killed(world: World) -> None:
+    """Yesterday's run left the reusable instance stopped; today's launcher recorded the run STARTING on it and
+    was killed before tagging and starting it: the reconciler's tick, once the start lease lapses, starts it."""
+    _earlier_run(world)
+    world.clock.moment = SCHEDULED + timedelta(seconds=3)
+    launcher = world.launcher()
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        raise Killed("launcher killed before starting the machine")
+
+    launcher.machines.start_recorded = killed  # type: ignore[method-assign]
+    with suppress(Killed):
+        launcher.handle(schedule_event())
+
+
 def _outcome_left_on_instance(world: World) -> None:
     """A manual run whose agent could not write its outcome (the ledger out of reach for a minute): the
     outcome is on the instance's tag and the machine is off; the deadline timer or the reconciler records it."""
@@ -160,6 +175,7 @@ SCENARIOS = {
         Scenario("ephemeral-launch", _fire, config={"strategy": "ephemeral"}),
         Scenario("run-at-far", _at_far, bound=FAR - T0 + BOUND),
         Scenario("orphaned-pending", _nothing, setup=_orphaned, bound=BOUND + PLANNER_PERIOD),
+        Scenario("orphaned-recorded-start", _nothing, setup=_start_recorded_then_killed, bound=BOUND + PLANNER_PERIOD),
         # The job exits with a code its policy retries, every time: attempt 1 ends, the run waits out the
         # backoff, its retry timer starts attempt 2 (on the job's instance, started again, or a fresh one),
         # which ends the run FAILED once the attempts are used up.
