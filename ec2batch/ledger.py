@@ -7,7 +7,7 @@ keys start with `~` (after every digit, so they never show up in a time-ordered 
 - `~active`: the concurrency slot under the `forbid` policy; it names the run that holds it;
 - `~token#<sha256>`: a manual run's idempotency token, naming the run it created;
 - `~instance#<instance id>`: which run has the job's reusable instance (taken before it is started, so two
-  runs under `allow` never both place themselves on it).
+  runs under `allow` never both place themselves on it; on the reuse path, in the run's creating transaction).
 Every conditional update carries a writer token and reads back on a condition failure (`_update`), so a
 write AWS applied whose response was lost is still our success, never "someone else's".
 """
@@ -42,8 +42,9 @@ SLOT_KEY = "~active"
 TOKEN_PREFIX = "~token#"
 INSTANCE_PREFIX = "~instance#"
 TOKEN_TTL_SECONDS = 7 * 24 * 3600
-# A launcher getting a machine for a PENDING run holds it this long (its Lambda times out at 180 s); after
-# that the run is an orphan (the launcher died) and the reconciler, or a duplicate trigger, takes it over.
+# A launcher getting a machine for a PENDING run (or, on the reuse path, starting the instance of a run it
+# recorded STARTING) holds it this long (its Lambda times out at 180 s); after that the run is an orphan (the
+# launcher died) and the reconciler, or a duplicate trigger, takes it over.
 START_LEASE_SECONDS = 200
 # Whoever publishes a run's notification claims it first for this long; a publisher that dies lets the
 # reconciler publish after it.

@@ -6,6 +6,12 @@ after that, the run ends up STARTING (a machine is on its way) or FAILED with th
 attempt, and the concurrency slot is freed. If the launcher dies in between, the run stays PENDING with
 a start lease that lapses; the reconciler (or a duplicate trigger) then takes it over and repeats the
 start, which finds the first machine instead of making a second (`machines`).
+
+The reuse path (a fresh trigger of a `reuse`, on-demand job whose instance is stopped) looks at the instance
+first, a read that touches nothing, and records the run STARTING on it in that same creating transaction, with
+a start lease: five AWS calls in all, and no write after the start. A launcher that dies before its start
+leaves a STARTING run whose instance EC2 shows was never started; once the lease lapses the reconciler (or a
+duplicate trigger) repeats the start (`starts`, `repeat_start`).
 """
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ Every step is safe to repeat for the same run (a retried Lambda, the reconciler 
 RunInstances carries a client token derived from the run and the placement, so a repeat finds the first
 instance; a reusable instance already started for this run (its run tag) is that run's machine; under
 `allow` the reusable instance is claimed in the ledger before it is tagged and started, so two runs never
-both place themselves on it.
+both place themselves on it. On the reuse path the run is recorded STARTING on the stopped instance before
+it is started (`start_recorded`); whether a start happened is then read from the instance's LaunchTime
+(`starts`), so every try is stamped with the launcher's clock (`clock`).
 """
 
 from __future__ import annotations
