@@ -6,17 +6,19 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from datetime import timedelta
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ec2batch import stopping
+from ec2batch.launcher import starts as starts_module
 from ec2batch.launcher.starts import MAX_STARTS
-from ec2batch.ledger import CANCELLED, FAILED, INSTANCE_PREFIX, PENDING, STARTING, SUCCEEDED, Run
+from ec2batch.ledger import CANCELLED, FAILED, INSTANCE_PREFIX, PENDING, STARTING, SUCCEEDED, PlacementTry, Run
 from ec2batch.names import LIFECYCLE_EPHEMERAL, TAG_LIFECYCLE, TAG_RUN_ID
-from tests.conftest import Faults, inject_error
+from tests.conftest import Faults, inject_error, make_job
 from tests.unit.faults.scenarios import BOUND, SCENARIOS, SCHEDULED, Scenario, _earlier_run, _fire, check, stage
 from tests.unit.faults.world import PLANNER_PERIOD, World, _tags, silence_agent_logs
 
@@ -277,3 +279,75 @@ def test_a_capacity_error_on_the_recorded_start_falls_back_to_an_ephemeral_insta
     world.run_for(BOUND)
     assert today(world).status == SUCCEEDED and starts == []
     assert world.instances("pending", "running") == []
+
+
+# ---------------------------------------------------------------- the verdict, on its own
+T = datetime(2026, 11, 24, 2, 0, 3, 400_000, tzinfo=UTC)
+TRY = PlacementTry(action="start", instance_id="i-1", at="2026-11-24T02:00:03.400Z")
+RECORDED = Run(
+    job="daily-report",
+    run_id="20261124T020000.000Z-schedule",
+    status=STARTING,
+    trigger="schedule",
+    triggered_at="2026-11-24T02:00:03.400Z",
+    instance_id="i-1",
+    placements=(TRY,),
+    start_lease_until="2026-11-24T02:03:23.400Z",
+)
+LAPSED = T + timedelta(seconds=201)
+
+
+def machine(state: str, launched: datetime) -> dict[str, Any]:
+    return {"InstanceId": "i-1", "State": {"Name": state}, "LaunchTime": launched}
+
+
+@pytest.mark.parametrize(
+    ("run", "instance", "now", "expected"),
+    [
+        (RECORDED, machine("stopped", T - timedelta(days=1)), LAPSED, starts_module.REPEAT),
+        (RECORDED, machine("stopped", T - timedelta(days=1)), T + timedelta(seconds=30), starts_module.WAIT),
+        # LaunchTime has whole seconds: 02:00:03 is a start made for a try at 02:00:03.400, so is 02:00:02
+        (RECORDED, machine("stopped", T.replace(microsecond=0)), LAPSED, None),
+        (RECORDED, machine("stopped", T - timedelta(seconds=1.4)), LAPSED, None),
+        (RECORDED, machine("stopped", T - timedelta(seconds=3.4)), LAPSED, starts_module.REPEAT),
+        (RECORDED, machine("running", T - timedelta(days=1)), LAPSED, None),  # started: the usual rules
+        (RECORDED, machine("stopping", T - timedelta(days=1)), LAPSED, None),
+        (RECORDED, None, LAPSED, None),  # gone: instance-lost, as before
+        (replace(RECORDED, instance_running_at="2026-11-24T02:00:20.000Z"), machine("stopped", T), LAPSED, None),
+        (replace(RECORDED, start_lease_until=None), machine("stopped", T - timedelta(days=1)), LAPSED, None),
+        (replace(RECORDED, placements=(replace(TRY, error="InsufficientInstanceCapacity: no"),)), None, LAPSED, None),
+        (replace(RECORDED, instance_id="i-2"), machine("stopped", T - timedelta(days=1)), LAPSED, None),
+        (
+            replace(RECORDED, placements=(TRY,) * starts_module.MAX_STARTS),
+            machine("stopped", T - timedelta(days=1)),
+            LAPSED,
+            starts_module.GIVE_UP,
+        ),
+    ],
+)
+def test_the_verdict_on_a_recorded_start(run: Run, instance: dict[str, Any] | None, now: datetime, expected) -> None:
+    assert starts_module.verdict(run, instance, now) == expected
+
+
+def test_moto_sets_launch_time_at_every_start_as_ec2_does(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.ec2.models import instances
+
+    job = make_job(aws)
+    ec2 = job.clients.ec2
+    now = [datetime(2026, 11, 24, 2, 0, 0)]  # moto's clock: naive UTC
+    monkeypatch.setattr(instances, "utcnow", lambda: now[0])
+    template = {"LaunchTemplateName": job.config.names.launch_template}
+    [instance] = ec2.run_instances(LaunchTemplate=template, MinCount=1, MaxCount=1)["Instances"]
+    instance_id = instance["InstanceId"]
+
+    def launched() -> datetime:
+        return ec2.describe_instances(InstanceIds=[instance_id])["Reservations"][0]["Instances"][0]["LaunchTime"]
+
+    ec2.stop_instances(InstanceIds=[instance_id])
+    now[0] = datetime(2026, 11, 25, 2, 0, 0)
+    ec2.start_instances(InstanceIds=[instance_id])  # the next day
+    now[0] = datetime(2026, 11, 25, 3, 0, 0)
+    ec2.start_instances(InstanceIds=[instance_id])  # already running: no new launch
+
+    assert instance["LaunchTime"] == datetime(2026, 11, 24, 2, 0, 0, tzinfo=UTC)
+    assert launched() == datetime(2026, 11, 25, 2, 0, 0, tzinfo=UTC)
