@@ -468,7 +468,17 @@ class Ledger:
         return items
 
     def _record_blocked(self, run: Run, holder: str, token: str | None) -> CreateOutcome:
-        skipped = replace(run, status=SKIPPED, reason=f"run {holder} active", ended_at=iso(self.clock()))
+        # A run that was to be recorded STARTING on its instance (the reuse path) never got it: none of that stays.
+        skipped = replace(
+            run,
+            status=SKIPPED,
+            reason=f"run {holder} active",
+            ended_at=iso(self.clock()),
+            placements=(),
+            log_stream=None,
+            start_lease_until=None,
+            **{name: None for name in ATTEMPT_FIELDS},
+        )
         return self.record_terminal_at_creation(skipped, token=token, kind="blocked", holder=holder)
 
     def record_terminal_at_creation(

@@ -208,6 +208,27 @@ def test_twenty_concurrent_deliveries_make_one_run_and_one_start(world: World, s
     assert today(world).status == SUCCEEDED and starts == [reusable(world)]
 
 
+def test_forbid_with_a_live_run_holding_the_slot_skips_the_trigger_without_any_machine(
+    world: World, starts: list[str]
+) -> None:
+    # A manual run has just been recorded (it holds the slot) and has not started the stopped instance yet.
+    holder = Run(
+        job="daily-report",
+        run_id="20261124T015959.000Z-manual-0000abcd",
+        status=PENDING,
+        trigger="manual",
+        triggered_at="2026-11-24T01:59:59.000Z",
+    )
+    assert world.ledger.create_run(holder, exclusive=True).kind == "created"
+
+    _fire(world)
+
+    run = today(world)
+    assert (run.status, run.reason) == ("SKIPPED", f"run {holder.run_id} active")
+    assert (run.instance_id, run.placements, run.deadline_at, run.start_lease_until) == (None, (), None, None)
+    assert starts == []
+
+
 # ---------------------------------------------------------------- concurrency: allow
 @pytest.fixture
 def allow_world(aws: Any, faults: Faults, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
