@@ -6,8 +6,11 @@ transaction that creates the run; then it tags and starts the instance and write
 dies after the transaction and before StartInstances (or whose start never reached EC2) leaves a STARTING run
 whose machine may never have started. Nothing in the ledger says which: the answer is in EC2.
 
-EC2 updates an instance's `LaunchTime` at every start ("The time that the instance was last launched", the
-EC2 API reference for `Instance`; the first launch is the primary network interface's attachment time). A start
+EC2 updates an instance's `LaunchTime` at every start ("The time that the instance was last launched. To
+determine the time that instance was first launched, see the attachment time for the primary network
+interface": EC2's API reference for `Instance`, as botocore's model and boto3's `EC2.Instance.launch_time`
+carry it, https://boto3.amazonaws.com/v1/documentation/api/latest/reference/services/ec2/instance/launch_time.html;
+users see it reset by a restart, e.g. https://github.com/servian/aws-auto-cleanup/issues/129). A start
 made for the recorded try has a LaunchTime at or after the try's time, which is written before the start; an
 instance still showing an older LaunchTime has not been started since. Tags cannot tell: CreateTags comes
 before StartInstances, so our run's tag on a stopped instance says nothing about the start.
