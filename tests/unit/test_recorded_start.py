@@ -20,9 +20,15 @@ from ec2batch.ledger import CANCELLED, FAILED, INSTANCE_PREFIX, PENDING, STARTIN
 from ec2batch.names import LIFECYCLE_EPHEMERAL, TAG_LIFECYCLE, TAG_RUN_ID
 from tests.conftest import Faults, inject_error, make_job
 from tests.unit.faults.scenarios import BOUND, SCENARIOS, SCHEDULED, Scenario, _earlier_run, _fire, check, stage
-from tests.unit.faults.world import PLANNER_PERIOD, World, _tags, silence_agent_logs
+from tests.unit.faults.world import PLANNER_PERIOD, World, _tags, fresh_log_handlers, silence_agent_logs
 
 REUSE = SCENARIOS["schedule-reuse-start"]
+
+
+@pytest.fixture(autouse=True)
+def _log_handlers() -> Iterator[None]:
+    with fresh_log_handlers():
+        yield
 
 
 @pytest.fixture

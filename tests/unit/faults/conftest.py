@@ -19,7 +19,7 @@ from ec2batch.aws import Clients
 from tests.conftest import AWS_ENVIRONMENT, AWS_UNSET, FAULTS, MOTO, REGION, Faults, install_moto_as_aws
 
 from .scenarios import SCENARIOS, stage
-from .world import silence_agent_logs
+from .world import fresh_log_handlers, silence_agent_logs
 
 
 @contextmanager
@@ -66,6 +66,12 @@ def matrix() -> tuple[tuple[str, str], ...]:
                 seen.add(site)
                 cases.append((name, site))
     return tuple(cases)
+
+
+@pytest.fixture(autouse=True)
+def _log_handlers() -> Iterator[None]:
+    with fresh_log_handlers():
+        yield
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -242,6 +242,20 @@ def follow_clock(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> None:
     monkeypatch.setattr(ec2_instances, "utcnow", lambda: clock.now().astimezone(UTC).replace(tzinfo=None))
 
 
+@contextmanager
+def fresh_log_handlers() -> Iterator[None]:
+    """The world's agents flush every handler of the `ec2batch` logger at power-off: one a test before left on a
+    stream pytest has closed since (the launcher's handler logs to the captured stdout) would fail them. Such
+    handlers are dropped first, and whatever the world adds is removed after."""
+    logger = logging.getLogger("ec2batch")
+    logger.handlers[:] = [h for h in logger.handlers if not getattr(getattr(h, "stream", None), "closed", False)]
+    before = list(logger.handlers)
+    try:
+        yield
+    finally:
+        logger.handlers[:] = [h for h in logger.handlers if h in before]
+
+
 def silence_agent_logs() -> None:
     logging.getLogger("ec2batch").handlers[:] = [
         h for h in logging.getLogger("ec2batch").handlers if type(h).__name__ != "CloudWatchHandler"
