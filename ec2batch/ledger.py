@@ -7,7 +7,7 @@ keys start with `~` (after every digit, so they never show up in a time-ordered 
 - `~active`: the concurrency slot under the `forbid` policy; it names the run that holds it;
 - `~token#<sha256>`: a manual run's idempotency token, naming the run it created;
 - `~instance#<instance id>`: which run has the job's reusable instance (taken before it is started, so two
-  runs under `allow` never both place themselves on it).
+  runs under `allow` never both place themselves on it; on the reuse path, in the run's creating transaction).
 Every conditional update carries a writer token and reads back on a condition failure (`_update`), so a
 write AWS applied whose response was lost is still our success, never "someone else's".
 No writer announces its writes: the table's stream (`STREAM_SPECIFICATION`) does, and the launcher publishes
@@ -44,8 +44,9 @@ SLOT_KEY = "~active"
 TOKEN_PREFIX = "~token#"
 INSTANCE_PREFIX = "~instance#"
 TOKEN_TTL_SECONDS = 7 * 24 * 3600
-# A launcher getting a machine for a PENDING run holds it this long (its Lambda times out at 180 s); after
-# that the run is an orphan (the launcher died) and the reconciler, or a duplicate trigger, takes it over.
+# A launcher getting a machine for a PENDING run (or, on the reuse path, starting the instance of a run it
+# recorded STARTING) holds it this long (its Lambda times out at 180 s); after that the run is an orphan (the
+# launcher died) and the reconciler, or a duplicate trigger, takes it over.
 START_LEASE_SECONDS = 200
 # Whoever publishes a run's notification claims it first for this long; a publisher that dies lets the
 # reconciler publish after it.
@@ -287,8 +288,22 @@ def _decimal(value: float) -> Any:
 
 
 @dataclass(frozen=True)
+class InstanceClaim:
+    """The job's reusable instance taken for a new run in the transaction that records it (`~instance#<id>`).
+
+    The claim item usually still names the run that last had the instance, which is the run its tag names
+    (`tagged_run`): the claim is taken over from it only if that run has ended, checked in the same transaction.
+    """
+
+    instance_id: str
+    tagged_run: str | None = None
+
+
+@dataclass(frozen=True)
 class CreateOutcome:
-    """What `create_run` did: `created`, `duplicate` (the same trigger seen before) or `blocked`."""
+    """What `create_run` did: `created`, `duplicate` (the same trigger seen before), `blocked`, or
+    `claim-refused` (nothing written: the instance claim asked for is held, or its holder is not known to have
+    ended; the caller records the run without it)."""
 
     kind: str
     run: Run
@@ -361,20 +376,32 @@ class Ledger:
         return response.get("Item", {}).get("active_run", {}).get("S")
 
     # ---------------------------------------------------------------- creation
-    def create_run(self, run: Run, *, exclusive: bool, token: str | None = None) -> CreateOutcome:
-        """Record a new run atomically with its idempotency token and (if `exclusive`) the job's slot.
+    def create_run(
+        self, run: Run, *, exclusive: bool, token: str | None = None, claim: InstanceClaim | None = None
+    ) -> CreateOutcome:
+        """Record a new run atomically with its idempotency token, (if `exclusive`) the job's slot and (`claim`)
+        the job's reusable instance.
 
         - the same run id or token seen before -> `duplicate`, nothing written;
         - `exclusive` and another live run holds the slot -> the run is recorded SKIPPED -> `blocked`;
-        - a slot left behind by a finished run is taken over (its holder died before releasing it).
+        - a slot left behind by a finished run is taken over (its holder died before releasing it);
+        - `claim` refused (held by another run, or by one not known to have ended) -> `claim-refused`, nothing written.
         """
         stale: str | None = None
         for _ in range(5):
-            items = [{"Put": {**self._put(run), "ConditionExpression": "attribute_not_exists(run_id)"}}]
+            items: list[dict[str, Any]] = [
+                {"Put": {**self._put(run), "ConditionExpression": "attribute_not_exists(run_id)"}}
+            ]
+            at: dict[str, int] = {}
             if token:
+                at["token"] = len(items)
                 items.append({"Put": self._token_put(run, token)})
             if exclusive:
+                at["slot"] = len(items)
                 items.append({"Update": self._slot_take(run, stale)})
+            if claim is not None:
+                at["claim"] = len(items)
+                items.extend(self._claim_items(run, claim))
             try:
                 self.db.transact_write_items(TransactItems=items)
                 return CreateOutcome("created", run)
@@ -382,25 +409,66 @@ class Ledger:
                 if exc.response["Error"]["Code"] != "TransactionCanceledException":
                     raise
                 reasons = [r.get("Code", "None") for r in exc.response.get("CancellationReasons", [])]
+            refused = {name for name, i in at.items() if len(reasons) > i and reasons[i] == "ConditionalCheckFailed"}
             if reasons and reasons[0] == "ConditionalCheckFailed":
                 return CreateOutcome("duplicate", self.require(run.job, run.run_id))
-            if token and len(reasons) > 1 and reasons[1] == "ConditionalCheckFailed":
-                return CreateOutcome("duplicate", self._run_for_token(run.job, token))
-            if exclusive and reasons and reasons[-1] == "ConditionalCheckFailed":
+            if "token" in refused:
+                return CreateOutcome("duplicate", self._run_for_token(run.job, token))  # type: ignore[arg-type]
+            if "slot" in refused:
                 holder = self.active_run_id(run.job)
                 holder_run = self.get(run.job, holder) if holder else None
                 if holder is None or holder_run is None or holder_run.terminal:
                     stale = holder  # free, or held by a finished run: take it over conditionally
                     continue
                 return self._record_blocked(run, holder, token)
+            if claim is not None and any(c == "ConditionalCheckFailed" for c in reasons[at["claim"] :]):
+                return CreateOutcome("claim-refused", run)
             if "TransactionConflict" in reasons:
                 time.sleep(0.05)
                 continue
             raise TransitionRejected(f"could not record run {run.run_id}: transaction cancelled ({reasons})")
         raise TransitionRejected(f"could not record run {run.run_id}: the concurrency slot kept changing")
 
+    def _claim_items(self, run: Run, claim: InstanceClaim) -> list[dict[str, Any]]:
+        """The instance's claim for `run`: free, or held by the run its tag names, which must have ended."""
+        values = {":r": {"S": run.run_id}}
+        condition = "attribute_not_exists(active_run)"
+        items: list[dict[str, Any]] = []
+        if claim.tagged_run and claim.tagged_run != run.run_id:
+            condition += " OR active_run = :stale"
+            values[":stale"] = {"S": claim.tagged_run}
+        update = {
+            "TableName": self.table,
+            "Key": _key(run.job, INSTANCE_PREFIX + claim.instance_id),
+            "UpdateExpression": "SET active_run = :r",
+            "ConditionExpression": condition,
+            "ExpressionAttributeValues": values,
+        }
+        items.append({"Update": update})
+        if ":stale" in values:
+            ended = {f":t{i}": {"S": s} for i, s in enumerate(TERMINAL)}
+            check = {
+                "TableName": self.table,
+                "Key": _key(run.job, claim.tagged_run),  # type: ignore[arg-type]
+                "ConditionExpression": "#s IN (" + ", ".join(ended) + ")",
+                "ExpressionAttributeNames": {"#s": "status"},
+                "ExpressionAttributeValues": ended,
+            }
+            items.append({"ConditionCheck": check})
+        return items
+
     def _record_blocked(self, run: Run, holder: str, token: str | None) -> CreateOutcome:
-        skipped = replace(run, status=SKIPPED, reason=f"run {holder} active", ended_at=iso(self.clock()))
+        # A run that was to be recorded STARTING on its instance (the reuse path) never got it: none of that stays.
+        skipped = replace(
+            run,
+            status=SKIPPED,
+            reason=f"run {holder} active",
+            ended_at=iso(self.clock()),
+            placements=(),
+            log_stream=None,
+            start_lease_until=None,
+            **{name: None for name in ATTEMPT_FIELDS},
+        )
         return self.record_terminal_at_creation(skipped, token=token, kind="blocked", holder=holder)
 
     def record_terminal_at_creation(
@@ -570,6 +638,29 @@ class Ledger:
                 condition=condition,
                 condition_values=values,
                 rejected=f"run {run_id} is not an orphan",
+            )
+        except TransitionRejected:
+            return None
+
+    def retake_start(self, run: Run, **changes: Any) -> Run | None:
+        """Become the one repeating the start of a run recorded STARTING before its machine was started (the
+        reuse path), whose start EC2 shows was never made: None if the run moved on meanwhile (claimed by its
+        agent, ended, retried, given another machine) or another repairer holds its start lease."""
+        now = self.clock()
+        values: dict[str, Any] = {":starting": STARTING, ":now": iso(now), ":instance": run.instance_id}
+        condition = (
+            "#status = :starting AND start_lease_until <= :now AND instance_id = :instance"
+            " AND attribute_not_exists(instance_running_at) AND " + _attempt_guard(run.attempt, values)
+        )
+        until = iso(now + timedelta(seconds=START_LEASE_SECONDS))
+        try:
+            return self._update(
+                run.job,
+                run.run_id,
+                {"start_lease_until": until, **changes},
+                condition=condition,
+                condition_values=values,
+                rejected=f"run {run.run_id}'s start is not to be repeated",
             )
         except TransitionRejected:
             return None

@@ -48,10 +48,14 @@ MOTO = MotoAsAws()
 
 
 def install_moto_as_aws() -> Callable[[], None]:
-    """Put `MOTO` in front of in-process moto; returns the undo."""
+    """Put `MOTO` in front of in-process moto (and make its StartInstances set LaunchTime, as on the local
+    stack's moto_server); returns the undo."""
     from moto.core.botocore_stubber import BotocoreStubber
 
+    from ec2batch.local.motoserver import instance_starts_as_on_aws
+
     original = BotocoreStubber.process_request
+    undo_starts = instance_starts_as_on_aws()
 
     def process_request(self: BotocoreStubber, request: Any) -> Any:
         def send() -> Any:
@@ -78,6 +82,7 @@ def install_moto_as_aws() -> Callable[[], None]:
 
     def undo() -> None:
         BotocoreStubber.process_request = original  # type: ignore[method-assign]
+        undo_starts()
 
     return undo
 

@@ -6,6 +6,12 @@ after that, the run ends up STARTING (a machine is on its way) or FAILED with th
 attempt, and the concurrency slot is freed. If the launcher dies in between, the run stays PENDING with
 a start lease that lapses; the reconciler (or a duplicate trigger) then takes it over and repeats the
 start, which finds the first machine instead of making a second (`machines`).
+
+The reuse path (a fresh trigger of a `reuse`, on-demand job whose instance is stopped) looks at the instance
+first, a read that touches nothing, and records the run STARTING on it in that same creating transaction, with
+a start lease: five AWS calls in all, and no write after the start. A launcher that dies before its start
+leaves a STARTING run whose instance EC2 shows was never started; once the lease lapses the reconciler (or a
+duplicate trigger) repeats the start (`starts`, `repeat_start`).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from typing import Any
 from .. import attempts, shards, stopping, timers
 from ..aws import Clients
 from ..config import JobConfig, load_config
-from ..errors import EventError, TransitionRejected
+from ..errors import EventError, TransitionRejected, describe_error
 from ..jsonlog import fields
 from ..ledger import (
     FAILED,
@@ -32,7 +38,9 @@ from ..ledger import (
     START_LEASE_SECONDS,
     STARTING,
     CreateOutcome,
+    InstanceClaim,
     Ledger,
+    PlacementTry,
     Run,
     iso,
     new_run_id,
@@ -40,10 +48,10 @@ from ..ledger import (
     scheduled_run_id,
     utcnow,
 )
-from ..names import JobNames
+from ..names import TAG_RUN_ID, JobNames
 from ..notify import notify
 from ..run_events import RunEvents
-from . import after
+from . import after, endings, starts
 from .events import (
     TOKEN_REUSED,
     BatchChange,
@@ -56,7 +64,7 @@ from .events import (
     parse_event,
 )
 from .final_check import fire
-from .machines import InstanceBusy, Machines, NoMachine, Placement
+from .machines import NOT_LOOKED, ON_DEMAND, InstanceBusy, Machines, NoMachine, Placement
 from .port import Result
 from .reconciler import reconcile
 
@@ -80,7 +88,7 @@ class Launcher:
         self.only_job = only_job
         self.clock = clock
         self.sleep = sleep
-        self.machines = machines or Machines(clients.ec2)
+        self.machines = machines or Machines(clients.ec2, clock=clock)
         # Where the run events of the ledger's stream go: the job's bus. None (the local stack's one launcher
         # for every job) reads it from each job's config; the Lambda is given its job's in its environment.
         self.event_bus = event_bus
@@ -257,10 +265,138 @@ class Launcher:
 
     # ---------------------------------------------------------------- the common path
     def _trigger(self, config: JobConfig, run: Run, token: str | None) -> Result:
+        observed = self._look_for_reusable(config, run)
+        if observed is not NOT_LOOKED and observed is not None and observed["State"]["Name"] == "stopped":
+            folded = self._record_starting(config, run, token, observed)
+            if folded is not None:
+                return folded
         created = self.ledger(run.job).create_run(run, exclusive=config.concurrency == "forbid", token=token)
         if created.kind != "created":
             return self._after_create(config, created)
-        return self.start_run(config, created.run)
+        return self.start_run(config, created.run, observed=observed)
+
+    def _look_for_reusable(self, config: JobConfig, run: Run) -> dict[str, Any] | None:
+        """A fresh trigger of a `reuse`, on-demand job looks at its instance before recording the run (a read that
+        touches nothing): a stopped one lets the run be recorded STARTING on it at once. NOT_LOOKED otherwise, or
+        when EC2 does not answer (the run is then recorded PENDING first, as before, and looks again)."""
+        if config.shards > 1 or config.strategy != "reuse" or config.market_for(run.attempt) != ON_DEMAND:
+            return NOT_LOOKED
+        try:
+            return self.machines.find_reusable(config.job)
+        except Exception as exc:
+            log.warning(
+                "could not look for the job's instance before recording the run",
+                extra=fields(job=run.job, run_id=run.run_id, error=describe_error(exc)),
+            )
+            return NOT_LOOKED
+
+    def _record_starting(
+        self, config: JobConfig, run: Run, token: str | None, instance: dict[str, Any]
+    ) -> Result | None:
+        """The reuse path: record the run STARTING on its stopped instance, in the one transaction that creates it
+        (with its token, the `forbid` slot or, under `allow`, the instance's claim), then tag and start it.
+
+        No ledger write follows a start that succeeds. The start lease on the record says a launcher is making
+        the start; if it dies first, the reconciler or a duplicate trigger repeats it (`starts`). None: the
+        instance's claim was refused (another run may be placing itself on it): record the run the usual way.
+        """
+        now = self.clock()
+        at = iso(now)
+        deadline = timers.deadline_for(config, now)
+        start = PlacementTry(
+            action="start",
+            instance_type=instance.get("InstanceType"),
+            subnet_id=instance.get("SubnetId"),
+            instance_id=instance["InstanceId"],
+            at=at,
+        )
+        starting = replace(
+            run,
+            status=STARTING,
+            start_requested_at=at,
+            instance_id=start.instance_id,
+            instance_type=start.instance_type,
+            subnet_id=start.subnet_id,
+            placements=(start,),
+            log_stream=config.names.run_log_stream(run.run_id),
+            deadline_at=iso(deadline),
+            # The timer is sent right after the start; one that never is (the launcher died) is caught by the
+            # reconciler's lost-timer rule, as any lost timer.
+            deadline_timer_for=iso(deadline) if timers.within_reach(deadline, now) else None,
+            start_lease_until=self.lease_until(),
+        )
+        claim = None
+        if config.concurrency == "allow":
+            claim = InstanceClaim(start.instance_id, endings.tags(instance).get(TAG_RUN_ID))  # type: ignore[arg-type]
+        ledger = self.ledger(run.job)
+        created = ledger.create_run(starting, exclusive=config.concurrency == "forbid", token=token, claim=claim)
+        if created.kind == "claim-refused":
+            log.info("instance claimed by another run: recording the run first", extra=fields(run_id=run.run_id))
+            return None
+        if created.kind != "created":
+            return self._after_create(config, created)
+        return self._start_recorded(config, ledger, created.run, instance)
+
+    def repeat_start(self, config: JobConfig, run: Run, instance: dict[str, Any]) -> Result | None:
+        """Repeat a recorded start that EC2 shows was never made (`starts.verdict` said `repeat`): take the run's
+        start lease, then tag and start the same instance. None: someone else has it, or the run moved on."""
+        now = self.clock()
+        deadline = timers.deadline_for(config, now)
+        start = PlacementTry(
+            action="start",
+            instance_type=instance.get("InstanceType"),
+            subnet_id=instance.get("SubnetId"),
+            instance_id=run.instance_id,
+            at=iso(now),
+            attempt=run.attempt if run.attempt > 1 else None,
+        )
+        ledger = self.ledger(run.job)
+        taken = ledger.retake_start(
+            run,
+            start_requested_at=iso(now),
+            placements=(*run.placements, start),
+            deadline_at=iso(deadline),  # counted from this start, the one that may happen
+            deadline_timer_for=iso(deadline) if timers.within_reach(deadline, now) else None,
+        )
+        if taken is None:
+            return None
+        return self._start_recorded(config, ledger, taken, instance)
+
+    def _start_recorded(self, config: JobConfig, ledger: Ledger, run: Run, instance: dict[str, Any]) -> Result:
+        """Make the start a STARTING run was recorded with; only a start that went otherwise writes again."""
+        before = replace(run, placements=run.placements[:-1])  # the recorded try, replaced by the tries made
+
+        def record_failed_start(tries: list[PlacementTry]) -> None:
+            ledger.update_fields(run.job, run.run_id, attempt=run.attempt, placements=(*before.placements, *tries))
+
+        try:
+            placement, tries = self.machines.start_recorded(
+                config, run.run_id, instance, attempt=run.attempt, before_fallback=record_failed_start
+            )
+        except NoMachine as exc:
+            return self._fail(config, ledger, before, exc.reason, tries=exc.attempts, cause=START_FAILURE)
+        except InstanceBusy as exc:
+            return self._fail(config, ledger, run, f"{exc}: it did not stop in time", cause=START_FAILURE)
+        except TransitionRejected as exc:  # cancelled (or ended) before a fallback machine was asked for
+            current = exc.current if isinstance(exc.current, Run) else run
+            return Result(run.job, run.run_id, current.status, "nothing", reason=str(exc))
+        except Exception as exc:
+            self._fail(config, ledger, run, f"launcher error: {type(exc).__name__}: {exc}")
+            raise
+        if placement.instance_id == run.instance_id and len(tries) == 1 and tries[0].error is None:
+            updated = run  # the record already says all of it
+        else:
+            details = {
+                "instance_id": placement.instance_id,
+                "instance_type": placement.instance_type,
+                "subnet_id": placement.subnet_id,
+                "placements": (*before.placements, *tries),
+            }
+            try:
+                updated = ledger.update_fields(run.job, run.run_id, attempt=run.attempt, **details)
+            except TransitionRejected as exc:
+                updated = self._record_placement_late(config, ledger, run, placement, details, exc)
+        return self._requested(config, run, updated, placement, tries)
 
     def _after_create(self, config: JobConfig, created: CreateOutcome) -> Result:
         run = created.run
@@ -271,6 +407,17 @@ class Launcher:
                 if orphan is not None:
                     log.warning("taking over a run whose launcher died", extra=fields(job=run.job, run_id=run.run_id))
                     return self.start_run(config, orphan)
+            if starts.recorded_start(run) is not None and starts.lease_lapsed(run, self.clock()):
+                # Recorded STARTING, and its launcher's lease has lapsed: if EC2 shows no start, make it.
+                instance = endings.describe(self.clients, run.instance_id)
+                if starts.verdict(run, instance, self.clock()) == starts.REPEAT:
+                    repeated = self.repeat_start(config, run, instance)  # type: ignore[arg-type]
+                    if repeated is not None:
+                        log.warning(
+                            "repeating the start of a run whose launcher died",
+                            extra=fields(job=run.job, run_id=run.run_id, instance_id=run.instance_id),
+                        )
+                        return repeated
             log.info(
                 "duplicate trigger: run already recorded, nothing started",
                 extra=fields(job=run.job, run_id=run.run_id, status=run.status),
@@ -280,7 +427,7 @@ class Launcher:
         notify(self.clients.sns, config, run, self.ledger(run.job))
         return Result(run.job, run.run_id, run.status, "skipped", reason=run.reason)
 
-    def start_run(self, config: JobConfig, run: Run) -> Result:
+    def start_run(self, config: JobConfig, run: Run, *, observed: dict[str, Any] | None = NOT_LOOKED) -> Result:
         """Get a machine for a recorded run (PENDING) and record the outcome; never leaves it PENDING."""
         ledger = self.ledger(run.job)
         if config.shards > 1:
@@ -297,6 +444,7 @@ class Launcher:
                 parallel_allowed=allow,
                 claim_instance=claim_instance if allow else None,
                 attempt=run.attempt,
+                observed=observed,
             )
         except NoMachine as exc:
             return self._fail(config, ledger, run, exc.reason, tries=exc.attempts, cause=START_FAILURE)
@@ -320,11 +468,18 @@ class Launcher:
             "log_stream": config.names.run_log_stream(run.run_id),
             "deadline_at": iso(timers.deadline_for(config, self.clock())),
             "retry_at": None,
+            # The machine is asked for already: no start of this run is left to repeat (`starts`).
+            "start_lease_until": None,
         }
         try:
             updated = ledger.transition(run.job, run.run_id, STARTING, attempt=run.attempt, **details)
         except TransitionRejected as exc:
             updated = self._record_placement_late(config, ledger, run, placement, details, exc)
+        return self._requested(config, run, updated, placement, tries)
+
+    def _requested(
+        self, config: JobConfig, run: Run, updated: Run, placement: Placement, tries: list[PlacementTry]
+    ) -> Result:
         self._arm_deadline(config, updated)
         log.info(
             "machine requested",
@@ -399,9 +554,10 @@ class Launcher:
         due = parse_time(run.deadline_at)
         if timers.within_reach(due, self.clock()):
             timers.send(self.clients, timers.Timer(run.job, run.run_id, timers.DEADLINE, due), self.clock())
-            self.ledger(run.job).update_fields(
-                run.job, run.run_id, unless_terminal=False, deadline_timer_for=run.deadline_at
-            )
+            if run.deadline_timer_for != run.deadline_at:  # a recorded start said so in its own write
+                self.ledger(run.job).update_fields(
+                    run.job, run.run_id, unless_terminal=False, deadline_timer_for=run.deadline_at
+                )
 
     def _fail(
         self,

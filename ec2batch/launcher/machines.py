@@ -9,7 +9,9 @@ Every step is safe to repeat for the same run (a retried Lambda, the reconciler 
 RunInstances carries a client token derived from the run and the placement, so a repeat finds the first
 instance; a reusable instance already started for this run (its run tag) is that run's machine; under
 `allow` the reusable instance is claimed in the ledger before it is tagged and started, so two runs never
-both place themselves on it.
+both place themselves on it. On the reuse path the run is recorded STARTING on the stopped instance before
+it is started (`start_recorded`); whether a start happened is then read from the instance's LaunchTime
+(`starts`), so every try is stamped with the launcher's clock (`clock`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -115,9 +118,21 @@ class InstanceBusy(Exception):
         self.state = state
 
 
+# `get_machine(observed=...)` default: the job's reusable instance has not been looked for yet.
+NOT_LOOKED: Any = object()
+
+
 class Machines:
-    def __init__(self, ec2: Any, *, stopping_wait_seconds: int = 120, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        ec2: Any,
+        *,
+        stopping_wait_seconds: int = 120,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], datetime] = utcnow,
+    ):
         self.ec2 = ec2
+        self.clock = clock  # stamps each try (`PlacementTry.at`): a recorded start is compared with LaunchTime
         self._attempt = 1  # of the get_machine call under way
         self._market = ON_DEMAND
         self.stopping_wait_seconds = stopping_wait_seconds
@@ -131,18 +146,23 @@ class Machines:
         parallel_allowed: bool,
         claim_instance: Callable[[str], bool] | None = None,
         attempt: int = 1,
+        observed: dict[str, Any] | None = NOT_LOOKED,
     ) -> tuple[Placement, list[PlacementTry]]:
         """Start or launch a machine for attempt `attempt` of `run_id`; returns where it runs and every try made.
 
         `claim_instance(instance_id)` takes the reusable instance for this run in the ledger (under `allow`,
         where the job's slot does not serialize runs); False means another live run has it. The market comes
         from the config (`JobConfig.market_for`); Spot is only ever launched (config refuses it with reuse).
+        `observed`: the job's reusable instance (or None) as `find_reusable` just found it (a fresh trigger looks
+        before recording its run), so it is not looked for twice.
         """
         # A copy per call carries the attempt and market through the steps below: one Machines serves many
         # runs at once (threads in a test, the reconciler's repairs), so they are never state on `self`.
         call = copy.copy(self)
         call._attempt, call._market = attempt, config.market_for(attempt)
-        return call._get_machine(config, run_id, parallel_allowed=parallel_allowed, claim_instance=claim_instance)
+        return call._get_machine(
+            config, run_id, parallel_allowed=parallel_allowed, claim_instance=claim_instance, observed=observed
+        )
 
     def _get_machine(
         self,
@@ -151,12 +171,13 @@ class Machines:
         *,
         parallel_allowed: bool,
         claim_instance: Callable[[str], bool] | None,
+        observed: dict[str, Any] | None,
     ) -> tuple[Placement, list[PlacementTry]]:
         attempt = self._attempt
         attempts: list[PlacementTry] = []
         if config.strategy == "ephemeral" or self._market != ON_DEMAND:
             return self._launch_fallback(config, run_id, LIFECYCLE_EPHEMERAL, attempts), attempts
-        instance = self.find_reusable(config.job)
+        instance = self.find_reusable(config.job) if observed is NOT_LOOKED else observed
         if instance is None:
             # First run (or the instance was deleted): the launched instance stays for the next runs.
             return self._launch_fallback(config, run_id, LIFECYCLE_REUSE, attempts), attempts
@@ -172,6 +193,36 @@ class Machines:
             return placement, attempts
         skip = (instance.get("InstanceType"), instance.get("SubnetId"))
         return self._launch_fallback(config, run_id, LIFECYCLE_EPHEMERAL, attempts, skip=skip), attempts
+
+    def start_recorded(
+        self,
+        config: JobConfig,
+        run_id: str,
+        instance: dict[str, Any],
+        *,
+        attempt: int = 1,
+        before_fallback: Callable[[list[PlacementTry]], None] | None = None,
+    ) -> tuple[Placement, list[PlacementTry]]:
+        """Tag and start the stopped reusable instance a run was recorded STARTING on (the reuse path).
+
+        The happy path is CreateTags + StartInstances and one error-free try. A start that does not happen goes
+        on as `get_machine` would: an instance still stopping is waited for and started; on a capacity error (or
+        an instance someone else started) an ephemeral instance is launched instead. `before_fallback(tries)` is
+        called before that launch, so the ledger says the recorded start failed before another machine exists
+        (a repeat of the recorded start could otherwise give the attempt two machines).
+        """
+        call = copy.copy(self)
+        call._attempt, call._market = attempt, ON_DEMAND
+        attempts: list[PlacementTry] = []
+        placement = call._start(instance, run_id, attempts)
+        if placement == "again":
+            placement = call._start_reusable(config, instance, "stopping", run_id, attempts)
+        if isinstance(placement, Placement):
+            return placement, attempts
+        if before_fallback is not None:
+            before_fallback(list(attempts))
+        skip = (instance.get("InstanceType"), instance.get("SubnetId"))
+        return call._launch_fallback(config, run_id, LIFECYCLE_EPHEMERAL, attempts, skip=skip), attempts
 
     def _start_reusable(
         self, config: JobConfig, instance: dict[str, Any], state: str, run_id: str, attempts: list[PlacementTry]
@@ -239,7 +290,7 @@ class Machines:
             instance_type=instance.get("InstanceType"),
             subnet_id=instance.get("SubnetId"),
             instance_id=instance_id,
-            at=iso(utcnow()),
+            at=iso(self.clock()),
             attempt=self._attempt if self._attempt > 1 else None,
         )
         try:
@@ -336,7 +387,7 @@ class Machines:
             request["SubnetId"] = subnet_id
         if market == SPOT:
             request["InstanceMarketOptions"] = SPOT_MARKET_OPTIONS
-        at = iso(utcnow())
+        at = iso(self.clock())
         spot = market if market == SPOT else None
         number = self._attempt if self._attempt > 1 else None
         try:

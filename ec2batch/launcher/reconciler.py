@@ -10,6 +10,7 @@ call) and repairs what does not agree:
 | PLANNED, due before the next tick, no timer sent | send its timer (the planner's old job) |
 | PLANNED, its timer sent but it is past due | the timer was lost: do its final check and start now (or SKIPPED) |
 | PENDING, its launcher's start lease lapsed | the launcher died: take the lease, get the machine (idempotent) |
+| STARTING, recorded before its start, its instance never started | lease lapsed: tag and start it again (`starts`) |
 | STARTING/RUNNING without a deadline | arm it (from when the machine was requested) |
 | STARTING/RUNNING, deadline before the next tick | send the deadline timer |
 | STARTING/RUNNING, past its deadline | the timer was lost: enforce the deadline now |
@@ -44,7 +45,7 @@ from ..jsonlog import fields
 from ..ledger import FAILED, PENDING, PLANNED, STARTING, Ledger, Run, iso, parse_time
 from ..names import TAG_JOB, TAG_RUN_ID
 from ..notify import notify, wanted
-from . import endings
+from . import endings, starts
 from .events import TimerFire
 from .final_check import fire
 from .port import LauncherPort
@@ -211,6 +212,8 @@ class _Tick:
             if run.terminal:
                 self.report.repairs.append({"run_id": run.run_id, "repair": f"shards ended: {run.status}"})
                 return
+        if self._recorded_start(run, instance):
+            return
         outcome = endings.left_outcome(run, instance)
         if outcome is not None:
             endings.record_outcome(
@@ -239,6 +242,36 @@ class _Tick:
         if run.deadline_timer_for != run.deadline_at and deadline_due <= self.now + timers.PLANNER_HORIZON:
             self._send(run, timers.DEADLINE, deadline_due)
             self.ledger.update_fields(run.job, run.run_id, deadline_timer_for=run.deadline_at)
+
+    def _recorded_start(self, run: Run, instance: dict[str, Any] | None) -> bool:
+        """A run recorded STARTING before its start (the reuse path) whose instance EC2 shows was never started:
+        its launcher is still at it (nothing else to look at), or it died and the start is repeated, or it was
+        tried MAX_STARTS times and the attempt ends. False: the start happened, the usual rules apply."""
+        verdict = starts.verdict(run, instance, self.now)
+        if verdict is None:
+            return False
+        if verdict == starts.WAIT:
+            return True
+        if verdict == starts.REPEAT:
+            result = self.launcher.repeat_start(self.config, run, instance)  # type: ignore[arg-type]
+            if result is not None:
+                self._repaired(run, f"launcher died before starting the machine: start repeated ({result.outcome})")
+            return True
+        ended = attempts.end_attempt(
+            self.clients,
+            self.config,
+            self.ledger,
+            run,
+            status=FAILED,
+            cause="start-failure",
+            reason=f"start-failure: instance {run.instance_id} was never started for the run "
+            f"({starts.starts_tried(run)} starts tried, none reached EC2)",
+            ended_at=self.now,
+            note="reconciler: the run's start never happened",
+        )
+        verdict_text = ended.status if ended.terminal else f"attempt {ended.attempt} due {ended.retry_at}"
+        self.report.repairs.append({"run_id": run.run_id, "repair": f"start never made: {verdict_text}"})
+        return True
 
     def _lost(self, run: Run, instance: dict[str, Any] | None) -> bool:
         """A STARTING/RUNNING run whose machine is down or gone without an outcome: FAILED, notified."""

@@ -96,6 +96,36 @@ def batch_jobs_as_on_aws() -> None:
     models.Job.__init__ = init  # type: ignore[method-assign]
 
 
+def instance_starts_as_on_aws() -> Callable[[], None]:
+    """Make moto's StartInstances update the instance's LaunchTime, as EC2 does; returns the undo.
+
+    EC2's API reference for `Instance.LaunchTime`: "The time that the instance was last launched. To determine
+    the time that instance was first launched, see the attachment time for the primary network interface."
+    moto 5.2 sets it at RunInstances only. The launcher tells a start it recorded but never made from one that
+    happened by this field (`ec2batch.launcher.starts`). The time is read through moto's own `utcnow` in its
+    instances module, so a test that moves moto's clock moves this one too.
+    """
+    from moto.ec2.models import instances
+
+    original = instances.Instance.start
+    if getattr(original, "ec2batch_patched", False):
+        return lambda: None
+
+    def start(self: Any) -> Any:
+        previous = original(self)
+        if previous.name not in ("pending", "running"):  # a start of a running instance changes nothing
+            self.launch_time = instances.utcnow()
+        return previous
+
+    start.ec2batch_patched = True  # type: ignore[attr-defined]
+    instances.Instance.start = start  # type: ignore[method-assign]
+
+    def undo() -> None:
+        instances.Instance.start = original  # type: ignore[method-assign]
+
+    return undo
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
@@ -103,6 +133,7 @@ def main() -> None:
     parser.add_argument("--wakeup", type=Path, help="the EC2 emulator's socket, nudged when an instance changes")
     args = parser.parse_args()
     batch_jobs_as_on_aws()
+    instance_starts_as_on_aws()
     run_simple(args.host, args.port, build_app(args.wakeup), threaded=True, use_reloader=False)
 
 

@@ -56,7 +56,9 @@ def test_first_scheduled_run_launches_the_reusable_instance_tagged_with_its_run(
     assert [(a.action, a.instance_type, a.error) for a in run.placements] == [("launch", "m7i.large", None)]
 
 
-def test_next_run_starts_the_stopped_instance_in_six_aws_calls_and_no_put_events(job: Job, calls: Counter[str]) -> None:
+def test_next_run_starts_the_stopped_instance_in_five_aws_calls_recorded_starting_at_once(
+    job: Job, calls: Counter[str]
+) -> None:
     first = launcher_at(job).handle(load_event("schedule"))
     finish(job, first["run_id"])
     outbox = Outbox(job.clients)  # the ledger stream's mapping, from here on
@@ -71,16 +73,19 @@ def test_next_run_starts_the_stopped_instance_in_six_aws_calls_and_no_put_events
     assert tags(job.instances()[0])[TAG_RUN_ID] == second["run_id"]
     assert made == {
         "ssm.GetParameter": 1,
-        "dynamodb.TransactWriteItems": 1,
-        "ec2.DescribeInstances": 1,
+        "ec2.DescribeInstances": 1,  # before the ledger write: the instance is stopped
+        "dynamodb.TransactWriteItems": 1,  # the run, STARTING on it, its token, the slot, the start lease
         "ec2.CreateTags": 1,
         "ec2.StartInstances": 1,
-        "dynamodb.UpdateItem": 1,
     }
-    # Its run events come from the ledger's stream, in another invocation (docs/events.md): PENDING, STARTING.
+    run = ledger(job).require(job.name, second["run_id"])
+    assert (run.status, run.previous_status, run.instance_id) == (STARTING, None, first["instance_id"])
+    assert [(p.action, p.instance_id, p.error) for p in run.placements] == [("start", first["instance_id"], None)]
+    assert run.deadline_at and run.log_stream == f"{second['run_id']}/job" and run.start_lease_until
+    # Its run event comes from the ledger's stream, in another invocation (docs/events.md): created STARTING.
     calls.clear()
     outbox.drain()
-    assert outbox.launcher.run_events.published == 2
+    assert outbox.launcher.run_events.published == 1
     assert dict(calls) == {"events.PutEvents": 1}
 
 

@@ -107,7 +107,7 @@ def test_a_launcher_killed_after_launching_is_repaired_with_the_same_machine(job
 
 # ---------------------------------------------------------------- 3: orphans
 def test_a_pending_run_whose_launcher_died_before_any_machine_gets_one(job: Job, faults) -> None:
-    faults.at("ec2", "DescribeInstances", "kill")
+    faults.at("dynamodb", "TransactWriteItems", "kill")  # recorded PENDING, nothing asked of EC2
     with pytest.raises(Killed):
         at(job).handle(load_event("schedule"))
 
@@ -119,7 +119,7 @@ def test_a_pending_run_whose_launcher_died_before_any_machine_gets_one(job: Job,
 
 
 def test_a_duplicate_trigger_after_the_lease_lapsed_takes_the_orphan_over(job: Job, faults) -> None:
-    faults.at("ec2", "DescribeInstances", "kill")
+    faults.at("dynamodb", "TransactWriteItems", "kill")  # recorded PENDING, nothing asked of EC2
     with pytest.raises(Killed):
         at(job).handle(load_event("schedule"))
 
@@ -352,7 +352,7 @@ def test_an_outcome_left_on_the_instance_is_recorded_not_timed_out(aws) -> None:
 
 
 def test_two_reconcilers_at_once_repair_once(job: Job, faults) -> None:
-    faults.at("ec2", "DescribeInstances", "kill")
+    faults.at("dynamodb", "TransactWriteItems", "kill")  # recorded PENDING, nothing asked of EC2
     with pytest.raises(Killed):
         at(job).handle(load_event("schedule"))
 

@@ -19,7 +19,7 @@ from ec2batch.aws import Clients
 from tests.conftest import AWS_ENVIRONMENT, AWS_UNSET, FAULTS, MOTO, REGION, Faults, install_moto_as_aws
 
 from .scenarios import SCENARIOS, stage
-from .world import follow_clock, silence_agent_logs
+from .world import fresh_log_handlers, silence_agent_logs
 
 
 @contextmanager
@@ -45,8 +45,7 @@ def call_sites(name: str) -> tuple[str, ...]:
     from one play to the next, and pytest-xdist's workers must collect the same cases."""
     scenario = SCENARIOS[name]
     with _aws_here() as aws, tempfile.TemporaryDirectory() as tmp, pytest.MonkeyPatch.context() as patch:
-        world = stage(scenario, aws, Path(tmp))
-        follow_clock(patch, world.clock)
+        world = stage(scenario, aws, Path(tmp), patch)
         recorder = Faults()
         MOTO.interceptor = recorder
         try:
@@ -69,6 +68,12 @@ def matrix() -> tuple[tuple[str, str], ...]:
                 seen.add(site)
                 cases.append((name, site))
     return tuple(cases)
+
+
+@pytest.fixture(autouse=True)
+def _log_handlers() -> Iterator[None]:
+    with fresh_log_handlers():
+        yield
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

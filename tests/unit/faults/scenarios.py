@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import pytest
 
 from ec2batch import stopping, timers
 from ec2batch.ledger import CANCELLED, FAILED, SKIPPED, SUCCEEDED, TERMINAL, TIMED_OUT, Run
@@ -34,7 +35,7 @@ from ec2batch.run_events import DETAIL_SCHEMA, event_id
 from tests.conftest import REGION, Job, Killed, make_job
 from tests.unit.agent.fakes import Clock
 
-from .world import PLANNER_PERIOD, World, _tags
+from .world import PLANNER_PERIOD, World, _tags, follow_clock
 
 T0 = datetime(2026, 11, 24, 1, 59, 0, tzinfo=UTC)
 SCHEDULED = datetime(2026, 11, 24, 2, 0, 0, tzinfo=UTC)
@@ -110,6 +111,21 @@ def _orphaned(world: World) -> None:
         launcher.handle({"action": "run", "job": "daily-report", "token": "user-token-orphan"})
 
 
+def _start_recorded_then_killed(world: World) -> None:
+    """Yesterday's run left the reusable instance stopped; today's launcher recorded the run STARTING on it and
+    was killed before tagging and starting it: the reconciler's tick, once the start lease lapses, starts it."""
+    _earlier_run(world)
+    world.clock.moment = SCHEDULED + timedelta(seconds=3)
+    launcher = world.launcher()
+
+    def killed(*args: Any, **kwargs: Any) -> Any:
+        raise Killed("launcher killed before starting the machine")
+
+    launcher.machines.start_recorded = killed  # type: ignore[method-assign]
+    with suppress(Killed):
+        launcher.handle(schedule_event())
+
+
 def _outcome_left_on_instance(world: World) -> None:
     """A manual run whose agent could not write its outcome (the ledger out of reach for a minute): the
     outcome is on the instance's tag and the machine is off; the deadline timer or the reconciler records it."""
@@ -163,6 +179,7 @@ SCENARIOS = {
         Scenario("ephemeral-launch", _fire, config={"strategy": "ephemeral"}),
         Scenario("run-at-far", _at_far, bound=FAR - T0 + BOUND),
         Scenario("orphaned-pending", _nothing, setup=_orphaned, bound=BOUND + PLANNER_PERIOD),
+        Scenario("orphaned-recorded-start", _nothing, setup=_start_recorded_then_killed, bound=BOUND + PLANNER_PERIOD),
         # The job exits with a code its policy retries, every time: attempt 1 ends, the run waits out the
         # backoff, its retry timer starts attempt 2 (on the job's instance, started again, or a fresh one),
         # which ends the run FAILED once the attempts are used up.
@@ -186,10 +203,12 @@ SCENARIOS = {
 }
 
 
-def stage(scenario: Scenario, aws: Any, tmp: Path) -> World:
+def stage(scenario: Scenario, aws: Any, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> World:
+    """The job and the world, AWS on the world's clock (`follow_clock`), and the scenario's setup done."""
     topic = f"arn:aws:sns:{REGION}:123456789012:ec2batch-daily-report"
     job = make_job(aws, **CONFIG, notifications={"topic_arn": topic, "on": NOTIFY_ON}, **scenario.config)
     world = World(job, Clock(T0), tmp, **scenario.world)
+    follow_clock(monkeypatch, world.clock)
     with world.quiet():
         world.follow_events()
     if scenario.setup:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from .scenarios import SCENARIOS, check, stage
-from .world import follow_clock, silence_agent_logs
+from .world import silence_agent_logs
 
 
 def test_the_invariants_hold_whatever_fault_meets_whichever_call(
@@ -18,8 +18,7 @@ def test_the_invariants_hold_whatever_fault_meets_whichever_call(
 ) -> None:
     name, site, fault = fault_case
     scenario = SCENARIOS[name]
-    world = stage(scenario, aws, tmp_path)
-    follow_clock(monkeypatch, world.clock)
+    world = stage(scenario, aws, tmp_path, monkeypatch)
     faults.reset()  # the stage's own calls are not call sites
     faults.at_site(site, fault)
     try:
@@ -36,8 +35,7 @@ def test_the_invariants_hold_whatever_fault_meets_whichever_call(
 @pytest.mark.parametrize("name", list(SCENARIOS))
 def test_each_scenario_without_faults_ends_as_expected(name: str, aws, tmp_path: Path, monkeypatch) -> None:
     scenario = SCENARIOS[name]
-    world = stage(scenario, aws, tmp_path)
-    follow_clock(monkeypatch, world.clock)
+    world = stage(scenario, aws, tmp_path, monkeypatch)
     try:
         scenario.act(world)
         world.run_for(scenario.bound)

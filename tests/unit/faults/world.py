@@ -17,7 +17,7 @@ import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -81,7 +81,9 @@ class World:
         return Ledger(self.job.clients.dynamodb, self.job.config.names.ledger_table, clock=self.clock.now)
 
     def launcher(self) -> Launcher:
-        machines = Machines(self.job.clients.ec2, stopping_wait_seconds=60, sleep=self.clock.sleep)
+        machines = Machines(
+            self.job.clients.ec2, stopping_wait_seconds=60, sleep=self.clock.sleep, clock=self.clock.now
+        )
         # The Lambda's: its environment names the bus (EC2BATCH_EVENT_BUS), so a stream batch reads no config.
         return Launcher(
             self.job.clients, clock=self.clock.now, machines=machines, sleep=self.clock.sleep, event_bus="default"
@@ -126,8 +128,6 @@ class World:
 
     def _upcoming(self) -> list[datetime]:
         """When something will next happen by itself: a retry, a planner tick, an SQS message coming due."""
-        from datetime import UTC
-
         from moto.sqs.models import sqs_backends
 
         times = [p.at for p in self.retries]
@@ -295,11 +295,28 @@ def _tags(instance: dict[str, Any]) -> dict[str, str]:
 
 
 def follow_clock(monkeypatch: pytest.MonkeyPatch, clock: Clock) -> None:
-    """moto's SQS keeps delays and visibility on the wall clock; make it keep them on the world's."""
+    """moto's SQS keeps delays and visibility on the wall clock, and its EC2 an instance's LaunchTime; make them
+    keep the world's."""
+    import moto.ec2.models.instances as ec2_instances
     import moto.sqs.models as sqs_models
 
     monkeypatch.setattr(sqs_models, "unix_time", lambda *a: clock.now().timestamp())
     monkeypatch.setattr(sqs_models, "unix_time_millis", lambda *a: clock.now().timestamp() * 1000)
+    monkeypatch.setattr(ec2_instances, "utcnow", lambda: clock.now().astimezone(UTC).replace(tzinfo=None))
+
+
+@contextmanager
+def fresh_log_handlers() -> Iterator[None]:
+    """The world's agents flush every handler of the `ec2batch` logger at power-off: one a test before left on a
+    stream pytest has closed since (the launcher's handler logs to the captured stdout) would fail them. Such
+    handlers are dropped first, and whatever the world adds is removed after."""
+    logger = logging.getLogger("ec2batch")
+    logger.handlers[:] = [h for h in logger.handlers if not getattr(getattr(h, "stream", None), "closed", False)]
+    before = list(logger.handlers)
+    try:
+        yield
+    finally:
+        logger.handlers[:] = [h for h in logger.handlers if h in before]
 
 
 def silence_agent_logs() -> None:
