@@ -41,7 +41,8 @@ def main() -> None:
         Ec2Emulator(clients, stack.docker(), stack.paths).run_forever,
         SchedulerEmulator(clients, launcher.handle).run_forever,
         SqsPoller(clients, launcher.handle).run_forever,
-        StreamPoller(clients, launcher.handle).run_forever,  # the ledger stream's mapping: run events
+        # The ledger stream's mapping (run events), woken by moto_server after each DynamoDB write.
+        StreamPoller(clients, launcher.handle, wakeup=stack.paths.ledger_wakeup).run_forever,
         BatchEvents(clients, launcher.handle).run_forever,
         EmfExtractor(clients).run_forever,  # CloudWatch Logs' metric extraction, which moto lacks
     ]

@@ -22,15 +22,18 @@ from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_ba
 from werkzeug.serving import run_simple
 
 from .idempotency import Reply, TokenCache
-from .wakeup import changes_instances, nudge
+from .wakeup import changes_instances, nudge, writes_items
 
 
 class Serialized:
-    def __init__(self, app: Callable[..., Iterable[bytes]], wakeup: Path | None = None) -> None:
+    def __init__(
+        self, app: Callable[..., Iterable[bytes]], wakeup: Path | None = None, ledger_wakeup: Path | None = None
+    ) -> None:
         self.app = app
         self.lock = threading.Lock()
         self.tokens = TokenCache()
         self.wakeup = wakeup  # the EC2 emulator's socket, nudged after an instance starts or stops
+        self.ledger_wakeup = ledger_wakeup  # the ledger streams' poller's, nudged after a DynamoDB write
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
         length = int(environ.get("CONTENT_LENGTH") or 0)
@@ -52,6 +55,8 @@ class Serialized:
             reply = self.tokens.handle(headers, body, forward)
         if self.wakeup is not None and reply.status < 300 and changes_instances(body):
             nudge(self.wakeup)
+        if self.ledger_wakeup is not None and reply.status < 300 and writes_items(headers.get("X-AMZ-TARGET")):
+            nudge(self.ledger_wakeup)
         start_response(_status_line(reply.status), list(reply.headers))
         return [reply.body]
 
@@ -131,14 +136,15 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--wakeup", type=Path, help="the EC2 emulator's socket, nudged when an instance changes")
+    parser.add_argument("--ledger-wakeup", type=Path, help="the stream poller's socket, nudged after a DynamoDB write")
     args = parser.parse_args()
     batch_jobs_as_on_aws()
     instance_starts_as_on_aws()
-    run_simple(args.host, args.port, build_app(args.wakeup), threaded=True, use_reloader=False)
+    run_simple(args.host, args.port, build_app(args.wakeup, args.ledger_wakeup), threaded=True, use_reloader=False)
 
 
-def build_app(wakeup: Path | None = None) -> Serialized:
-    return Serialized(DomainDispatcherApplication(create_backend_app), wakeup)
+def build_app(wakeup: Path | None = None, ledger_wakeup: Path | None = None) -> Serialized:
+    return Serialized(DomainDispatcherApplication(create_backend_app), wakeup, ledger_wakeup)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,11 @@ class StackPaths:
         return self.run / "ec2-wakeup.sock"
 
     @property
+    def ledger_wakeup(self) -> Path:
+        """moto_server nudges the ledger streams' poller through this socket after a DynamoDB write."""
+        return self.run / "ledger-wakeup.sock"
+
+    @property
     def rootfs(self) -> Path:
         return self.root / "rootfs"
 

@@ -182,7 +182,7 @@ def registry(paths: StackPaths) -> Service:
 def moto(paths: StackPaths) -> Service:
     """moto_server; it runs AWS Batch jobs as containers on the stack's engine (docs/local-stack.md#aws-batch)."""
     command = [sys.executable, "-m", "ec2batch.local.motoserver", "--host", LOOPBACK, "--port", str(MOTO_PORT)]
-    command += ["--wakeup", str(paths.ec2_wakeup)]
+    command += ["--wakeup", str(paths.ec2_wakeup), "--ledger-wakeup", str(paths.ledger_wakeup)]
     env = {
         "MOTO_EC2_LOAD_DEFAULT_AMIS": "false",
         # moto's Batch: docker.from_env() finds our engine, not the machine's; children on the host network

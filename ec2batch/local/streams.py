@@ -28,12 +28,14 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from ..aws import Clients
 from ..jsonlog import fields
 from ..names import PREFIX
 from .paths import REGION
+from .wakeup import Wakeup
 
 log = logging.getLogger(__name__)
 
@@ -64,21 +66,36 @@ class StreamPoller:
         invoke: Callable[[dict[str, Any]], Any],
         interval: float = 0.2,
         clock: Callable[[], float] = time.monotonic,
+        wakeup: Path | None = None,
+        idle_interval: float = 2.0,
     ) -> None:
         self.streams = clients.dynamodbstreams
         self.invoke = invoke
         self.interval = interval
+        # With moto_server's nudge after every DynamoDB write (`ec2batch.local.wakeup`), a look every
+        # `idle_interval` only catches a lost nudge; without one, every `interval`.
+        self.wakeup = wakeup
+        self.idle_interval = idle_interval
         self.clock = clock
         self.shards: dict[tuple[str, str], Shard] = {}
         self.listed_at: float | None = None
 
     def run_forever(self, stop: threading.Event) -> None:
-        while not stop.is_set():
-            try:
-                self.step()
-            except Exception:
-                log.exception("stream poller step failed")
-            stop.wait(self.interval)
+        if self.wakeup is None:
+            while not stop.is_set():
+                self._step_logged()
+                stop.wait(self.interval)
+            return
+        with Wakeup(self.wakeup) as wakeup:
+            while not stop.is_set():
+                self._step_logged()
+                wakeup.wait(self.idle_interval)
+
+    def _step_logged(self) -> None:
+        try:
+            self.step()
+        except Exception:
+            log.exception("stream poller step failed")
 
     def step(self) -> int:
         """One look at every ledger stream; returns how many records were handed to the launcher."""
