@@ -18,6 +18,7 @@ import json
 import logging
 import math
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -116,6 +117,7 @@ class Ec2Emulator:
     # Interrupted instances, and when EC2 takes them (the interruption notice's time).
     reclaims: dict[str, datetime] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    described_seconds: float = 0.0
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
 
     def run_forever(self, stop: threading.Event, interval: float = 0.5) -> None:
@@ -132,7 +134,10 @@ class Ec2Emulator:
         with self.lock:
             self._take_interrupt_requests()
             self._reclaim_due()
-            for instance in self._instances():
+            began = time.monotonic()
+            instances = self._instances()
+            self.described_seconds = time.monotonic() - began  # logged with a boot: the emulator's own reaction
+            for instance in instances:
                 self._reconcile(instance)
 
     # ---------------------------------------------------------------- Spot interruptions
@@ -266,10 +271,21 @@ class Ec2Emulator:
                 labels={LABEL_INSTANCE: instance_id},
                 **instance_run_options(self.paths, str(env_file)),
             )
+        began = time.monotonic()
         container.start()
+        started = time.monotonic() - began
         container.reload()
         self.booted[instance_id] = container.attrs["State"]["StartedAt"]
-        log.info("instance booted", extra=fields(instance_id=instance_id, container=container.name))
+        log.info(
+            "instance booted",
+            extra=fields(
+                instance_id=instance_id,
+                container=container.name,
+                # What the emulator's reaction took: reading moto's instances, and the engine's start of the container.
+                describe_seconds=round(self.described_seconds, 3),
+                start_seconds=round(started, 3),
+            ),
+        )
 
     def _imds_for(self, instance: dict[str, Any]) -> ImdsEmulator:
         instance_id = instance["InstanceId"]
