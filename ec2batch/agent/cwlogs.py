@@ -34,10 +34,12 @@ def batches(events: list[dict[str, Any]]) -> list[list[dict[str, Any]]]:
 
 
 class CloudWatchHandler(logging.Handler):
-    """Keeps lines from its creation; sends them once `connect` has given it a client (made off the path to the
-    job's start: a Logs client costs ~10 ms), and from then on in batches, at once for a warning."""
+    """Keeps lines from its creation; sends them once it has a stream name (the run's, known once the run is
+    claimed) and `connect` has given it a client (made off the path to the job's start: a Logs client costs
+    ~10 ms), and from then on in batches, at once for a warning. Created before the start-up's background work
+    (the image pull), so those lines are in the run's stream too."""
 
-    def __init__(self, group: str, stream: str, logs: Any | None = None) -> None:
+    def __init__(self, group: str, stream: str | None = None, logs: Any | None = None) -> None:
         super().__init__()
         self.logs = logs
         self.group = group
@@ -66,6 +68,8 @@ class CloudWatchHandler(logging.Handler):
         """Make the stream and send what was kept. Always from the agent's main thread (after the job's start,
         or at power-off), so which call makes the stream does not depend on what a background thread logged."""
         self.logs = logs
+        if self.stream is None:
+            return  # no run, no stream: the journal has the lines
         with contextlib.suppress(Exception):  # losing log lines must never stop the run: the next flush tries again
             self._create_stream()
         self.flush()
@@ -77,8 +81,8 @@ class CloudWatchHandler(logging.Handler):
         self.created = True
 
     def flush(self) -> None:
-        if self.logs is None:
-            return  # kept until `connect`
+        if self.logs is None or self.stream is None:
+            return  # kept until the stream is named and `connect` has been called
         with self.pending_lock:
             events, self.pending = self.pending, []
         if not events:

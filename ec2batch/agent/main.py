@@ -285,6 +285,8 @@ class Agent:
                 return 1
             self.keep_running = config.keep_running_for_debug
             scene = replace(scene, config=config)
+            # Lines from here on go to the run's stream once it is named (after the claim): the pull's among them.
+            self._attach_cloudwatch(clients, config)
             # The image does not depend on the claim: its ECR login and registry check (or pull) run meanwhile.
             self._image = in_background("image", self._prepare_image, clients.ecr, config.image)
             if config.job_role_arn and tagged_run:
@@ -301,9 +303,10 @@ class Agent:
                 notify(clients.sns, config, failed, scene.ledger)
             return 1
         if run is None:
+            self._detach_cloudwatch()
             return 0
-        self._attach_cloudwatch(clients, config, run.run_id)
-        self.timings.mark("agent's log stream")
+        assert self.cloudwatch is not None
+        self.cloudwatch.stream = config.names.agent_log_stream(run.run_id)
         log.info(
             "run claimed",
             extra=fields(
@@ -910,13 +913,20 @@ class Agent:
         )
 
     # ---------------------------------------------------------------- logs
-    def _attach_cloudwatch(self, clients: Clients, config: JobConfig, run_id: str) -> None:
-        """The agent's stream: lines are kept from now on, and sent once `_connect_logs` has made the client."""
-        handler = CloudWatchHandler(config.names.log_group, config.names.agent_log_stream(run_id))
+    def _attach_cloudwatch(self, clients: Clients, config: JobConfig) -> None:
+        """The agent's stream: lines are kept from now on, and sent once the run is claimed (the stream's name)
+        and `_connect_logs` has made the client."""
+        handler = CloudWatchHandler(config.names.log_group)
         handler.setFormatter(JsonFormatter(self.redact))
         logging.getLogger("ec2batch").addHandler(handler)
         self.cloudwatch = handler
         self._logs_client = lambda: clients.logs
+
+    def _detach_cloudwatch(self) -> None:
+        """No run for this boot: nothing goes to CloudWatch (the journal has every line)."""
+        if self.cloudwatch is not None:
+            logging.getLogger("ec2batch").removeHandler(self.cloudwatch)
+            self.cloudwatch = None
 
     def _connect_logs(self, clients: Clients) -> None:
         # Made here, on the agent's main thread: botocore's sessions make clients one thread at a time.
@@ -924,11 +934,12 @@ class Agent:
             self.cloudwatch.connect(clients.logs)
 
     def _flush_logs(self) -> None:
-        if self.cloudwatch is not None and not self.cloudwatch.connected and self._logs_client is not None:
+        handler = self.cloudwatch
+        if handler is not None and handler.stream and not handler.connected and self._logs_client is not None:
             with contextlib.suppress(Exception):  # no client, no CloudWatch: the journal still has every line
-                self.cloudwatch.connect(self._logs_client())
-        for handler in logging.getLogger("ec2batch").handlers:
-            handler.flush()
+                handler.connect(self._logs_client())
+        for each in logging.getLogger("ec2batch").handlers:
+            each.flush()
 
 
 @dataclass(frozen=True)
