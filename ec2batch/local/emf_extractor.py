@@ -1,8 +1,11 @@
 """What CloudWatch Logs does with embedded metric format lines, for the local stack: moto does not do it.
 
-Every second, read the new events of every agent stream (`<run id>/agent`) of every job's log group, and
-put the metrics of each EMF line into moto's CloudWatch with PutMetricData, as CloudWatch Logs extracts
-them on AWS. The agent's code path is the one it has on AWS: it only writes a log line.
+Every second, read the new events of every agent stream (`<run id>/agent`) of every job's log group that has
+taken in lines since the last look (its `lastIngestionTime`), and put the metrics of each EMF line into moto's
+CloudWatch with PutMetricData, as CloudWatch Logs extracts them on AWS. The agent's code path is the one it
+has on AWS: it only writes a log line. Reading only the streams that changed keeps the cost of a look at one
+request per job's group on a stack with hundreds of past runs (every stream each second kept moto_server, which
+serves one request at a time, a quarter busy, and slowed everything else on the stack).
 """
 
 from __future__ import annotations
@@ -27,6 +30,9 @@ class EmfExtractor:
         self.logs = clients.logs
         self.cloudwatch = clients.cloudwatch
         self.tokens: dict[tuple[str, str], str] = {}  # (group, stream) -> the forward token read up to
+        # (group, stream) -> its lastIngestionTime and moto's upload sequence token when read: either moves with
+        # every PutLogEvents (the time alone could repeat within a millisecond).
+        self.ingested: dict[tuple[str, str], tuple[Any, Any]] = {}
 
     def run_forever(self, stop: threading.Event) -> None:
         while not stop.is_set():
@@ -42,13 +48,23 @@ class EmfExtractor:
         paginator = self.logs.get_paginator("describe_log_groups")
         for page in paginator.paginate(logGroupNamePrefix=f"/{PREFIX}/"):
             for group in page["logGroups"]:
-                for stream in self._agent_streams(group["logGroupName"]):
+                for stream in self._changed_agent_streams(group["logGroupName"]):
                     put += self._read(group["logGroupName"], stream)
         return put
 
-    def _agent_streams(self, group: str) -> list[str]:
-        streams = self.logs.describe_log_streams(logGroupName=group)["logStreams"]
-        return [s["logStreamName"] for s in streams if s["logStreamName"].endswith(AGENT_STREAM_SUFFIX)]
+    def _changed_agent_streams(self, group: str) -> list[str]:
+        changed, kwargs = [], {"logGroupName": group}
+        while True:
+            page = self.logs.describe_log_streams(**kwargs)
+            for stream in page["logStreams"]:
+                name = stream["logStreamName"]
+                ingested = (stream.get("lastIngestionTime"), stream.get("uploadSequenceToken"))
+                if name.endswith(AGENT_STREAM_SUFFIX) and self.ingested.get((group, name)) != ingested:
+                    self.ingested[group, name] = ingested
+                    changed.append(name)
+            if not page.get("nextToken"):
+                return changed
+            kwargs["nextToken"] = page["nextToken"]
 
     def _read(self, group: str, stream: str) -> int:
         key = (group, stream)

@@ -96,7 +96,14 @@ def test_the_local_extractor_puts_the_agents_emf_lines_into_cloudwatch(job: Job)
     logs.put_log_events(logGroupName=names.log_group, logStreamName=stream, logEvents=events)
     extractor = EmfExtractor(job.clients)
     assert extractor.tick() == 6
+    reads: list[str] = []
+    logs.meta.events.register("before-call.logs.GetLogEvents", lambda **kwargs: reads.append("read"))
     assert extractor.tick() == 0  # each line once
+    assert reads == []  # a stream that took in nothing since the last look is not read again
+    logs.put_log_events(
+        logGroupName=names.log_group, logStreamName=stream, logEvents=[{"timestamp": now + 2, "message": emf}]
+    )
+    assert extractor.tick() == 6 and reads == ["read"]  # a line written later is still seen, once
     answer = job.clients.cloudwatch.get_metric_data(
         MetricDataQueries=[
             {
