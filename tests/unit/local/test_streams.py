@@ -165,3 +165,48 @@ def test_provisioning_gives_an_older_ledger_table_its_stream(aws: Clients) -> No
     make_job(aws)
     spec = aws.dynamodb.describe_table(TableName="ec2batch-daily-report-runs")["Table"]["StreamSpecification"]
     assert spec == {"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"}
+
+
+def _stream_of(aws: Clients, table: str) -> list[tuple[str, Any]]:
+    arn = aws.dynamodb.describe_table(TableName=table)["Table"]["LatestStreamArn"]
+    shard = aws.dynamodbstreams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"][0]["ShardId"]
+    iterator = aws.dynamodbstreams.get_shard_iterator(StreamArn=arn, ShardId=shard, ShardIteratorType="TRIM_HORIZON")
+    records = aws.dynamodbstreams.get_records(ShardIterator=iterator["ShardIterator"])["Records"]
+    return [(r["eventName"], r["dynamodb"]["Keys"]) for r in records]
+
+
+def _play(aws: Clients, table: str) -> list[tuple[str, Any]]:
+    aws.dynamodb.create_table(**table_definition(table))
+    ledger = Ledger(aws.dynamodb, table)
+    ledger.create_run(run(ids(0)[0]), exclusive=True)
+    assert ledger.create_run(run(ids(0)[0]), exclusive=True).kind == "duplicate"  # a cancelled transaction
+    ledger.create_run(run(ids(1)[0]), exclusive=True)  # held off by the slot: another cancelled one, then SKIPPED
+    ledger.transition("extract", ids(0)[0], STARTING)
+    return _stream_of(aws, table)
+
+
+def test_moto_servers_copy_before_a_transaction_shares_the_streams_records_and_changes_nothing_else(
+    aws: Clients,
+) -> None:
+    import copy
+
+    from moto.dynamodb.models.table import StreamShard
+
+    from ec2batch.local.motoserver import stream_records_shared_on_copy
+
+    unpatched = _play(aws, "ec2batch-before-runs")
+    stream_records_shared_on_copy()
+    try:
+        patched = _play(aws, "ec2batch-after-runs")
+        assert patched == unpatched and len(patched) >= 4  # cancelled transactions took their records back
+        from moto.dynamodb.models import dynamodb_backends
+
+        table = dynamodb_backends["123456789012"][aws.region].tables["ec2batch-after-runs"]
+        backup = copy.deepcopy(table)
+        assert backup.stream_shard.table is backup  # the copy's shard belongs to the copy
+        assert backup.stream_shard.items == table.stream_shard.items  # the same records,
+        assert backup.stream_shard.items[0] is table.stream_shard.items[0]  # not copied one by one
+        assert backup.stream_shard.items is not table.stream_shard.items  # in a list of its own
+    finally:
+        del StreamShard.__deepcopy__  # type: ignore[attr-defined]
+        del StreamShard.ec2batch_patched  # type: ignore[attr-defined]
