@@ -257,20 +257,14 @@ class _Tick:
             if result is not None:
                 self._repaired(run, f"launcher died before starting the machine: start repeated ({result.outcome})")
             return True
-        ended = attempts.end_attempt(
-            self.clients,
-            self.config,
-            self.ledger,
+        self._fail_attempt(
             run,
-            status=FAILED,
-            cause="start-failure",
-            reason=f"start-failure: instance {run.instance_id} was never started for the run "
+            "start-failure",
+            f"start-failure: instance {run.instance_id} was never started for the run "
             f"({starts.starts_tried(run)} starts tried, none reached EC2)",
-            ended_at=self.now,
             note="reconciler: the run's start never happened",
+            repair="start never made",
         )
-        verdict_text = ended.status if ended.terminal else f"attempt {ended.attempt} due {ended.retry_at}"
-        self.report.repairs.append({"run_id": run.run_id, "repair": f"start never made: {verdict_text}"})
         return True
 
     def _lost(self, run: Run, instance: dict[str, Any] | None) -> bool:
@@ -296,22 +290,33 @@ class _Tick:
         if self.now - parse_time(run.start_requested_at or run.triggered_at) < AGENT_CLAIM_TIMEOUT:
             return False
         action = stopping.stop_run_machine(self.clients, self.config, run)
+        self._fail_attempt(
+            run,
+            "agent-lost",
+            f"agent-lost: instance {run.instance_id} was running for {AGENT_CLAIM_TIMEOUT.seconds // 60} min "
+            f"and its agent never claimed the run; machine {action or 'already going down'}",
+            note="reconciler: agent never came up",
+            repair="agent lost",
+            cost=run_cost(run, self.now, self.clients.region, market=run.market),
+        )
+        return True
+
+    def _fail_attempt(self, run: Run, cause: str, reason: str, *, note: str, repair: str, **extra: Any) -> None:
+        """End the run's attempt FAILED for `cause` (the retry policy decides what follows) and report it."""
         ended = attempts.end_attempt(
             self.clients,
             self.config,
             self.ledger,
             run,
             status=FAILED,
-            cause="agent-lost",
-            reason=f"agent-lost: instance {run.instance_id} was running for {AGENT_CLAIM_TIMEOUT.seconds // 60} min "
-            f"and its agent never claimed the run; machine {action or 'already going down'}",
+            cause=cause,
+            reason=reason,
             ended_at=self.now,
-            cost=run_cost(run, self.now, self.clients.region, market=run.market),
-            note="reconciler: agent never came up",
+            note=note,
+            **extra,
         )
         verdict = ended.status if ended.terminal else f"attempt {ended.attempt} due {ended.retry_at}"
-        self.report.repairs.append({"run_id": run.run_id, "repair": f"agent lost: {verdict}"})
-        return True
+        self.report.repairs.append({"run_id": run.run_id, "repair": f"{repair}: {verdict}"})
 
     def _ended(self, run: Run, instance: dict[str, Any] | None) -> None:
         if (
