@@ -214,17 +214,22 @@ def test_twenty_concurrent_deliveries_make_one_run_and_one_start(world: World, s
     assert today(world).status == SUCCEEDED and starts == [reusable(world)]
 
 
-def test_forbid_with_a_live_run_holding_the_slot_skips_the_trigger_without_any_machine(
-    world: World, starts: list[str]
-) -> None:
-    # A manual run has just been recorded (it holds the slot) and has not started the stopped instance yet.
-    holder = Run(
+def _manual_run_just_recorded() -> Run:
+    """A manual run a second before the schedule fires: recorded, its machine not started yet."""
+    return Run(
         job="daily-report",
         run_id="20261124T015959.000Z-manual-0000abcd",
         status=PENDING,
         trigger="manual",
         triggered_at="2026-11-24T01:59:59.000Z",
     )
+
+
+def test_forbid_with_a_live_run_holding_the_slot_skips_the_trigger_without_any_machine(
+    world: World, starts: list[str]
+) -> None:
+    # A manual run has just been recorded (it holds the slot) and has not started the stopped instance yet.
+    holder = _manual_run_just_recorded()
     assert world.ledger.create_run(holder, exclusive=True).kind == "created"
 
     _fire(world)
@@ -271,13 +276,7 @@ def test_allow_with_the_instance_claimed_by_a_live_run_launches_an_extra_instanc
     world = allow_world
     instance_id = reusable(world)
     # Another run has just claimed the stopped instance and is about to tag and start it.
-    other = Run(
-        job="daily-report",
-        run_id="20261124T015959.000Z-manual-0000abcd",
-        status=PENDING,
-        trigger="manual",
-        triggered_at="2026-11-24T01:59:59.000Z",
-    )
+    other = _manual_run_just_recorded()
     world.ledger.create_run(other, exclusive=False)
     assert world.ledger.claim_slot("daily-report", other.run_id, INSTANCE_PREFIX + instance_id) is None
 
