@@ -259,7 +259,7 @@ class Agent:
         self.timings.mark("imports and set-up")
         # The SDK's import and the engine's first answer take ~50 ms of CPU; the AWS calls below leave the CPU
         # idle while they wait on the network, and this uses it.
-        self._engine = in_background("engine", engine.wait_for_engine, self.make_docker, self.settings.engine_timeout)
+        self._begin_engine()
         identity = self.imds.identity()  # without it nothing can be recorded anywhere: power off
         self.timings.mark("identity (IMDS)")
         self.region = identity.region
@@ -288,7 +288,7 @@ class Agent:
             # Lines from here on go to the run's stream once it is named (after the claim): the pull's among them.
             self._attach_cloudwatch(clients, config)
             # The image does not depend on the claim: its ECR login and registry check (or pull) run meanwhile.
-            self._image = in_background("image", self._prepare_image, clients.ecr, config.image)
+            self._begin_image(clients, config)
             if config.job_role_arn and tagged_run:
                 # The job role's first credentials, for the run the tag names (the claim nearly always keeps it).
                 self._role = self._job_credentials(clients, config, tagged_run)
@@ -519,13 +519,23 @@ class Agent:
             on_new=lambda served: self.redact.add({"key": served.secret_access_key, "token": served.token}),
         )
 
-    def _docker(self) -> Any:
-        """The engine's client, once it has answered (begun at the agent's start)."""
+    def _begin_engine(self) -> Future[Any]:
+        """The engine's client, asked for in the background (once; the Docker SDK is imported there)."""
         if self._engine is None:
             self._engine = in_background(
                 "engine", engine.wait_for_engine, self.make_docker, self.settings.engine_timeout
             )
-        return self._engine.result()
+        return self._engine
+
+    def _docker(self) -> Any:
+        """The engine's client, once it has answered (begun at the agent's start)."""
+        return self._begin_engine().result()
+
+    def _begin_image(self, clients: Clients, config: JobConfig) -> Future[tuple[str, bool]]:
+        """The job's image, prepared in the background (once: during the claim, or here for a caller that did not)."""
+        if self._image is None:
+            self._image = in_background("image", self._prepare_image, clients.ecr, config.image)
+        return self._image
 
     def _prepare_image(self, ecr: Any, image: str) -> tuple[str, bool]:
         """The job's image on disk at the registry's current digest: (digest, pulled)."""
@@ -642,9 +652,7 @@ class Agent:
     ) -> tuple[Any, datetime]:
         engine.remove_old_containers(docker, config.job, run.run_id, run.attempt)
         self.timings.mark("old containers (list)")
-        if self._image is None:  # not begun during the claim (a caller that did not go through `_run`)
-            self._image = in_background("image", self._prepare_image, clients.ecr, config.image)
-        digest, pulled = self._image.result()
+        digest, pulled = self._begin_image(clients, config).result()
         self.timings.mark("image (ECR login, registry, inspect)")
         # Secrets Manager's client only for a job that has secrets there: it costs ~5 ms on the way to the start.
         secretsmanager = clients.secretsmanager if any(r.source != "ssm" for r in config.secrets.values()) else None
